@@ -1,0 +1,35 @@
+# genlab: the README's commands. `make demo` and `make test` work on a fresh machine.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/python -m pip
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -q -c constraints.txt torch==2.13.0
+	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup  ## fetch the data the labs need, run every lab's quick config, write report/index.html
+	$(BIN)/genlab data fetch alice gpt2
+	$(BIN)/genlab report --quick --out report
+
+test: setup  ## the test suite (fast and CLI tests; `make test-all` adds the slow ones)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup  ## every benchmark, one JSON object per line
+	@for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs report .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Building blocks (no training logic): MLPs, embeddings, attention, GPT, recurrent cells, conv nets."""
