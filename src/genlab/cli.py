@@ -19,7 +19,6 @@ from genlab import __version__
 from genlab.config import Config, build_config
 from genlab.errors import ConfigError, GenlabError
 
-
 # --------------------------------------------------------------------------------------------- shared options
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
@@ -95,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     sub.required = True
-    from genlab.data import fetch as fetch_mod
     from genlab import report as report_mod
+    from genlab.data import fetch as fetch_mod
 
     fetch_mod.register(sub)
     report_mod.register(sub)

@@ -268,7 +268,7 @@ class _Archive:
                 if not n.endswith("/"):
                     self.members[n] = (lambda n=n: zf.read(n))
         elif tarfile.is_tarfile(path):
-            tf = tarfile.open(path)
+            tf = tarfile.open(path)  # noqa: SIM115 (kept open while members are read)
             for m in tf.getmembers():
                 if m.isfile():
                     name = m.name.split("/", 1)[1] if "/" in m.name else m.name

@@ -1,0 +1,96 @@
+import json
+import os
+
+import pytest
+import torch
+
+from genlab import runs as runs_mod
+from genlab.errors import ConfigError, RunError
+from genlab.runs import Run, atomic_torch_save, atomic_write_text, choose_device, markdown_table
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("simulated crash while writing")
+
+
+def test_crash_while_writing_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "checkpoints" / "last.pt"
+    atomic_torch_save({"step": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        atomic_torch_save({"step": 2, "w": torch.zeros(3), "bad": Unpicklable()}, path)
+    state = torch.load(path, weights_only=False)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_crash_at_replace_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    def boom(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(runs_mod.os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(path, "new")
+    monkeypatch.undo()
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_run_folder_layout_and_outputs(tmp_path):
+    run = Run.create("toy", {"a": 1}, name="r1", root=tmp_path)
+    assert json.loads(run.config_path.read_text())["config"] == {"a": 1}
+    run.log_metrics({"step": 1, "loss": 0.5})
+    run.log_metrics({"step": 2, "loss": 0.25})
+    with open(run.metrics_path, "a") as f:
+        f.write('{"step": 3, "lo')  # a line cut by a kill
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+    run.truncate_metrics(1)
+    assert [r["step"] for r in run.read_metrics()] == [1]
+    run.save_table([{"model": "gru", "acc": 0.8123456}], "results", caption="Test accuracy")
+    assert (run.tables_dir / "results.csv").read_text().splitlines() == ["model,acc", "gru,0.8123456"]
+    assert "| gru | 0.8123 |" in (run.tables_dir / "results.md").read_text()
+    run.update_summary({"x": 1})
+    assert run.update_summary({"y": 2}) == {"x": 1, "y": 2}
+    from genlab.plots import figure
+
+    fig, ax = figure()
+    ax.plot([0, 1], [1, 0])
+    png = run.save_figure(fig, "line", caption="A line", command="genlab toy figures", data={"y": [1, 0]})
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((run.figures_dir / "line.json").read_text())["command"] == "genlab toy figures"
+
+
+def test_trained_run_is_not_overwritten_without_resume(tmp_path):
+    run = Run.create("toy", {"a": 1}, name="r", root=tmp_path)
+    run.save_checkpoint({"step": 5})
+    with pytest.raises(RunError, match="--resume"):
+        Run.create("toy", {"a": 1}, name="r", root=tmp_path)
+    with pytest.raises(RunError, match="changed: a"):
+        Run.create("toy", {"a": 2}, name="r", root=tmp_path, resume=True)
+    assert Run.create("toy", {"a": 1}, name="r", root=tmp_path, resume=True).path == run.path
+
+
+def test_bad_names_and_missing_runs(tmp_path):
+    with pytest.raises(ConfigError, match="bad run name"):
+        Run.create("toy", {}, name="../escape", root=tmp_path)
+    with pytest.raises(RunError, match="not a run folder"):
+        Run.open(tmp_path / "nope")
+    with pytest.raises(RunError, match="no checkpoint"):
+        Run.create("toy", {}, name="empty", root=tmp_path).load_checkpoint()
+
+
+def test_device_choice():
+    assert choose_device("cpu").type == "cpu"
+    assert choose_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ConfigError, match="choose one of"):
+        choose_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cpu"):
+            choose_device("cuda")
+
+
+def test_markdown_table_empty():
+    assert markdown_table([]) == "(empty)\n"

@@ -1,0 +1,113 @@
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.errors import TrainingDiverged
+from genlab.runs import Run, seed_everything
+from genlab.train import TrainConfig, fit, load_weights, make_optimizer
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from toy_training import train_toy  # noqa: E402
+
+
+def _weights(run):
+    return torch.load(run.last_checkpoint, weights_only=False)["model"]
+
+
+def _losses(run):
+    return [{k: v for k, v in r.items() if k != "time"} for r in run.read_metrics()]
+
+
+def test_same_seed_gives_the_same_metrics_twice(tmp_path):
+    run_a, _, _ = train_toy(tmp_path, "a")
+    run_b, _, _ = train_toy(tmp_path, "b")
+    run_c, _, _ = train_toy(tmp_path, "c", seed=1)
+    assert _losses(run_a) == _losses(run_b)
+    assert _losses(run_a) != _losses(run_c)
+    assert len(_losses(run_a)) > 5
+
+
+def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
+    env_py = [sys.executable, str(HERE / "toy_training.py"), str(tmp_path)]
+    subprocess.run(env_py + ["full"], check=True)
+    killed = subprocess.run(env_py + ["cut", "--kill-at", "23"])
+    assert killed.returncode == -9  # really killed, after the step-20 checkpoint
+    cut = Run(tmp_path / "toy" / "cut")
+    assert torch.load(cut.last_checkpoint, weights_only=False)["step"] == 20
+    subprocess.run(env_py + ["cut", "--resume"], check=True)
+    full = Run(tmp_path / "toy" / "full")
+    w_full, w_cut = _weights(full), _weights(cut)
+    assert all(torch.equal(w_full[k], w_cut[k]) for k in w_full)
+    assert _losses(full) == _losses(cut)
+    ema_full = torch.load(full.last_checkpoint, weights_only=False)["ema"]
+    ema_cut = torch.load(cut.last_checkpoint, weights_only=False)["ema"]
+    assert all(torch.equal(ema_full[k], ema_cut[k]) for k in ema_full)
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path):
+    run, _, _ = train_toy(tmp_path, "done", steps=10)
+    before = run.last_checkpoint.stat().st_mtime_ns
+    _, _, result = train_toy(tmp_path, "done", steps=10, resume=True)
+    assert result.resumed_from == 10 and run.last_checkpoint.stat().st_mtime_ns == before
+
+
+def test_training_lowers_the_loss_and_keeps_best_and_ema(tmp_path):
+    run, model, result = train_toy(tmp_path, "t", steps=60)
+    val = [r["val_loss"] for r in run.read_metrics() if "val_loss" in r]
+    assert val[-1] < val[0]
+    assert run.best_checkpoint.exists()
+    assert result.ema is not None
+    fresh = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Dropout(0.1),
+                                torch.nn.Linear(16, 1))
+    state = load_weights(run, fresh, ema=True)
+    assert state["step"] == 60
+    assert not torch.equal(fresh[0].weight, model[0].weight)  # EMA weights differ from the raw ones
+    load_weights(run, fresh, ema=False)
+    assert torch.equal(fresh[0].weight, model[0].weight)
+
+
+def test_nan_guard_stops_and_names_the_step(tmp_path):
+    cfg = TrainConfig(steps=20, log_every=1)
+    seed_everything(0)
+    model = torch.nn.Linear(1, 1)
+    run = Run.create("toy", cfg, name="nan", root=tmp_path)
+
+    def step_fn(m, step):
+        out = m(torch.ones(1, 1)).sum()
+        return {"loss": out * (math.nan if step == 7 else 1.0)}
+
+    with pytest.raises(TrainingDiverged) as e:
+        fit(run, model, make_optimizer(model.parameters()), step_fn, lambda s: s, cfg=cfg,
+            device=torch.device("cpu"), quiet=True)
+    assert "at step 7" in str(e.value) and "lr" in str(e.value)
+    assert max(r["step"] for r in run.read_metrics()) == 6
+
+
+def test_manual_mode_steps_two_optimizers_and_checkpoints_both(tmp_path):
+    cfg = TrainConfig(steps=5, log_every=1)
+    seed_everything(0)
+    nets = torch.nn.ModuleDict({"g": torch.nn.Linear(2, 2), "d": torch.nn.Linear(2, 1)})
+    opts = {"g": make_optimizer(nets["g"].parameters()), "d": make_optimizer(nets["d"].parameters())}
+    run = Run.create("toy", cfg, name="gan", root=tmp_path)
+
+    def step_fn(m, batch):
+        d_loss = m["d"](batch).pow(2).mean()
+        opts["d"].zero_grad()
+        d_loss.backward()
+        opts["d"].step()
+        g_loss = m["d"](m["g"](batch)).mean()
+        opts["g"].zero_grad()
+        g_loss.backward()
+        opts["g"].step()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+
+    fit(run, nets, opts, step_fn, lambda s: torch.randn(4, 2), cfg=cfg, device=torch.device("cpu"),
+        manual=True, quiet=True)
+    state = run.load_checkpoint()
+    assert set(state["optimizers"]) == {"g", "d"} and state["step"] == 5
+    assert {"d_loss", "g_loss"} <= set(run.read_metrics()[-1])
