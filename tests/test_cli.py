@@ -1,0 +1,49 @@
+"""The command line: one-line errors with exit 2, help, and the data commands."""
+
+import subprocess
+import sys
+
+import pytest
+
+from genlab.cli import build_parser, lab_modules, main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "data" in out and "report" in out
+
+
+def test_every_lab_module_keeps_the_contract():
+    for mod in lab_modules():
+        assert isinstance(mod.TITLE, str) and callable(mod.register) and callable(mod.demo)
+    build_parser()  # every lab registers without clashing
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["data", "fetch", "mnsit"], ["unknown dataset 'mnsit'", "choose one of"]),
+    (["data", "path", "alice"], ["genlab data fetch alice"]),
+    (["report", "--labs", "nosuchlab", "--out", "{tmp}"], ["unknown lab 'nosuchlab'"]),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genlab: error:") and len(err.splitlines()) == 1
+    for w in words:
+        assert w in err
+
+
+def test_unknown_option_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "genlab", "--set", "nosuchkey=1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "error" in proc.stderr
+
+
+def test_data_list_shows_every_dataset(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("alice", "gpt2", "mnist", "fashion", "rt", "glove", "digits"):
+        assert name in out
