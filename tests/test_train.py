@@ -111,3 +111,18 @@ def test_manual_mode_steps_two_optimizers_and_checkpoints_both(tmp_path):
     state = run.load_checkpoint()
     assert set(state["optimizers"]) == {"g", "d"} and state["step"] == 5
     assert {"d_loss", "g_loss"} <= set(run.read_metrics()[-1])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path):
+    """The DDP seam: two ranks fed the same batches average identical gradients, so the weights match."""
+    import shutil
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    subprocess.run([sys.executable, str(HERE / "toy_training.py"), str(tmp_path), "single", "--steps", "20"],
+                   check=True)
+    subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29533", str(HERE / "toy_training.py"),
+                    str(tmp_path), "ddp", "--steps", "20"], check=True, capture_output=True)
+    w1, w2 = _weights(Run(tmp_path / "toy" / "single")), _weights(Run(tmp_path / "toy" / "ddp"))
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert len(Run(tmp_path / "toy" / "ddp").read_metrics()) == len(Run(tmp_path / "toy" / "single").read_metrics())
