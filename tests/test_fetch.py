@@ -151,12 +151,12 @@ def test_interrupted_fetch_never_passes_as_good(local, monkeypatch):
         (final / "corpus.txt").write_bytes(TEXT[:10])  # half a file, then the process dies
         raise KeyboardInterrupt
 
+    install = F._install
     monkeypatch.setattr(F, "_install", interrupted)
     with pytest.raises(KeyboardInterrupt):
         F.fetch("cut", log=lambda s: None)
-    monkeypatch.undo()
-    monkeypatch.setenv("GENLAB_LOCAL_PACKAGES", str(local))
-    use(monkeypatch, ds)
+    monkeypatch.setattr(F, "_install", install)
+    assert F.dataset("cut") is ds and (F.dataset_dir("cut") / "corpus.txt").exists()
     assert not F.is_fetched("cut")
     F.fetch("cut", log=lambda s: None)  # a second fetch repairs it
     assert F.data_path("cut").read_bytes() == TEXT
