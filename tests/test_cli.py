@@ -39,7 +39,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path):
 def test_unknown_option_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "genlab", "--set", "nosuchkey=1"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and "error" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("genlab: error:")
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_data_list_shows_every_dataset(capsys):

@@ -83,7 +83,7 @@ def lab_modules() -> list[Any]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like GenlabError
-        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+        self.exit(2, f"genlab: error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
