@@ -63,7 +63,7 @@ def test_idx_folder_padded_to_32(tmp_path):
     _write_idx_folder(tmp_path / "idx")
     d = images.load_images("idx", tmp_path / "idx")
     assert d.train_x.shape == (20, 1, 32, 32) and d.test_x.shape == (8, 1, 32, 32)
-    assert d.train_x.dtype == torch.float32 and 0 <= d.train_x.min() and d.train_x.max() <= 1
+    assert d.train_x.dtype == torch.float32 and d.train_x.min() >= 0 and d.train_x.max() <= 1
     assert d.train_x[:, :, :2].abs().sum() == 0 and d.train_x[:, :, :, -2:].abs().sum() == 0  # zero border
     assert d.train_y.tolist() == [i % 10 for i in range(20)]
 

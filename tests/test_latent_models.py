@@ -149,3 +149,18 @@ def test_label_draws_and_bad_input():
     assert latent.parse_digits("0, 7") == (0, 7)
     with pytest.raises(ConfigError, match="--pair"):
         latent.parse_pair("1")
+
+
+def test_label_spreading_follows_the_clusters():
+    from genlab.nn.label_spreading import LabelSpreading, nearest
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]])
+    y = torch.arange(3).repeat_interleave(60)
+    z = centres[y] + 0.5 * torch.randn(180, 3, generator=gen)
+    graph = LabelSpreading(z, k=6)
+    labelled = torch.tensor([0, 60, 120])  # one label per cluster
+    scores = graph.spread(labelled, y[labelled], 3)
+    assert (scores.argmax(1) == y).float().mean() > 0.97
+    new = centres + 0.1
+    assert graph.predict(scores, nearest(new, z, 6)).tolist() == [0, 1, 2]

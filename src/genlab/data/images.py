@@ -73,7 +73,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
     """
 
     def find_class(self, module: str, name: str):
-        if (module, name) in (("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")):
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             try:
                 from numpy._core.multiarray import _reconstruct
             except ImportError:  # numpy < 2
@@ -105,13 +105,14 @@ def load_numpy_pickle(path: str | Path):
         with opener(path, "rb") as f:
             return NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError) as e:
-        raise DataError(f"{str(path)!r} is not a readable pickle ({e}); fetch it again with --force") from None
+        raise DataError(f"{str(path)!r} is not a readable pickle ({e}); fetch it again with --force"
+                        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- IDX files
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain): magic ``0x00 0x00 dtype ndim``, big-endian sizes, then the data."""
+    """Read an IDX file (``.gz`` or plain): magic ``0 0 dtype ndim``, big-endian sizes, then the data."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -128,10 +129,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     count = int(np.prod(shape)) if shape else 0
     if len(data) - start < count * dtype.itemsize:
         raise DataError(f"IDX file {str(path)!r} is truncated: expected shape {shape}")
-    return np.frombuffer(data, dtype=dtype, count=count, offset=start).reshape(shape).astype(dtype.newbyteorder("="))
+    out = np.frombuffer(data, dtype=dtype, count=count, offset=start).reshape(shape)
+    return out.astype(dtype.newbyteorder("="))
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32,
+               0x0E: np.float64}
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -192,7 +195,8 @@ def _load_mnist(path: str) -> tuple[torch.Tensor, ...]:
     try:
         (trx, try_), (vax, vay), (tex, tey) = obj
     except (TypeError, ValueError):
-        raise DataError(f"{path!r} does not hold the expected ((train), (valid), (test)) array pairs") from None
+        raise DataError(f"{path!r} does not hold the expected ((train), (valid), (test)) array pairs"
+                        ) from None
     train_x = to_images(np.concatenate([trx, vax]), scale=1.0)
     return train_x, _labels(np.concatenate([try_, vay])), to_images(tex, scale=1.0), _labels(tey)
 
@@ -205,7 +209,8 @@ def load_mnist() -> ImageData:
     return ImageData("mnist", tx, ty, vx, vy, tuple(str(i) for i in range(10)))
 
 
-def load_idx_folder(folder: str | Path, name: str = "idx", classes: tuple[str, ...] | None = None) -> ImageData:
+def load_idx_folder(folder: str | Path, name: str = "idx",
+                    classes: tuple[str, ...] | None = None) -> ImageData:
     """The four MNIST-format IDX files from ``folder`` (plain or .gz)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -225,18 +230,20 @@ def load_fashion() -> ImageData:
     """Fashion-MNIST from the fetched IDX files."""
     from genlab.data.fetch import data_path
 
-    return load_idx_folder(data_path("fashion", IDX_FILES["train_x"] + ".gz").parent, "fashion", FASHION_CLASSES)
+    folder = data_path("fashion", IDX_FILES["train_x"] + ".gz").parent
+    return load_idx_folder(folder, "fashion", FASHION_CLASSES)
 
 
 def load_digits(test_fraction: float = 0.2) -> ImageData:
-    """scikit-learn's 8x8 digits (values 0..16), resized to 28x28 and padded; the last 20% are the test set."""
+    """scikit-learn's 8x8 digits (0..16), resized to 28x28 and padded; the last 20% are the test set."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
     x = to_images(d.images, scale=16.0)
     y = _labels(d.target)
     n_test = int(round(len(x) * test_fraction))
-    return ImageData("digits", x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:], tuple(str(i) for i in range(10)))
+    classes = tuple(str(i) for i in range(10))
+    return ImageData("digits", x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:], classes)
 
 
 def load_images(name: str, data_dir: str | Path | None = None) -> ImageData:

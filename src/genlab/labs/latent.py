@@ -47,9 +47,11 @@ from genlab.nn.gan import (
     frechet_distance,
     generator_loss,
     judge_outputs,
+    matching_discriminator_loss,
 )
+from genlab.nn.label_spreading import LabelSpreading, nearest
 from genlab.nn.receptive_field import EXAMPLE, EXAMPLE_STRIDE1_POOL, measured_geometry, stack_geometry
-from genlab.runs import Run, atomic_write_json, choose_device
+from genlab.runs import Run, atomic_write_json, choose_device, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer
 
 TITLE = "Autoencoder latent space: few-label classifier, latent GAN, conditional GAN"
@@ -71,11 +73,15 @@ class LatentConfig(TrainConfig):
     noise_sigma: float = param(0.35, "denoising autoencoder input noise std (0 = plain autoencoder)", min=0.0)
     labels: int = param(50, "labelled training images for the few-label classifier", min=1)
     draws: int = param(5, "label draws for the few-label table (mean and spread)", min=1)
-    clf_steps: int = param(300, "steps of each few-label classifier (full batch of the labelled images)", min=1)
+    clf_steps: int = param(300, "steps of each few-label classifier (full batch of labelled images)", min=1)
+    spread_points: int = param(20000, "training codes in the label-spreading graph (0 = all)", min=0)
+    spread_k: int = param(10, "neighbours per point in the label-spreading graph", min=1)
     noise_dim: int = param(32, "GAN noise size", min=1)
     gan_steps: int = param(4000, "latent GAN steps", min=0)
-    gan_lr: float = param(2e-4, "GAN learning rate (Adam, beta1 = 0.5)", min=0.0)
+    gan_lr: float = param(1e-3, "GAN learning rate (Adam, beta1 = 0.5; the reference used 2e-4)", min=0.0)
+    gan_batch: int = param(256, "GAN batch size (codes)", min=1)
     cgan_steps: int = param(6000, "conditional GAN steps", min=0)
+    cgan_matching: bool = param(True, "matching-aware cGAN discriminator (real codes + wrong class = fake)")
     judge_steps: int = param(1500, "steps of the judge CNN (batch 128)", min=0)
     grid_k: int = param(10, "samples per digit in the conditional grid", min=1)
     interp_steps: int = param(10, "frames in each interpolation row", min=2)
@@ -161,6 +167,7 @@ def train_autoencoder(run: Run, cfg: LatentConfig, *, device: torch.device, quie
                       resume: bool = False) -> ConvAutoencoder:
     """Train the (denoising) conv autoencoder with BCE; its checkpoint is the run's own."""
     data = load_data(cfg).to(device)
+    seed_everything(cfg.seed)  # the initial weights too come from the seed
     model = make_autoencoder(cfg)
     opt = make_optimizer(model.parameters(), "adam", cfg.lr)
     from genlab.train import warmup_cosine
@@ -188,7 +195,8 @@ def train_autoencoder(run: Run, cfg: LatentConfig, *, device: torch.device, quie
                         "ae_test_bce": round(res.last.get("test_bce", float("nan")), 5),
                         "ae_test_mse": round(res.last.get("test_mse", float("nan")), 5),
                         "ae_train_seconds": round(res.seconds, 1),
-                        "ae_images_per_second": round(cfg.steps * cfg.batch_size / max(res.seconds, 1e-9), 1)})
+                        "ae_images_per_second": round(cfg.steps * cfg.batch_size / max(res.seconds, 1e-9),
+                                                      1)})
     return model
 
 
@@ -299,7 +307,8 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2
     return right / max(1, len(x))
 
 
-METHODS = ("codes + MLP", "codes + logistic regression", "codes + k-NN (cosine, k=1)",
+SPREAD = "codes + label spreading (k-NN graph)"
+METHODS = ("codes + MLP", "codes + logistic regression", "codes + k-NN (cosine, k=1)", SPREAD,
            "from scratch: encoder + MLP")
 
 
@@ -316,21 +325,36 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
     mean, std = codes_train.mean(0), codes_train.std(0).clamp_min(1e-6)
     ztr, zte = (codes_train - mean) / std, (codes_test - mean) / std
     zte_unit = F.normalize(zte, dim=1)
+    draws = {(s, d): label_indices(data.train_y, cfg.labels, s, d, cfg.seed, data.num_classes)
+             for s in schemes for d in range(cfg.draws)}
+    # one graph for every draw: a random subset of the training codes plus every labelled image of every draw
+    gen = torch.Generator().manual_seed(cfg.seed)
+    m = min(cfg.spread_points or len(ztr), len(ztr))
+    nodes = torch.unique(torch.cat([torch.randperm(len(ztr), generator=gen)[:m], *draws.values()]))
+    position = torch.full((len(ztr),), -1, dtype=torch.long)
+    position[nodes] = torch.arange(len(nodes))
+    graph = LabelSpreading(ztr[nodes], k=cfg.spread_k)
+    test_nbrs = nearest(zte, ztr[nodes], cfg.spread_k)
     results: dict[tuple[str, str], list[float]] = {}
     bar = tqdm(total=len(schemes) * cfg.draws, desc="few-label", disable=quiet, leave=False)
     for scheme in schemes:
         for d in range(cfg.draws):
-            idx = label_indices(data.train_y, cfg.labels, scheme, d, cfg.seed, data.num_classes)
+            idx = draws[(scheme, d)]
             xl, yl, zl = data.train_x[idx], data.train_y[idx], ztr[idx]
             loop = _loop_cfg(cfg, cfg.clf_steps, 1e-3, len(idx), seed_offset=d)
+            seed_everything(loop.seed)
             head = _train_classifier(stage_run(run, f"classify/{scheme}-{d}-codes", cfg, loop),
                                      CodeClassifier(cfg.code_dim, data.num_classes), zl, yl, loop,
                                      device=device, quiet=quiet)
             acc = {"codes + MLP": _accuracy(head, zte, data.test_y)}
             logreg = LogisticRegression(C=1.0, max_iter=2000).fit(zl.numpy(), yl.numpy())
-            acc["codes + logistic regression"] = float((logreg.predict(zte.numpy()) == data.test_y.numpy()).mean())
-            nearest = (zte_unit @ F.normalize(zl, dim=1).T).argmax(1)
-            acc["codes + k-NN (cosine, k=1)"] = float((yl[nearest] == data.test_y).float().mean())
+            right = logreg.predict(zte.numpy()) == data.test_y.numpy()
+            acc["codes + logistic regression"] = float(right.mean())
+            nearest1 = (zte_unit @ F.normalize(zl, dim=1).T).argmax(1)
+            acc["codes + k-NN (cosine, k=1)"] = float((yl[nearest1] == data.test_y).float().mean())
+            scores = graph.spread(position[idx], yl, data.num_classes)
+            acc[SPREAD] = float((graph.predict(scores, test_nbrs) == data.test_y).float().mean())
+            seed_everything(loop.seed)
             scratch = _train_classifier(stage_run(run, f"classify/{scheme}-{d}-scratch", cfg, loop),
                                         EncoderClassifier(cfg.code_dim, data.num_classes), xl, yl, loop,
                                         device=device, quiet=quiet)
@@ -343,18 +367,20 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
     for (scheme, m), accs in results.items():
         rows.append({"labels": f"{'first' if scheme == 'first' else 'class-balanced'} {cfg.labels}",
                      "method": m, "mean_test_acc": round(float(np.mean(accs)), 4),
-                     "std": round(float(np.std(accs)), 4), "min": round(min(accs), 4), "max": round(max(accs), 4),
+                     "std": round(float(np.std(accs)), 4), "min": round(min(accs), 4),
+                     "max": round(max(accs), 4),
                      "per_draw": " ".join(f"{a:.3f}" for a in accs)})
-    caption = (f"Test accuracy ({len(data.test_x)} test images) with only {cfg.labels} labelled training "
-               "images, "
-               f"mean and spread over {cfg.draws} draws. 'first': draw d is training images "
-               f"[{cfg.labels}d, {cfg.labels}(d+1)) (draw 0 = the first {cfg.labels}); 'class-balanced': "
-               f"{cfg.labels // data.num_classes} random images per class. Codes come from the frozen "
-               "encoder "
-               f"(trained without labels on {len(data.train_x)} images) and are standardised; the "
-               "from-scratch "
-               f"model is the same encoder + MLP trained end to end on the labelled images only."
-               f"{_quick_note(cfg)}")
+    caption = (
+        f"Test accuracy ({len(data.test_x)} test images) with only {cfg.labels} labelled training images, "
+        "mean "
+        f"and spread over {cfg.draws} draws. 'first': draw d is training images [{cfg.labels}d, "
+        f"{cfg.labels}(d+1)) (draw 0 = the first {cfg.labels}); 'class-balanced': "
+        f"{cfg.labels // data.num_classes} random images per class. Codes come from the frozen encoder "
+        "(trained "
+        f"without labels on {len(data.train_x)} images) and are standardised. MLP, logistic regression and "
+        f"1-NN see only the labelled codes; label spreading also uses the unlabelled codes ({len(nodes)} "
+        f"training codes in a {cfg.spread_k}-NN graph; no labels beyond the {cfg.labels}). The from-scratch "
+        f"model is the same encoder + MLP trained end to end on the labelled images only.{_quick_note(cfg)}")
     run.save_table(rows, "few_label", caption=caption)
     _figure_few_label(run, rows, cfg, caption)
     summary = {f"few_label/{r['labels']}/{r['method']}": {"mean": r["mean_test_acc"], "std": r["std"]}
@@ -364,8 +390,10 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
     summary.update({"few_label_labels": cfg.labels, "few_label_draws": cfg.draws,
                     "few_label_codes_mlp_first": first["codes + MLP"],
                     "few_label_best_codes_first": best_codes,
+                    "few_label_spreading_first": first[SPREAD],
                     "few_label_scratch_first": first["from scratch: encoder + MLP"],
-                    "frozen_codes_beat_scratch": bool(first["codes + MLP"] > first["from scratch: encoder + MLP"])})
+                    "frozen_codes_beat_scratch": bool(first["codes + MLP"]
+                                                      > first["from scratch: encoder + MLP"])})
     run.update_summary(summary)
     return rows
 
@@ -384,7 +412,8 @@ def _figure_few_label(run: Run, rows: list[dict], cfg: LatentConfig, caption: st
         ax.bar(xs, [v["mean_test_acc"] for v in vals], width, yerr=[v["std"] for v in vals], capsize=3,
                color=colors[j], label=m)
         for x, v in zip(xs, vals):
-            ax.text(x, v["mean_test_acc"] + v["std"] + 0.01, f"{v['mean_test_acc']:.2f}", ha="center", fontsize=8)
+            ax.text(x, v["mean_test_acc"] + v["std"] + 0.01, f"{v['mean_test_acc']:.2f}", ha="center",
+                    fontsize=8)
     ax.set_xticks(range(len(groups)), [f"{g} labels" for g in groups])
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("test accuracy")
@@ -407,8 +436,9 @@ def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: 
     """Train a (conditional) GAN on the encoder's codes of the training images (non-saturating loss)."""
     name = "cgan" if conditional else "gan"
     steps = cfg.cgan_steps if conditional else cfg.gan_steps
-    loop = _loop_cfg(cfg, steps, cfg.gan_lr, 128, seed_offset=7 if conditional else 3)
+    loop = _loop_cfg(cfg, steps, cfg.gan_lr, cfg.gan_batch, seed_offset=7 if conditional else 3)
     data = load_data(cfg)
+    seed_everything(loop.seed)
     gan = LatentGAN(cfg.noise_dim, cfg.code_dim, data.num_classes if conditional else 0)
     sub = stage_run(run, name, cfg, loop)
     if not retrain and _finished(sub, steps):
@@ -433,7 +463,11 @@ def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: 
         real, y_real, u, y_fake = batch
         fake = m.generator(u, y_fake)
         d_real, d_fake = m.discriminator(real, y_real), m.discriminator(fake.detach(), y_fake)
-        d_loss = discriminator_loss(d_real, d_fake)
+        if k and cfg.cgan_matching:
+            y_wrong = (y_real + torch.randint(1, k, y_real.shape, device=device)) % k
+            d_loss = matching_discriminator_loss(d_real, d_fake, m.discriminator(real, y_wrong))
+        else:
+            d_loss = discriminator_loss(d_real, d_fake)
         opts["d"].zero_grad(set_to_none=True)
         d_loss.backward()
         opts["d"].step()
@@ -442,12 +476,14 @@ def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: 
         g_loss.backward()
         opts["g"].step()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
-                "D(real)": torch.sigmoid(d_real).mean().item(), "D(fake)": torch.sigmoid(d_fake).mean().item()}
+                "D(real)": torch.sigmoid(d_real).mean().item(),
+                "D(fake)": torch.sigmoid(d_fake).mean().item()}
 
     res = fit(sub, gan, opts, step_fn, batches, cfg=loop, device=device, manual=True, quiet=quiet,
               desc=name)
     run.update_summary({f"{name}_steps": steps, f"{name}_train_seconds": round(res.seconds, 1),
-                        f"{name}_codes_per_second": round(steps * loop.batch_size / max(res.seconds, 1e-9), 1)})
+                        f"{name}_codes_per_second": round(steps * loop.batch_size / max(res.seconds, 1e-9),
+                                                          1)})
     return gan.eval()
 
 
@@ -499,7 +535,8 @@ def figure_gan_losses(run: Run, cfg: LatentConfig, conditional: bool = False) ->
         return None
     fig, axes = figure(1, 2, size=(11, 3.8))
     loss_curves(metrics, ["d_loss", "g_loss"], title=f"{name.upper()} losses (non-saturating)", ax=axes[0])
-    loss_curves(metrics, ["D(real)", "D(fake)"], title="Discriminator output (probability 'real')", ax=axes[1])
+    loss_curves(metrics, ["D(real)", "D(fake)"], title="Discriminator output (probability 'real')",
+                ax=axes[1])
     axes[1].set_ylabel("mean sigmoid(D)")
     axes[1].axhline(0.5, color="grey", linestyle=":", linewidth=1)
     return run.save_figure(
@@ -531,7 +568,8 @@ def figure_cgan_grid(run: Run, ae: ConvAutoencoder, gan: LatentGAN, cfg: LatentC
         agree = (pred.view(len(digits), k) == torch.tensor(digits).view(-1, 1)).float().mean(1)
     classes = load_data(cfg).classes
     for r, dgt in enumerate(digits):
-        ax.text(-3, 2 + r * side + side / 2, classes[dgt], ha="right", va="center", fontsize=11, fontweight="bold")
+        ax.text(-3, 2 + r * side + side / 2, classes[dgt], ha="right", va="center", fontsize=11,
+                fontweight="bold")
         if agree is not None:
             ax.text(k * side + 4, 2 + r * side + side / 2, f"judge {agree[r]:.0%}", ha="left", va="center",
                     fontsize=8, color="#0072B2")
@@ -544,7 +582,8 @@ def figure_cgan_grid(run: Run, ae: ConvAutoencoder, gan: LatentGAN, cfg: LatentC
                  "many of the row's samples the judge CNN classifies as the requested "
                  f"class.{_quick_note(cfg)}"),
         command=_command("cgan", run, " --digits " + ",".join(map(str, digits))),
-        data={"digits": list(digits), "judge_agreement_per_row": agree.tolist() if agree is not None else None})
+        data={"digits": list(digits),
+              "judge_agreement_per_row": agree.tolist() if agree is not None else None})
 
 
 # ------------------------------------------------------------------------------------------------ judge
@@ -554,6 +593,7 @@ def train_judge(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: boo
     """A small CNN classifier trained on the real training images (the judge of generated images)."""
     data = load_data(cfg)
     loop = _loop_cfg(cfg, cfg.judge_steps, 1e-3, 128, seed_offset=11)
+    seed_everything(loop.seed)
     judge = JudgeCNN(data.num_classes)
     sub = stage_run(run, "judge", cfg, loop)
     if not retrain and _finished(sub, loop.steps):
@@ -670,7 +710,7 @@ def figure_importance(run: Run, judge: JudgeCNN, cfg: LatentConfig, n: int = 5, 
 @torch.no_grad()
 def occlusion_map(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, patch: int = 8,
                   stride: int = 2, fill: float = 0.0) -> np.ndarray:
-    """Per-pixel mean drop of ``p(target)`` when a ``patch`` x ``patch`` square covering it is set to ``fill``.
+    """Per-pixel mean drop of ``p(target)`` when a ``patch`` x ``patch`` square over it is set to ``fill``.
 
     All occluded copies of one image go through the model as one batch (no loop over positions in Python
     beyond building the masks once).
@@ -724,7 +764,7 @@ def interpolation_rows(ae: ConvAutoencoder, gan: LatentGAN, cfg: LatentConfig, p
 @torch.no_grad()
 def midpoint_confidence(ae: ConvAutoencoder, gan: LatentGAN, judge: JudgeCNN, cfg: LatentConfig,
                         pairs: int = 200) -> dict[str, float]:
-    """Judge's mean top probability at path midpoints over many random pairs (how digit-like the middle is)."""
+    """Judge's mean top probability at path midpoints over many random pairs (how digit-like they are)."""
     data = load_data(cfg)
     dev = gan.code_mean.device
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 6)
@@ -737,7 +777,8 @@ def midpoint_confidence(ae: ConvAutoencoder, gan: LatentGAN, judge: JudgeCNN, cf
     conf = {}
     for name, imgs in (("ae_endpoint", ends), ("ae_midpoint", mid_ae), ("gan_midpoint", mid_gan)):
         judge.eval()
-        conf[f"judge_confidence_{name}"] = round(float(F.softmax(judge(imgs.to(dev)), 1).max(1).values.mean()), 4)
+        top = F.softmax(judge(imgs.to(dev)), 1).max(1).values
+        conf[f"judge_confidence_{name}"] = round(float(top.mean()), 4)
     return conf
 
 
@@ -759,7 +800,8 @@ def figure_interpolation(run: Run, ae: ConvAutoencoder, gan: LatentGAN, cfg: Lat
             verdicts[key] = [(int(c), round(float(v), 3)) for c, v in zip(cls, conf)]
             side = imgs.shape[-1] + 2
             for j, (c, v) in enumerate(zip(cls, conf)):
-                ax.text(2 + j * side + side / 2, side + 5, f"{c.item()} {v:.0%}", ha="center", va="top", fontsize=7,
+                ax.text(2 + j * side + side / 2, side + 5, f"{c.item()} {v:.0%}", ha="center", va="top",
+                        fontsize=7,
                         color="#0072B2")
     fig.suptitle(f"Interpolation in {cfg.interp_steps} steps: test images #{pair[0]} -> #{pair[1]}, "
                  f"and two noise vectors", fontweight="bold")
@@ -841,8 +883,8 @@ def figures(run: Run, *, device: torch.device, digits: tuple[int, ...] | None = 
     """Every figure the trained parts allow (and the theory table), from the run's checkpoints."""
     ae, cfg = load_autoencoder(run, device)
     out = [figure_reconstructions(run, ae, cfg), figure_ae_loss(run, cfg)]
-    gan, cgan, judge = load_gan(run, cfg, False, device), load_gan(run, cfg, True, device), load_judge(run, cfg,
-                                                                                                      device)
+    gan, cgan = load_gan(run, cfg, False, device), load_gan(run, cfg, True, device)
+    judge = load_judge(run, cfg, device)
     if gan is not None:
         out += [figure_gan_samples(run, ae, gan, cfg), figure_gan_losses(run, cfg, False),
                 figure_interpolation(run, ae, gan, cfg, pair, judge)]
@@ -865,7 +907,8 @@ def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = 
         ae = train_autoencoder(run, cfg, device=device, quiet=quiet)
     figure_reconstructions(run, ae, cfg)
     figure_ae_loss(run, cfg)
-    if not (reuse and "few_label_codes_mlp_first" in run.read_summary() and (run.tables_dir / "few_label.csv").exists()):
+    done = "few_label_spreading_first" in run.read_summary() and (run.tables_dir / "few_label.csv").exists()
+    if not (reuse and done):
         few_label_experiment(run, ae, cfg, device=device, quiet=quiet)
     gan = train_gan(run, ae, cfg, conditional=False, device=device, quiet=quiet, retrain=not reuse)
     judge = train_judge(run, cfg, device=device, quiet=quiet, retrain=not reuse)
@@ -1001,7 +1044,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interpolate": "AE-space and GAN-space interpolation figure",
         "figures": "every figure again from the run's trained parts",
     }
-    handlers = {"classify": _cmd_classify, "gan": _cmd_gan, "cgan": _cmd_cgan, "interpolate": _cmd_interpolate,
+    handlers = {"classify": _cmd_classify, "gan": _cmd_gan, "cgan": _cmd_cgan,
+                "interpolate": _cmd_interpolate,
                 "figures": _cmd_figures}
     for verb, text in specs.items():
         q = vs.add_parser(verb, help=text)

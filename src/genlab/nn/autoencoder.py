@@ -23,7 +23,8 @@ WIDTHS = (16, 32, 64, 96)
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout),
+                         nn.LeakyReLU(0.2))
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -112,7 +113,7 @@ class CodeClassifier(nn.Module):
 
 
 class EncoderClassifier(nn.Module):
-    """The same encoder followed by the same classifier head, trained end to end (the from-scratch baseline)."""
+    """The same encoder and classifier head, trained end to end (the from-scratch baseline)."""
 
     def __init__(self, code_dim: int = 64, num_classes: int = 10, widths: Sequence[int] = WIDTHS,
                  size: int = 32, hidden: int = 128):

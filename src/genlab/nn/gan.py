@@ -6,11 +6,20 @@ outputs a logit, "real" being large. The frozen decoder turns generated codes in
 
 Non-saturating loss (Goodfellow et al. 2014), with ``softplus(t) = log(1 + e^t)``:
 
-    L_D = E[softplus(-D(E(x)))] + E[softplus(D(G(u)))]      (= -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))))
-    L_G = E[softplus(-D(G(u)))]                              (= -log sigmoid(D(fake)): strong gradients early on)
+    L_D = E[softplus(-D(E(x)))] + E[softplus(D(G(u)))]
+        (= -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))))
+    L_G = E[softplus(-D(G(u)))]
+        (= -log sigmoid(D(fake)): strong gradients while D still wins, unlike log(1 - sigmoid(D(fake))))
 
 A conditional GAN concatenates a one-hot class vector ``c`` to the generator's noise and to the
-discriminator's input: ``G([u, c])``, ``D([z, c])``, so D judges "is this a real code *of class c*".
+discriminator's input: ``G([u, c])``, ``D([z, c])``, so D can judge "is this a real code *of class c*".
+Nothing forces D to use ``c``, though: it can win on realness alone, and then G ignores ``c`` too. A
+*matching-aware* discriminator (Reed et al. 2016, "GAN-CLS") also gets real codes paired with a *wrong* class
+as negatives:
+
+    L_D = E[softplus(-D(E(x), c))] + 1/2 E[softplus(D(G(u, c'), c'))] + 1/2 E[softplus(D(E(x), c_wrong))]
+
+so a code of the wrong class is "fake" too, and the generator must produce the class it was asked for.
 
 The judge is a small CNN classifier trained on real images. Its accuracy on generated images of a requested
 class measures whether the class got through, and the Frechet distance between Gaussians fitted to its
@@ -55,7 +64,7 @@ class CodeGenerator(nn.Module):
 
 
 class CodeDiscriminator(nn.Module):
-    """A code (plus an optional one-hot class) -> a realness logit. Reference: MLP 128-64-32, LeakyReLU(0.2)."""
+    """A code (plus an optional one-hot class) -> a realness logit (reference MLP: 128-64-32, LeakyReLU)."""
 
     def __init__(self, code_dim: int = 64, hidden: Sequence[int] = (128, 64, 32), num_classes: int = 0):
         super().__init__()
@@ -117,6 +126,13 @@ def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
 
 
+def matching_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor,
+                                d_wrong: torch.Tensor) -> torch.Tensor:
+    """Matching-aware ``L_D``: real codes with their class are real; generated codes, and real codes with a
+    wrong class, are fake (each fake kind weighted 1/2)."""
+    return F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_fake).mean() + F.softplus(d_wrong).mean())
+
+
 def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss ``E[softplus(-D(G(u)))]``."""
     return F.softplus(-d_fake).mean()
@@ -125,7 +141,7 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------- judge
 
 class JudgeCNN(nn.Module):
-    """A small CNN classifier for 32x32 images: three conv + max-pool blocks, a 128-d feature layer, the logits."""
+    """A small CNN classifier for 32x32 images: three conv + max-pool blocks, 128 features, the logits."""
 
     def __init__(self, num_classes: int = 10, feature_dim: int = 128, channels: int = 1):
         super().__init__()

@@ -97,7 +97,8 @@ def torch_stack(layers: Sequence[Layer], channels: int = 1) -> nn.Sequential:
     mods: list[nn.Module] = []
     for layer in layers:
         if layer.kind == "conv":
-            c = nn.Conv2d(channels, channels, layer.kernel, layer.stride, layer.padding, layer.dilation, bias=False)
+            c = nn.Conv2d(channels, channels, layer.kernel, layer.stride, layer.padding, layer.dilation,
+                          bias=False)
             nn.init.constant_(c.weight, 1.0)
             mods.append(c)
         else:
