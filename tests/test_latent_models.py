@@ -19,6 +19,7 @@ from genlab.nn.gan import (
     discriminator_loss,
     frechet_distance,
     generator_loss,
+    matching_discriminator_loss,
 )
 
 
@@ -64,6 +65,9 @@ def test_gan_losses_match_formulas():
     big = torch.full((4,), 20.0)
     assert discriminator_loss(big, -big).item() < 1e-6  # a perfect discriminator has ~0 loss
     assert generator_loss(-big).item() == pytest.approx(20.0, rel=1e-3)  # non-saturating: large, not flat
+    assert matching_discriminator_loss(zero, zero, zero).item() == pytest.approx(2 * math.log(2))
+    # a D that ignores the class (wrong-class real codes look real) is penalised
+    assert matching_discriminator_loss(big, -big, big).item() > 9.9
 
 
 def test_latent_gan_normalisation_and_conditioning():

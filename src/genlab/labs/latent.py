@@ -89,13 +89,14 @@ class LatentConfig(TrainConfig):
 
 PRESETS: dict[str, LatentConfig] = {
     "full": LatentConfig(),
-    "quick": LatentConfig(steps=500, train_limit=20000, clf_steps=120, gan_steps=2000, cgan_steps=3000,
-                          judge_steps=300, eval_every=250, log_every=10),
+    "quick": LatentConfig(steps=500, train_limit=20000, clf_steps=120, spread_points=10000, gan_steps=1500,
+                          cgan_steps=2500, judge_steps=300, eval_every=250, log_every=10),
     "tiny": LatentConfig(dataset="digits", steps=30, clf_steps=10, draws=2, gan_steps=30, cgan_steps=30,
                          judge_steps=20, grid_k=3, interp_steps=4, batch_size=64, log_every=5),
 }
-QUICK_NOTE = ("quick demo: autoencoder 500 steps on the first 20k training images, judge 300 steps, "
-              "few-label classifiers 120 steps; the full settings are one flag away (--preset full)")
+QUICK_NOTE = ("quick demo: autoencoder 500 steps on the first 20k training images, few-label classifiers 120 "
+              "steps, label spreading over 10k codes, GAN 1500 / cGAN 2500 steps, judge 300 steps; the full "
+              "settings are one flag away (genlab latent ae --preset full)")
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -137,7 +138,7 @@ def _command(verb: str, run: Run, extra: str = "") -> str:
 
 
 def _quick_note(cfg: LatentConfig) -> str:
-    return f" ({QUICK_NOTE})" if cfg.train_limit and cfg.train_limit <= 20000 and cfg.steps <= 500 else ""
+    return f" ({QUICK_NOTE})" if cfg == PRESETS["quick"] else ""
 
 
 def _as_np(images: torch.Tensor) -> np.ndarray:
@@ -147,7 +148,7 @@ def _as_np(images: torch.Tensor) -> np.ndarray:
 def _show(ax, images: torch.Tensor, nrow: int, title: str = "") -> None:
     from genlab.plots import image_grid
 
-    ax.imshow(image_grid(_as_np(images), nrow, pad=2, value=1.0), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(image_grid(_as_np(images), nrow, pad=2, value=0.3), cmap="gray_r", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -403,7 +404,7 @@ def _figure_few_label(run: Run, rows: list[dict], cfg: LatentConfig, caption: st
 
     groups = list(dict.fromkeys(r["labels"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig, ax = figure(size=(8, 3.8))
+    fig, ax = figure(size=(9, 4.4))
     width = 0.8 / len(methods)
     colors = class_colors(len(methods))
     for j, m in enumerate(methods):
@@ -419,7 +420,7 @@ def _figure_few_label(run: Run, rows: list[dict], cfg: LatentConfig, caption: st
     ax.set_ylabel("test accuracy")
     ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
     ax.set_title(f"{cfg.labels} labels: frozen autoencoder codes vs training from scratch")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8)
     return run.save_figure(fig, "few_label", caption=caption, command=_command("classify", run),
                            data={"rows": rows})
 
@@ -657,6 +658,8 @@ def judge_report(run: Run, ae: ConvAutoencoder, judge: JudgeCNN, cfg: LatentConf
                                                  for c in range(data.num_classes)]
         out["fd_cgan_vs_test"] = round(frechet_distance(f, real_feats), 3)
     out["fd_samples"] = n
+    out["fd_note"] = (f"Frechet distances between Gaussians fitted to the judge's 128-d features of {n} "
+                      "images each; fd_train_vs_test (real vs real) is the floor that sampling noise sets")
     run.update_summary(out)
     return out
 
