@@ -5,8 +5,9 @@ A convolutional (denoising) autoencoder compresses 32x32 digits into 64 numbers.
 
 1. ``ae``: train the autoencoder; originals vs reconstructions; loss curves.
 2. ``classify``: with only N = 50 labelled images, a classifier on the frozen codes against the same encoder +
-   classifier trained from scratch on the same 50 images (and logistic regression / k-NN on the codes),
-   mean and spread over 5 label draws, for the first-N images and for class-balanced draws.
+   classifier trained from scratch on the same 50 images (and logistic regression / 1-NN on the codes, and
+   label spreading over a k-NN graph of unlabelled codes), mean and spread over 5 label draws, for the
+   first-N images and for class-balanced draws.
 3. ``gan``: a GAN that generates codes (the discriminator sees encoder codes of real images); decoded samples.
 4. ``cgan``: a conditional GAN (one-hot digit concatenated to the noise and to the discriminator input),
    a 10 x k grid, and a CNN *judge* trained on real images that says how often a sample is the requested digit
