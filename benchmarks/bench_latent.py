@@ -1,0 +1,116 @@
+"""Training throughput of the latent lab's models: one JSON line per measurement.
+
+    PYTHONPATH=src python benchmarks/bench_latent.py [--device auto] [--steps 20] [--batch 128]
+
+Measures full optimisation steps (forward, backward, Adam) on random 32x32 images / 64-d codes, after warm-up:
+the conv autoencoder (images/s), the latent GAN and conditional GAN (one D step + one G step, codes/s),
+and the judge CNN (images/s). Also prints a float32 matmul probe (GFLOP/s) as the machine's reference peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from genlab.nn.autoencoder import ConvAutoencoder
+from genlab.nn.gan import JudgeCNN, LatentGAN, discriminator_loss, generator_loss
+from genlab.runs import choose_device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(step, steps: int, device: torch.device, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def bench_autoencoder(device, steps, batch, sigma=0.35):
+    model = ConvAutoencoder(64, noise_sigma=sigma).to(device)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.rand(batch, 1, 32, 32, device=device)
+
+    def step():
+        loss = F.binary_cross_entropy_with_logits(model(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    sec = _time(step, steps, device)
+    return {"bench": "autoencoder_train", "images_per_s": round(steps * batch / sec, 1), "batch": batch}
+
+
+def bench_gan(device, steps, batch, classes=0):
+    gan = LatentGAN(32, 64, classes).to(device)
+    og = torch.optim.Adam(gan.generator.parameters(), 2e-4, betas=(0.5, 0.999))
+    od = torch.optim.Adam(gan.discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
+    real = torch.randn(batch, 64, device=device)
+    y = torch.randint(10, (batch,), device=device) if classes else None
+
+    def step():
+        fake = gan.generator(torch.randn(batch, 32, device=device), y)
+        d = discriminator_loss(gan.discriminator(real, y), gan.discriminator(fake.detach(), y))
+        od.zero_grad(set_to_none=True)
+        d.backward()
+        od.step()
+        g = generator_loss(gan.discriminator(fake, y))
+        og.zero_grad(set_to_none=True)
+        g.backward()
+        og.step()
+
+    sec = _time(step, steps * 10, device)
+    return {"bench": "cgan_train" if classes else "gan_train",
+            "codes_per_s": round(steps * 10 * batch / sec, 1), "batch": batch}
+
+
+def bench_judge(device, steps, batch):
+    judge = JudgeCNN(10).to(device)
+    opt = torch.optim.Adam(judge.parameters(), 1e-3)
+    x = torch.rand(batch, 1, 32, 32, device=device)
+    y = torch.randint(10, (batch,), device=device)
+
+    def step():
+        loss = F.cross_entropy(judge(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    sec = _time(step, steps, device)
+    return {"bench": "judge_train", "images_per_s": round(steps * batch / sec, 1), "batch": batch}
+
+
+def matmul_probe(device, n=1024, reps=10):
+    a = torch.randn(n, n, device=device)
+    sec = _time(lambda: a @ a, reps, device, warmup=2)
+    return {"bench": "matmul_fp32_probe", "gflops": round(2 * n ** 3 * reps / sec / 1e9, 1), "n": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+    device = choose_device(args.device)
+    torch.manual_seed(0)
+    meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    for res in (matmul_probe(device), bench_autoencoder(device, args.steps, args.batch),
+                bench_gan(device, args.steps, args.batch), bench_gan(device, args.steps, args.batch, 10),
+                bench_judge(device, args.steps, args.batch)):
+        print(json.dumps({**res, **meta}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

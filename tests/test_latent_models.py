@@ -1,0 +1,170 @@
+"""Autoencoder, latent GAN, judge, Frechet distance, receptive fields and region importance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genlab.errors import ConfigError
+from genlab.labs import latent
+from genlab.nn import receptive_field as rf
+from genlab.nn.autoencoder import CodeClassifier, ConvAutoencoder, EncoderClassifier, encode_all
+from genlab.nn.gan import (
+    JudgeCNN,
+    LatentGAN,
+    discriminator_loss,
+    frechet_distance,
+    generator_loss,
+    matching_discriminator_loss,
+)
+
+
+def test_autoencoder_shapes_and_training_reduces_bce():
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(code_dim=8, noise_sigma=0.35)
+    x = (torch.rand(16, 1, 32, 32) > 0.7).float()
+    assert ae.encode(x).shape == (16, 8) and ae(x).shape == x.shape
+    out = ae.decode(ae.encode(x))
+    assert out.min() >= 0 and out.max() <= 1
+    opt = torch.optim.Adam(ae.parameters(), 3e-3)
+    first = ae.loss(x).item()
+    for _ in range(15):
+        loss = ae.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert ae.loss(x).item() < first
+    ae.eval()
+    assert torch.equal(ae(x), ae(x))  # eval mode: no input noise, deterministic
+
+
+def test_denoising_noise_only_in_training():
+    ae = ConvAutoencoder(code_dim=4, noise_sigma=0.5)
+    x = torch.full((2, 1, 32, 32), 0.5)
+    noisy = ae.corrupt(x)
+    assert not torch.equal(noisy, x) and noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(ConvAutoencoder(code_dim=4, noise_sigma=0.0).corrupt(x), x)
+
+
+def test_classifiers_and_encode_all():
+    enc = EncoderClassifier(code_dim=6, num_classes=3, hidden=0)
+    assert enc(torch.rand(5, 1, 32, 32)).shape == (5, 3)
+    assert CodeClassifier(6, 3)(torch.rand(4, 6)).shape == (4, 3)
+    codes = encode_all(enc.encoder, torch.rand(7, 1, 32, 32), batch=3)
+    assert codes.shape == (7, 6)
+
+
+def test_gan_losses_match_formulas():
+    zero = torch.zeros(4)
+    assert discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert generator_loss(zero).item() == pytest.approx(math.log(2))
+    big = torch.full((4,), 20.0)
+    assert discriminator_loss(big, -big).item() < 1e-6  # a perfect discriminator has ~0 loss
+    assert generator_loss(-big).item() == pytest.approx(20.0, rel=1e-3)  # non-saturating: large, not flat
+    assert matching_discriminator_loss(zero, zero, zero).item() == pytest.approx(2 * math.log(2))
+    # a D that ignores the class (wrong-class real codes look real) is penalised
+    assert matching_discriminator_loss(big, -big, big).item() > 9.9
+
+
+def test_latent_gan_normalisation_and_conditioning():
+    gan = LatentGAN(noise_dim=3, code_dim=5, num_classes=4)
+    codes = torch.randn(100, 5) * 3 + 2
+    gan.set_code_stats(codes)
+    torch.testing.assert_close(gan.denormalise(gan.normalise(codes)), codes)
+    assert gan.normalise(codes).mean(0).abs().max() < 1e-4
+    y = torch.tensor([0, 3])
+    assert gan.sample_codes(y=y).shape == (2, 5)
+    assert gan.discriminator(torch.randn(2, 5), y).shape == (2,)
+    with pytest.raises(ValueError):
+        gan.generator(torch.randn(2, 3))
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-3)
+    shift = np.array([1.0, 2.0, 0.0])
+    assert frechet_distance(a, a + shift) == pytest.approx(5.0, abs=1e-2)
+    # scaling one dimension by 2: trace term (1 + 4 - 2*2) = 1
+    assert frechet_distance(a, a * np.array([2.0, 1, 1])) == pytest.approx(1.0, abs=0.1)
+
+
+def test_judge_features():
+    j = JudgeCNN(10)
+    x = torch.rand(3, 1, 32, 32)
+    assert j.features(x).shape == (3, 128) and j(x).shape == (3, 10)
+
+
+@pytest.mark.parametrize("stack, out, field", [(rf.EXAMPLE, 56, 18), (rf.EXAMPLE_STRIDE1_POOL, 117, 12)])
+def test_receptive_field_example_against_torch(stack, out, field):
+    rows = rf.stack_geometry(128, stack)
+    assert rows[-1]["output"] == out and rows[-1]["receptive_field"] == field
+    assert rf.measured_geometry(128, stack) == (out, field)
+    y = rf.torch_stack(stack)(torch.zeros(1, 1, 128, 128))
+    assert [r["output"] for r in rows][-1] == y.shape[-1]
+
+
+def test_receptive_field_other_stacks_match_torch():
+    stack = (rf.conv(3, 2, 1), rf.conv(5, 1, 2, dilation=1), rf.maxpool(3, 2), rf.conv(3, 2))
+    for size in (17, 32, 45):
+        rows = rf.stack_geometry(size, stack)
+        assert rf.torch_stack(stack)(torch.zeros(1, 1, size, size)).shape[-1] == rows[-1]["output"]
+    assert rf.measured_geometry(40, rf.parse_stack("conv3,conv3/2,conv3"))[1] == rf.stack_geometry(
+        40, rf.parse_stack("conv3,conv3/2,conv3"))[-1]["receptive_field"]
+    with pytest.raises(ConfigError, match="bad layer"):
+        rf.parse_stack("conv3,pool")
+    with pytest.raises(ConfigError, match="no output"):
+        rf.stack_geometry(4, rf.EXAMPLE)
+
+
+class _Corner(nn.Module):
+    """Class 0's logit is the ink in the top-left 8x8 corner; class 1's is constant."""
+
+    def forward(self, x):
+        s = x[:, 0, :8, :8].sum((1, 2))
+        return torch.stack([s, torch.full_like(s, 5.0)], 1)
+
+
+def test_occlusion_and_gradient_find_the_region():
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, :8, :8] = 0.1  # class-0 logit 6.4 vs 5: hiding part of the corner flips the odds
+    x[0, 0, 20:, 20:] = 1.0  # ink the model ignores
+    occ = latent.occlusion_map(_Corner(), x, torch.tensor([0]), patch=6, stride=2)[0]
+    assert occ[:8, :8].mean() > 0.1 and abs(occ[20:, 20:]).max() < 1e-6
+    grad = latent.gradient_map(_Corner(), x, torch.tensor([0]))[0]
+    assert grad[:8, :8].min() > 0 and grad[8:, :].max() == 0
+
+
+def test_label_draws_and_bad_input():
+    y = torch.arange(200) % 10
+    assert latent.label_indices(y, 50, "first", 0).tolist() == list(range(50))
+    assert latent.label_indices(y, 50, "first", 1).tolist() == list(range(50, 100))
+    bal = latent.label_indices(y, 50, "balanced", 0, seed=1)
+    assert torch.bincount(y[bal], minlength=10).tolist() == [5] * 10
+    assert not torch.equal(bal, latent.label_indices(y, 50, "balanced", 1, seed=1))
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        latent.label_indices(y, 201, "first", 0)
+    with pytest.raises(ConfigError, match="digits must be integers in 0-9"):
+        latent.parse_digits("3,10")
+    assert latent.parse_digits("0, 7") == (0, 7)
+    with pytest.raises(ConfigError, match="--pair"):
+        latent.parse_pair("1")
+
+
+def test_label_spreading_follows_the_clusters():
+    from genlab.nn.label_spreading import LabelSpreading, nearest
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]])
+    y = torch.arange(3).repeat_interleave(60)
+    z = centres[y] + 0.5 * torch.randn(180, 3, generator=gen)
+    graph = LabelSpreading(z, k=6)
+    labelled = torch.tensor([0, 60, 120])  # one label per cluster
+    scores = graph.spread(labelled, y[labelled], 3)
+    assert (scores.argmax(1) == y).float().mean() > 0.97
+    new = centres + 0.1
+    assert graph.predict(scores, nearest(new, z, 6)).tolist() == [0, 1, 2]
