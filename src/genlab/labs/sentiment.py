@@ -501,7 +501,7 @@ def bptt_figure(
     ids, y = long_sequences(data, length, seed=seed)
     curves: dict[str, list[float]] = {}
     for cell, act in BPTT_CELLS:
-        cfg = SentimentConfig(model=cell, activation=act, hidden=hidden)
+        cfg = SentimentConfig(model=cell, activation=act, hidden=hidden, embeddings=data.vocab.kind)
         seed_everything(seed)
         model = build_model(cfg, data.vocab).eval()
         curves[f"{'Elman ' + act if cell == 'rnn' else 'GRU'}"] = grad_norms_along_time(
@@ -510,7 +510,7 @@ def bptt_figure(
     trained_curves: dict[str, list[float]] = {}
     for r in trained:
         model, cfg, _ = load_model(r)
-        if cfg.model in ("rnn", "gru") and cfg.embeddings == "glove":
+        if cfg.model in ("rnn", "gru") and cfg.embeddings == data.vocab.kind == "glove":
             trained_curves[describe_model(cfg)] = grad_norms_along_time(model, ids, y).tolist()
     ncols = 2 if trained_curves else 1
     fig, axes = plots.figure(1, ncols, size=(5.6 * ncols, 3.9), squeeze=False)
@@ -742,7 +742,7 @@ def explain(
             )
         loaded.append(
             (
-                cfg.model if cfg.model not in [c.model for _, c, _ in loaded] else r.path.name,
+                cfg.model if cfg.model not in [c.model for _, _, c, _ in loaded] else r.path.name,
                 model,
                 cfg,
                 vocab,
@@ -1118,11 +1118,9 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     cfg = run.config(SentimentConfig)
     curves_figure(run)
     if args.bptt or cfg.model in ("rnn", "gru"):
-        bptt_figure(
-            run,
-            prepare(cfg.update({"embeddings": "glove"})),
-            trained=[run] if cfg.model in ("rnn", "gru") else [],
-        )
+        _, _, vocab = load_model(run)
+        data = prepare(cfg, vocab.words() if cfg.embeddings == "learned" else None)
+        bptt_figure(run, data, trained=[run] if cfg.model in ("rnn", "gru") else [])
     if cfg.model in ("mlp", "attention"):
         explain([run], EXAMPLES, out=run, quiet=args.quiet)
     print(f"figures in {run.figures_dir}")
