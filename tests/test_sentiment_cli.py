@@ -1,4 +1,4 @@
-"""The ``genlab sentiment`` verbs end to end on a tiny Kaggle-format CSV (learned embeddings: no downloads)."""
+"""The ``genlab sentiment`` verbs end to end on a tiny Kaggle-format CSV (learned embeddings: no download)."""
 
 import csv
 import json

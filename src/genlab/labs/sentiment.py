@@ -12,10 +12,10 @@ next to a TF-IDF + logistic-regression baseline trained on the same split.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class SentimentConfig(TrainConfig):
     steps: int = param(3200, "optimisation steps (320 = one epoch of rt at batch 32)", min=0)
     batch_size: int = param(32, "reviews per step", min=1)
     eval_every: int = param(50, "score one test batch every N steps", min=0)
+    threads: int = param(1, "CPU threads for torch while training (0 = torch's default); these small models "
+                         "run fastest on 1, and far slower on 2+ when the cores are busy", min=0)
 
 
 PRESETS = {
@@ -268,6 +270,23 @@ def train(
     figures: bool = True,
 ) -> Run:
     """Train one model as the lab does, then score it on the whole train and test sets."""
+    with cpu_threads(cfg.threads):
+        return _train(cfg, root=root, name=name, resume=resume, device=device, quiet=quiet, figures=figures)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run with ``n`` torch CPU threads (0 = leave as is), then restore the previous setting."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _train(cfg: SentimentConfig, *, root, name, resume, device, quiet, figures) -> Run:
     dev = choose_device(device)
     data = prepare(cfg)
     run = Run.create(LAB, cfg, name=name, root=root, resume=resume)
@@ -809,8 +828,7 @@ def cell_name(cell: dict, steps: int) -> str:
 
 
 def _run_cell(args: tuple) -> dict:
-    cell, cfg_dict, cells_root, threads = args
-    torch.set_num_threads(threads)
+    cell, cfg_dict, cells_root = args
     cfg = SentimentConfig.from_dict(cfg_dict)
     name = cell_name(cell, cfg.steps)
     path = Path(cells_root) / LAB / name
@@ -857,8 +875,7 @@ def sweep(
     out = Run.create(LAB, grid, name=name, root=root)
     cells_root = out.path / "cells"
     prepare(base)  # fail early (missing data, bad CSV) before starting processes
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    tasks = [(c, cell_config(c, base).to_dict(), str(cells_root), threads) for c in cells]
+    tasks = [(c, cell_config(c, base).to_dict(), str(cells_root)) for c in cells]
     rows = []
     bar = tqdm(total=len(tasks), desc="sweep", disable=quiet, leave=False)
     if jobs == 1:
@@ -969,8 +986,16 @@ def demo(
     quiet: bool = False,
     reuse: bool = True,
 ) -> list[Run]:
-    """Train rnn, gru, mlp and attention on rt, then write every figure and table of the lab."""
-    root = Path(root)
+    """Train rnn, gru, mlp and attention on rt, then write every figure and table of the lab.
+
+    Quick: short runs (about a minute and a half of training on one free core) and a tiny sweep of the
+    token-wise MLP; the full version trains ten epochs per model and leaves sweeps to the sweep verb.
+    """
+    with cpu_threads(1):
+        return _demo(Path(root), quick, device, quiet, reuse)
+
+
+def _demo(root: Path, quick: bool, device: str, quiet: bool, reuse: bool) -> list[Run]:
     steps = QUICK_STEPS if quick else FULL_STEPS
     tag = "quick" if quick else "full"
     runs = {}
@@ -984,10 +1009,8 @@ def demo(
     explain([runs["mlp"], runs["attention"]], EXAMPLES, out=runs["attention"], quiet=quiet)
     result = list(runs.values())
     if quick:
-        cells = sweep_cells(["gru", "mlp"], ["tanh"], [64, 128], [1])
-        srun, _ = sweep(
-            cells, SentimentConfig(steps=300), root=root, name="sweep-quick", jobs=1, quiet=quiet
-        )
+        cells = sweep_cells(["mlp"], ["-"], [64, 96, 128], [1, 2])
+        srun, _ = sweep(cells, SentimentConfig(steps=400), root=root, name="sweep-quick", jobs=1, quiet=quiet)
         result.append(srun)
     return result
 
@@ -1026,6 +1049,16 @@ def _short_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _threaded(fn):
+    """Run a verb on one torch CPU thread (see ``SentimentConfig.threads``)."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        with cpu_threads(1):
+            return fn(args)
+
+    return wrapper
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from genlab.cli import config_from_args
 
@@ -1039,6 +1072,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_threaded
 def _cmd_eval(args: argparse.Namespace) -> int:
     run = Run.open(args.run)
     dev = choose_device(args.device)
@@ -1103,6 +1137,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+@_threaded
 def _cmd_explain(args: argparse.Namespace) -> int:
     runs = [Run.open(r) for r in args.run]
     texts = args.text or list(EXAMPLES)
@@ -1113,6 +1148,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+@_threaded
 def _cmd_figures(args: argparse.Namespace) -> int:
     run = Run.open(args.run)
     cfg = run.config(SentimentConfig)

@@ -1,6 +1,6 @@
 """Closed-form Jacobians of the building blocks of a recurrent cell (the lab's theory questions).
 
-For ``y = f(x)`` with ``x`` in R^n and ``y`` in R^m, the Jacobian is the ``(m, n)`` matrix ``J_ij = dy_i/dx_j``.
+For ``y = f(x)``, x in R^n and y in R^m, the Jacobian is the ``(m, n)`` matrix ``J_ij = dy_i/dx_j``.
 
 * ``y = A x``             ->  ``J = A``
 * ``y = x + b``           ->  ``J = I``  (a constant shift changes nothing about how y moves with x)
