@@ -8,7 +8,8 @@ from genlab.data.fetch import is_fetched
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (is_fetched("rt") and is_fetched("glove")), reason="needs 'genlab data fetch rt glove'")
+@pytest.mark.skipif(not (is_fetched("rt") and is_fetched("glove")),
+                    reason="needs 'genlab data fetch rt glove'")
 def test_quick_demo_makes_every_figure(tmp_path):
     from genlab.labs.sentiment import demo
 
