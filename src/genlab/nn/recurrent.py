@@ -65,9 +65,14 @@ class ElmanCell(nn.Module):
         """``W_x x + b`` for a whole sequence ``(B, T, I) -> (B, T, H)``."""
         return nn.functional.linear(x, self.lin.weight[:, : self.input_size], self.lin.bias)
 
-    def step(self, xp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """One step from the precomputed input part ``xp = W_x x_t + b``."""
-        return self.act(xp + h @ self.lin.weight[:, self.input_size :].T)
+    def recurrent_weights(self) -> torch.Tensor:
+        """``W_h^T``: the state half of the weight, sliced once per sequence rather than once per step."""
+        return self.lin.weight[:, self.input_size :].T
+
+    def step(self, xp: torch.Tensor, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """One step from the precomputed input part ``xp = W_x x_t + b``; ``w``: :meth:`recurrent_weights`."""
+        w = self.recurrent_weights() if w is None else w
+        return self.act(xp + h @ w)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step, literally ``act(W [x, h] + b)``."""
@@ -97,16 +102,23 @@ class GRUCell(nn.Module):
         b = torch.cat([self.z.bias, self.r.bias, self.h.bias])
         return nn.functional.linear(x, w, b)
 
-    def step(self, xp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        i, n = self.input_size, self.hidden_size
+    def recurrent_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([U_z; U_r]^T, U_h^T)``: the state halves of the gate weights, built once per sequence."""
+        i = self.input_size
+        return torch.cat([self.z.weight[:, i:], self.r.weight[:, i:]], dim=0).T, self.h.weight[:, i:].T
+
+    def step(self, xp: torch.Tensor, h: torch.Tensor, w: tuple | None = None) -> torch.Tensor:
+        """One step from the precomputed input parts ``xp`` (``w``: :meth:`recurrent_weights`)."""
+        n = self.hidden_size
+        u_zr, u_h = self.recurrent_weights() if w is None else w
         xz, xr, xh = xp[..., :n], xp[..., n : 2 * n], xp[..., 2 * n :]
-        zr = h @ torch.cat([self.z.weight[:, i:], self.r.weight[:, i:]], dim=0).T
+        zr = h @ u_zr
         z = torch.sigmoid(xz + zr[..., :n])
         r = torch.sigmoid(xr + zr[..., n:])
         if self.reset_after:
-            cand = torch.tanh(xh + r * (h @ self.h.weight[:, i:].T + self.h_bias_rec))
+            cand = torch.tanh(xh + r * (h @ u_h + self.h_bias_rec))
         else:
-            cand = torch.tanh(xh + (r * h) @ self.h.weight[:, i:].T)
+            cand = torch.tanh(xh + (r * h) @ u_h)
         return (1 - z) * h + z * cand
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -187,6 +199,7 @@ class Recurrent(nn.Module):
         out = x
         for li, cell in enumerate(self.cells):
             xp = cell.input_part(out)  # (B, T, gates*H): the input half of every gate, all steps at once
+            w = cell.recurrent_weights()
             h = x.new_zeros(b, self.hidden_size) if h0 is None else h0[li]
             top = li == len(self.cells) - 1
             keep = top and self.keep_states
@@ -196,7 +209,7 @@ class Recurrent(nn.Module):
             for step in range(t):
                 if self.tbptt and self.training and step > 0 and step % self.tbptt == 0:
                     h = h.detach()
-                new = cell.step(xp[:, step], h)
+                new = cell.step(xp[:, step], h, w)
                 h = new if m is None else m[:, step] * new + (1 - m[:, step]) * h
                 if keep:
                     self.step_states.append(h)
