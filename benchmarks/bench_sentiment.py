@@ -2,7 +2,8 @@
 
 Each measurement: batches of 32 reviews of 30 GloVe-sized (50-d) word vectors, forward + cross-entropy +
 backward + Adam step of encoder and a linear head, on one CPU thread (see SentimentConfig.threads) or the
-GPU when present; best of three rounds. Prints one JSON object per line. Run: python benchmarks/bench_sentiment.py [--quick]
+GPU when present; best of three rounds. Prints one JSON object per line.
+Run: python benchmarks/bench_sentiment.py [--quick]
 """
 
 from __future__ import annotations
