@@ -962,7 +962,7 @@ def sweep_figure(out: Run, rows: list[dict], steps: int) -> Path:
 
 # ------------------------------------------------------------------------------------------------------ demo
 
-QUICK_STEPS = {"rnn": 500, "gru": 1000, "mlp": 1000, "attention": 500}
+QUICK_STEPS = {"rnn": 500, "gru": 800, "mlp": 1000, "attention": 500}
 FULL_STEPS = {"rnn": 3200, "gru": 3200, "mlp": 3200, "attention": 3200}
 
 
