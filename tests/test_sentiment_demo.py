@@ -1,0 +1,23 @@
+"""The quick demo on the fetched rt + GloVe data (slow; skipped when the data is not in the cache)."""
+
+import json
+
+import pytest
+
+from genlab.data.fetch import is_fetched
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (is_fetched("rt") and is_fetched("glove")),
+                    reason="needs 'genlab data fetch rt glove'")
+def test_quick_demo_makes_every_figure(tmp_path):
+    from genlab.labs.sentiment import demo
+
+    runs = demo(tmp_path, quick=True, quiet=True)
+    figs = {p.name for r in runs for p in r.figures_dir.glob("*.png")}
+    assert {"curves.png", "bptt.png", "explain_words.png", "attention_weights.png", "sweep.png"} <= figs
+    gru = next(r for r in runs if r.path.name == "rt-gru-quick")
+    summary = json.loads((gru.path / "summary.json").read_text())
+    assert summary["test_acc"] > 0.70 and "comparison" in summary
+    again = demo(tmp_path, quick=True, quiet=True)  # reuse: nothing retrained
+    assert [r.path for r in again] == [r.path for r in runs]
