@@ -1,4 +1,4 @@
-"""The textgen lab end to end on a tiny fixture text: train, generate, score, attention, invert, CLI errors."""
+"""The textgen lab end to end on a tiny fixture text: train, generate, score, attention, invert, CLI."""
 
 import json
 import math
@@ -112,7 +112,7 @@ def test_cli_generate_score_and_invert(trained, capsys):
 @pytest.mark.parametrize("args,message", [
     (["generate", "--prompt", ""], "empty prompt"),
     (["invert", "--target", "a walnut " * 10], "block_size"),
-    (["attention", "--prompt", "one two three four five six seven eight nine ten eleven twelve"], "already has"),
+    (["attention", "--prompt", " ".join(f"w{i}" for i in range(12))], "already has"),
     (["score"], "--text"),
 ])
 def test_cli_bad_input_is_one_line(trained, capsys, args, message):

@@ -19,7 +19,8 @@ def test_shapes_loss_and_tied_embeddings():
     idx = torch.randint(50, (3, 10))
     logits, loss = m(idx, idx)
     assert logits.shape == (3, 10, 50)
-    assert loss.ndim == 0 and abs(loss.item() - torch.log(torch.tensor(50.0)).item()) < 0.5  # ~uniform at init
+    assert loss.ndim == 0
+    assert abs(loss.item() - torch.log(torch.tensor(50.0)).item()) < 0.5  # ~uniform at init
     assert m.lm_head.weight.data_ptr() == m.wte.weight.data_ptr()
     assert m(idx)[1] is None
 

@@ -47,12 +47,14 @@ def test_sinusoidal_positions_make_order_matter():
 
 def test_transformer_learns_to_reverse_in_seconds():
     torch.set_num_threads(1)
-    _, acc = tr.train_toy("reverse", steps=150, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64, n_layers=1)
+    _, acc = tr.train_toy("reverse", steps=150, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
+                          n_layers=1)
     assert acc > 0.9, acc
 
 
 def test_copy_task_learned_too():
-    _, acc = tr.train_toy("copy", steps=100, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64, n_layers=1)
+    _, acc = tr.train_toy("copy", steps=100, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
+                          n_layers=1)
     assert acc > 0.9, acc
 
 

@@ -5,9 +5,10 @@ The Gutenberg header and licence footer are cut off; the last 10% of the tokens 
 
 Tokenizers (all encode any string, "squirrel" included, and share ``encode / decode / piece / save``):
 
-* ``gpt2``: GPT-2's byte-pair encoding (vocabulary 50257) through ``tiktoken``, read from the fetched ranks file;
-* ``bpe``: a byte-level BPE trained on the corpus with Hugging Face ``tokenizers`` (vocabulary size configurable),
-  saved in the run folder so the run decodes the same way later;
+* ``gpt2``: GPT-2's byte-pair encoding (vocabulary 50257) through ``tiktoken``, read from the fetched
+  ranks file;
+* ``bpe``: a byte-level BPE trained on the corpus with Hugging Face ``tokenizers`` (vocabulary size
+  configurable), saved in the run folder so the run decodes the same way later;
 * ``char``: one token per character of the corpus, plus an unknown-character token.
 """
 
@@ -140,7 +141,8 @@ class BPETokenizer(Tokenizer):
 
         path = Path(folder) / cls.FILE
         if not path.is_file():
-            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's BPE tokenizer is missing, train again")
+            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's BPE tokenizer is missing, "
+                            "train again")
         return cls(HFTokenizer.from_file(str(path)))
 
     def encode(self, text: str) -> list[int]:
@@ -176,7 +178,8 @@ class CharTokenizer(Tokenizer):
     def load(cls, folder: Path) -> CharTokenizer:
         path = Path(folder) / cls.FILE
         if not path.is_file():
-            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's character table is missing, train again")
+            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's character table is missing, "
+                            "train again")
         return cls(json.loads(path.read_text())[2:])
 
     def encode(self, text: str) -> list[int]:
@@ -222,8 +225,9 @@ class TokenData:
         data = torch.as_tensor(ids, dtype=torch.long)
         n_val = max(block_size + 1, int(len(data) * val_frac))
         if len(data) - n_val < block_size + 1:
-            raise DataError(f"text has only {len(data)} tokens; it needs more than {2 * (block_size + 1)} for a "
-                            f"block of {block_size} in both splits (use a longer text or a smaller block_size)")
+            need = 2 * (block_size + 1)
+            raise DataError(f"text has only {len(data)} tokens; it needs more than {need} for a block of "
+                            f"{block_size} in both splits (use a longer text or a smaller block_size)")
         self.block_size = block_size
         self.train = data[:-n_val].to(device)
         self.val = data[-n_val:].to(device)

@@ -8,7 +8,7 @@ shared loop; the other verbs open the run folder and write figures and tables in
                 or the perplexity of a file;
 * ``attention`` generate up to the 12th word and show, for the prediction of the 12th word, the first and last
                 block's attention averaged over heads;
-* ``invert``    freeze the model and optimise the input embeddings until the greedy decode is a target sentence;
+* ``invert``    freeze the model and optimise the input embeddings until the greedy decode is a target;
 * ``figures``   every figure above for a trained run.
 """
 
@@ -52,9 +52,11 @@ SAMPLE_PROMPTS = ("Alice was beginning", "The Queen said", "'Off with")
 
 @dataclass
 class TextgenConfig(TrainConfig):
-    corpus: str = param("alice", "text to train on: alice, shakespeare, or text (with text=PATH)", choices=CORPORA)
+    corpus: str = param("alice", "text to train on: alice, shakespeare, or text (with text=PATH)",
+                        choices=CORPORA)
     text: str = param("", "path of a UTF-8 text file, used when corpus=text")
-    tokenizer: str = param("bpe", "gpt2 (tiktoken, 50257), bpe (trained on the corpus) or char", choices=TOKENIZERS)
+    tokenizer: str = param("bpe", "gpt2 (tiktoken, 50257), bpe (trained on the corpus) or char",
+                           choices=TOKENIZERS)
     bpe_vocab: int = param(2048, "vocabulary size of the bpe tokenizer", min=260)
     n_layer: int = param(4, "transformer blocks", min=1)
     n_head: int = param(4, "attention heads per block", min=1)
@@ -134,7 +136,8 @@ def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = N
     seed_everything(cfg.seed)
     tok, data = prepare_data(cfg, run.path, dev)
     model = GPT(model_config(cfg, tok.vocab_size))
-    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay,
+                         betas=(0.9, 0.95))
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup, 0.1 if cfg.cosine else 1.0)
 
     def step_fn(m, batch):
@@ -152,8 +155,9 @@ def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = N
               f"on {dev}; run folder {run.path}", file=sys.stderr)
     stopped = None
     try:
-        res = fit(run, model, opt, step_fn, lambda step: data.batch("train", cfg.batch_size), cfg=cfg, device=dev,
-                  scheduler=sched, eval_fn=lambda m: estimate_loss(m, data, cfg), best_key="val_loss",
+        res = fit(run, model, opt, step_fn, lambda step: data.batch("train", cfg.batch_size), cfg=cfg,
+                  device=dev, scheduler=sched, eval_fn=lambda m: estimate_loss(m, data, cfg),
+                  best_key="val_loss",
                   resume=resume, quiet=quiet, callbacks=[stop_at_time], desc="textgen train")
         steps_done, seconds = res.step, res.seconds
     except _TimeUp as e:  # a time budget: evaluate and checkpoint where we stopped
@@ -169,10 +173,12 @@ def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = N
     final = estimate_loss(model, data, cfg)
     tokens = (steps_done - (0 if stopped else (res.resumed_from or 0))) * cfg.batch_size * cfg.block_size
     run.update_summary({
-        "params_M": round(model.num_params() / 1e6, 3), "tokenizer": cfg.tokenizer, "vocab_size": tok.vocab_size,
+        "params_M": round(model.num_params() / 1e6, 3), "tokenizer": cfg.tokenizer,
+        "vocab_size": tok.vocab_size,
         "steps": steps_done, "train_seconds": round(seconds, 1), "stopped_by_time": stopped is not None,
         "tokens_per_s": round(tokens / max(seconds, 1e-9)), "val_loss": round(final["val_loss"], 4),
-        "train_loss": round(final["train_eval_loss"], 4), "val_perplexity": round(math.exp(final["val_loss"]), 2),
+        "train_loss": round(final["train_eval_loss"], 4),
+        "val_perplexity": round(math.exp(final["val_loss"]), 2),
         "device": str(dev)})
     fig_loss(run)
     fig_samples(run, model, tok, quiet=True)
@@ -223,8 +229,8 @@ def generate(model: GPT, tok: Tokenizer, prompt: str, max_new_tokens: int = 60, 
     g = torch.Generator().manual_seed(seed)
     new: list[int] = []
     shown = ""
-    for t in model.stream(torch.tensor([ids], device=dev), max_new_tokens, temperature=temperature, top_k=top_k,
-                          top_p=top_p, greedy=greedy, generator=g):
+    for t in model.stream(torch.tensor([ids], device=dev), max_new_tokens, temperature=temperature,
+                          top_k=top_k, top_p=top_p, greedy=greedy, generator=g):
         new.append(t)
         if stream is not None:
             text = tok.decode(new)
@@ -236,12 +242,13 @@ def generate(model: GPT, tok: Tokenizer, prompt: str, max_new_tokens: int = 60, 
 
 def fig_samples(run: Run, model: GPT, tok: Tokenizer, prompts=SAMPLE_PROMPTS, n_tokens: int = 48,
                 quiet: bool = False) -> list[dict]:
-    """A table and a figure of continuations: greedy, and sampled (temperature 0.8, top-k 40) with two seeds."""
+    """A table and a figure of continuations: greedy, and sampled (T 0.8, top-k 40) with two seeds."""
     from genlab import plots
 
     rows = []
     for p in prompts:
-        rows.append({"prompt": p, "decoding": "greedy", "text": generate(model, tok, p, n_tokens, greedy=True)})
+        text = generate(model, tok, p, n_tokens, greedy=True)
+        rows.append({"prompt": p, "decoding": "greedy", "text": text})
         for seed in (0, 1):
             rows.append({"prompt": p, "decoding": f"T=0.8 top-k 40 seed {seed}",
                          "text": generate(model, tok, p, n_tokens, temperature=0.8, top_k=40, seed=seed)})
@@ -252,11 +259,13 @@ def fig_samples(run: Run, model: GPT, tok: Tokenizer, prompts=SAMPLE_PROMPTS, n_
     y = 1.0
     for r in rows:
         body = textwrap.fill((r["prompt"] + r["text"]).replace("\n", " "), 120)
-        ax.text(0, y, f"[{r['decoding']}]", fontsize=8, color=plots.PALETTE[3], va="top", transform=ax.transAxes)
+        ax.text(0, y, f"[{r['decoding']}]", fontsize=8, color=plots.PALETTE[3], va="top",
+                transform=ax.transAxes)
         ax.text(0, y - 0.025, body, fontsize=8.5, va="top", family="monospace", transform=ax.transAxes)
         y -= 1.0 / len(rows)
     ax.set_title("Samples (prompt + continuation)")
-    run.save_figure(fig, "samples", caption="Greedy and sampled continuations (T=0.8, top-k 40) of three prompts.",
+    run.save_figure(fig, "samples",
+                    caption="Greedy and sampled continuations (T=0.8, top-k 40) of three prompts.",
                     command=_cmd("generate", f"--run {run.path}", "--prompt 'Alice was beginning'",
                                  "--temperature 0.8 --top-k 40 --seed 0"),
                     data={"rows": rows})
@@ -354,11 +363,11 @@ def fig_score(run: Run, model: GPT, tok: Tokenizer, prompt: str = "Alice", n_tok
     ax.set_title(f"log p = {res['logprob']:.2f} (p = {res['prob']:.3g}) over {len(rows)} tokens")
     ax.text(0.01, 0.02, textwrap.fill(prompt + text, 90).replace("\n", " ")[:200], transform=ax.transAxes,
             fontsize=7, family="monospace")
-    run.save_figure(fig, "score", caption="Per-token log-probabilities of a sampled continuation; the title's "
-                    "total is their sum.", command=_cmd("score", f"--run {run.path}", f"--prompt {_q(prompt)}",
-                                                         f"--text {_q(text)}"),
-                    data={"prompt": prompt, "text": text, **{k: res[k] for k in ("logprob", "prob", "n_tokens")},
-                          "tokens": rows})
+    command = _cmd("score", f"--run {run.path}", f"--prompt {_q(prompt)}", f"--text {_q(text)}")
+    numbers = {k: res[k] for k in ("logprob", "prob", "n_tokens")}
+    run.save_figure(fig, "score", caption="Per-token log-probabilities of a sampled continuation; the "
+                    "title's total is their sum.", command=command,
+                    data={"prompt": prompt, "text": text, **numbers, "tokens": rows})
     run.update_summary({"score_logprob": round(res["logprob"], 3), "score_prob": res["prob"],
                         "score_tokens": res["n_tokens"]})
     return res
@@ -381,15 +390,15 @@ def perplexity_of_file(model: GPT, tok: Tokenizer, path: str | Path) -> dict[str
 @torch.no_grad()
 def attention_at_word(model: GPT, tok: Tokenizer, prompt: str = ATTENTION_PROMPT, word: int = 12,
                       max_new_tokens: int = 40) -> dict[str, Any]:
-    """Generate greedily until the ``word``-th word starts; return every block's attention for that prediction.
+    """Generate greedily until the ``word``-th word starts; return each block's attention for that prediction.
 
     ``att[b]`` is block b's attention (T x T), averaged over heads, at the step that predicted the first
     token of word ``word``; its last row is what that prediction looked at.
     """
     ids = _encode(tok, prompt)
     if len(prompt.split()) >= word:
-        raise ConfigError(f"the prompt already has {len(prompt.split())} words; give fewer than {word} so that "
-                          f"word {word} is generated")
+        raise ConfigError(f"the prompt already has {len(prompt.split())} words; give fewer than {word} so "
+                          f"that word {word} is generated")
     dev = next(model.parameters()).device
     context = None
     for _ in range(max_new_tokens):
@@ -443,7 +452,7 @@ def fig_attention(run: Run, model: GPT, tok: Tokenizer, prompt: str = ATTENTION_
     caption_base = (f"Prediction of word {word} ({res['next']!r}) after {T} tokens; sentence: "
                     f"{res['sentence']!r}. Attention is averaged over heads.")
 
-    fig, axes = plots.figure(1, 2, size=(12, 5.4))
+    fig, axes = plots.figure(1, 2, size=(13, 5.8), layout="constrained")
     for ax, b, name in ((axes[0], 0, "first"), (axes[1], L - 1, "last")):
         im = ax.imshow(att[b], cmap="magma", vmin=0, vmax=att[b].max())
         ax.set_xticks(range(T), labels, rotation=70, fontsize=7, family="monospace")
@@ -455,7 +464,8 @@ def fig_attention(run: Run, model: GPT, tok: Tokenizer, prompt: str = ATTENTION_
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="attention probability")
     fig.suptitle(f"Causal self-attention, averaged over heads (bottom row predicts {res['next']!r})")
-    run.save_figure(fig, "attention_heatmaps", caption=caption_base + " Rows are queries; the last row (below the "
+    run.save_figure(fig, "attention_heatmaps",
+                    caption=caption_base + " Rows are queries; the last row (below the "
                     "cyan line) is the prediction of the next word.", command=cmd,
                     data={"tokens": tokens, "first": att[0].tolist(), "last": att[-1].tolist()})
 
@@ -465,7 +475,8 @@ def fig_attention(run: Run, model: GPT, tok: Tokenizer, prompt: str = ATTENTION_
         w = att[b, -1]
         _paint(ax, tokens, w, cmap, f"{name} block: attention from the last position (sum = {w.sum():.4f}), "
                f"predicting {res['next']!r}")
-    run.save_figure(fig, "attention_tokens", caption=caption_base + " Each token is painted by the attention the "
+    run.save_figure(fig, "attention_tokens",
+                    caption=caption_base + " Each token is painted by the attention the "
                     "last position gives it; the sum over tokens is 1.", command=cmd,
                     data={"tokens": tokens, "first": att[0, -1].tolist(), "last": att[-1, -1].tolist(),
                           "first_sum": float(att[0, -1].sum()), "last_sum": float(att[-1, -1].sum())})
@@ -486,15 +497,18 @@ def fig_attention(run: Run, model: GPT, tok: Tokenizer, prompt: str = ATTENTION_
     axes[1].set_xlabel("effective tokens attended\nexp(entropy)")
     axes[1].set_title("Spread")
     row_sums = res["row_sums"].numpy()
-    run.save_figure(fig, "attention_blocks", caption=caption_base + " Left: each block's attention from the last "
+    run.save_figure(fig, "attention_blocks",
+                    caption=caption_base + " Left: each block's attention from the last "
                     "position. Right: exp(entropy), the effective number of tokens attended (1 = one token, "
                     f"{T} = uniform). Every row of every block sums to 1 (max |sum-1| = "
                     f"{np.abs(row_sums - 1).max():.1e}).", command=cmd,
-                    data={"tokens": tokens, "last_rows": last_rows.tolist(), "effective_tokens": np.exp(entropy),
+                    data={"tokens": tokens, "last_rows": last_rows.tolist(),
+                          "effective_tokens": np.exp(entropy),
                           "row_sums": row_sums.tolist()})
     rows = [{"token": repr(t), "first_block": float(att[0, -1, i]), "last_block": float(att[-1, -1, i])}
             for i, t in enumerate(tokens)]
-    rows.append({"token": "sum", "first_block": float(att[0, -1].sum()), "last_block": float(att[-1, -1].sum())})
+    rows.append({"token": "sum", "first_block": float(att[0, -1].sum()),
+                 "last_block": float(att[-1, -1].sum())})
     run.save_table(rows, "attention", caption=caption_base)
     run.update_summary({"attention_sentence": res["sentence"], "attention_next": res["next"],
                         "attention_row_sum_max_error": float(np.abs(row_sums - 1).max())})
@@ -505,10 +519,10 @@ def fig_attention(run: Run, model: GPT, tok: Tokenizer, prompt: str = ATTENTION_
 
 def invert(model: GPT, tok: Tokenizer, target: str = INVERSION_TARGET, *, lr: float = 0.1, steps: int = 500,
            every: int = 5, seed: int = 0, stop_at_match: bool = True, quiet: bool = True) -> dict[str, Any]:
-    """Find input embeddings E (1, T, d) so that the frozen model's greedy output at each position is the target.
+    """Find input embeddings E (1, T, d) so that the frozen model's greedy output is the target.
 
-    Position t's arg-max must be target token t (all positions at once). E starts as small random vectors and is
-    optimised with Adam on the cross-entropy to the target; the model's weights never change.
+    Position t's arg-max must be target token t (all positions at once). E starts as small random vectors
+    and is optimised with Adam on the cross-entropy to the target; the model's weights never change.
     """
     from tqdm.auto import tqdm
 
@@ -559,9 +573,11 @@ def fig_inversion(run: Run, model: GPT, tok: Tokenizer, target: str = INVERSION_
         ax.annotate(f"exact match at step {m}", (m, res["losses"][min(m, len(res['losses']) - 1)]),
                     textcoords="offset points", xytext=(6, 14), color=plots.PALETTE[3], fontsize=9)
     ax.set_title(f"Inverting the frozen model: {target!r} ({res['n_tokens']} tokens)")
-    run.save_figure(fig, "inversion", caption=f"Optimising a (1, {res['n_tokens']}, {model.config.n_embd}) input in "
-                    f"place of the token embeddings (Adam lr {lr}) until every position's arg-max is the target; "
-                    + (f"exact match after {m} steps." if m is not None else f"no exact match in {steps} steps."),
+    outcome = f"exact match after {m} steps." if m is not None else f"no exact match in {steps} steps."
+    run.save_figure(fig, "inversion",
+                    caption=f"Optimising a (1, {res['n_tokens']}, {model.config.n_embd}) input in place of "
+                    f"the token embeddings (Adam lr {lr}) until every position's arg-max is the target; "
+                    + outcome,
                     command=_cmd("invert", f"--run {run.path}", f"--target {_q(target)}", f"--lr {lr}"),
                     data={k: v for k, v in res.items() if k != "embeds"})
     run.save_table([{**r, "decoded": repr(r["decoded"])} for r in res["decoded"]], "inversion",
@@ -588,9 +604,10 @@ def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto",
     """Train (or reuse) the lab's run and write every figure.
 
     quick: the ``mini`` model (4 blocks, 128 wide) with a 1024-token BPE learned on Alice, 350 steps. A BPE of
-    1024 tokens puts about 3.5 characters in a token, so 64 tokens of context cover ~220 characters and samples
-    are made of real words after a few hundred steps; GPT-2's 50257-way output layer would cost ~25x more per
-    token than this model's blocks on a CPU, and characters need many more steps before words appear.
+    1024 tokens puts about 3.5 characters in a token, so 64 tokens of context cover ~220 characters and
+    samples are made of real words after a few hundred steps. GPT-2's 50257-way output layer would make each
+    step ~17x slower on a CPU (measured, see benchmarks/bench_textgen.py), and characters need many more
+    steps before words appear.
     Full: the ``mini`` preset with the 2048-token BPE, 2000 steps.
     """
     cfg = QUICK if quick else PRESETS["mini"]
@@ -638,7 +655,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--num-samples", type=int, default=1)
     q.set_defaults(func=_cmd_generate)
 
-    q = v.add_parser("score", help="log-probability of a text (sum of per-token values), or a file's perplexity")
+    q = v.add_parser("score", help="log-probability of a text (sum of per-token values), "
+                                   "or a file's perplexity")
     add_run_arg(q)
     q.add_argument("--text", default=None, help="the text to score")
     q.add_argument("--prompt", default="", help="condition on this prompt (not scored)")
@@ -700,7 +718,8 @@ def _cmd_score(a: argparse.Namespace) -> None:
     run, tok, model = _open(a)
     if a.file:
         res = perplexity_of_file(model, tok, a.file)
-        print(f"{a.file}: {res['tokens']} tokens, {res['nll']:.4f} nats/token, perplexity {res['perplexity']:.2f}")
+        print(f"{a.file}: {res['tokens']} tokens, {res['nll']:.4f} nats/token, "
+              f"perplexity {res['perplexity']:.2f}")
         return
     if a.text is None:
         raise ConfigError("give --text \"...\" to score (or --file PATH for a perplexity)")
@@ -721,7 +740,8 @@ def _cmd_attention(a: argparse.Namespace) -> None:
     for b, name in ((0, "first"), (att.shape[0] - 1, "last")):
         row = att[b, -1]
         top = row.topk(min(3, len(row)))
-        tops = ", ".join(f"{res['tokens'][i]!r} {v:.2f}" for v, i in zip(top.values.tolist(), top.indices.tolist()))
+        pairs = zip(top.values.tolist(), top.indices.tolist())
+        tops = ", ".join(f"{res['tokens'][i]!r} {v:.2f}" for v, i in pairs)
         print(f"{name} block: row sum {row.sum():.6f}; most attended: {tops}")
     print(f"figures in {run.figures_dir}")
 
@@ -730,7 +750,8 @@ def _cmd_invert(a: argparse.Namespace) -> None:
     run, tok, model = _open(a)
     res = fig_inversion(run, model, tok, a.target, a.lr, a.steps, a.every, seed=a.seed or 0, quiet=a.quiet)
     for r in res["decoded"]:
-        print(f"step {r['step']:>4}  loss {r['loss']:.4f}  {r['correct']}/{res['n_tokens']}  {r['decoded']!r}")
+        print(f"step {r['step']:>4}  loss {r['loss']:.4f}  {r['correct']}/{res['n_tokens']}  "
+              f"{r['decoded']!r}")
     m = res["matched_step"]
     print(f"exact match after {m} Adam steps" if m is not None else f"no exact match in {a.steps} steps")
 

@@ -94,7 +94,7 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+        return self.drop(self.proj(F.gelu(self.fc(x))))  # exact GELU: faster on CPUs than the tanh form
 
 
 class Block(nn.Module):
@@ -146,7 +146,7 @@ class GPT(nn.Module):
         return n - self.wpe.weight.numel() if non_embedding else n
 
     def flops_per_token(self, T: int | None = None) -> float:
-        """Training FLOPs per token (forward + backward = 3 x forward): 6 N + 6 L T d (the attention matmuls)."""
+        """Training FLOPs per token (forward + backward = 3 x forward): 6 N + 6 L T d (attention matmuls)."""
         cfg = self.config
         T = T or cfg.block_size
         N = sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
@@ -156,8 +156,8 @@ class GPT(nn.Module):
                 inputs_embeds: torch.Tensor | None = None, return_attn: bool = False):
         """Logits (B, T, vocab) and the mean cross-entropy to ``targets`` (or None).
 
-        Give either token ids ``idx`` (B, T) or ``inputs_embeds`` (B, T, n_embd). With ``return_attn`` the result
-        is ``(logits, loss, attentions)``, a list of one (B, heads, T, T) tensor per block.
+        Give either token ids ``idx`` (B, T) or ``inputs_embeds`` (B, T, n_embd). With ``return_attn`` the
+        result is ``(logits, loss, attentions)``, a list of one (B, heads, T, T) tensor per block.
         """
         if (idx is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of idx or inputs_embeds")
@@ -182,8 +182,8 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def stream(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, greedy: bool = False,
+    def stream(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
                generator: torch.Generator | None = None) -> Iterator[int]:
         """Yield ``max_new_tokens`` new token ids one at a time, continuing ``idx`` (1, T)."""
         for _ in range(max_new_tokens):
@@ -200,7 +200,8 @@ class GPT(nn.Module):
 
 
 def next_token(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, greedy: bool = False, generator: torch.Generator | None = None) -> int:
+               top_p: float | None = None, greedy: bool = False,
+               generator: torch.Generator | None = None) -> int:
     """Choose the next token from one position's logits (V,).
 
     greedy: the arg-max. Otherwise sample from softmax(logits / temperature), restricted to the ``top_k`` most

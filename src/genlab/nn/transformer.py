@@ -48,7 +48,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 
 def attention_multiplications(T: int, D: int, M: int) -> int:
-    """Scalar multiplications of single-head attention over T positions: Q K^T costs T*T*D, weights @ V T*T*M."""
+    """Multiplications of single-head attention over T positions: Q K^T costs T*T*D, weights @ V T*T*M."""
     return T * T * (D + M)
 
 
@@ -128,7 +128,8 @@ class Seq2SeqTransformer(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.embed = nn.Embedding(vocab, d_model)
-        nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)  # times sqrt(d) below: unit scale, like positions
+        # std d^-1/2, times sqrt(d) below: unit scale, like the sinusoidal positions
+        nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
         self.decoder = nn.ModuleList(DecoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
         self.head = nn.Linear(d_model, vocab)
@@ -174,7 +175,7 @@ def toy_batch(task: str, batch: int, length: int, vocab: int, generator: torch.G
 
 def train_toy(task: str = "reverse", *, steps: int = 300, length: int = 6, vocab: int = 10, batch: int = 64,
               lr: float = 3e-3, seed: int = 0, **model_kw) -> tuple[Seq2SeqTransformer, float]:
-    """Train a small transformer on the toy task; return it and its exact-sequence accuracy (greedy decode)."""
+    """Train a small transformer on the toy task; return it and its exact-sequence accuracy (greedy)."""
     if task not in ("copy", "reverse"):
         from genlab.errors import choose
 
@@ -198,10 +199,10 @@ def train_toy(task: str = "reverse", *, steps: int = 300, length: int = 6, vocab
 def init_residual_branch(last: nn.Linear, n_layers: int, std: float = 0.02) -> None:
     """Initialise the last layer of a residual branch so that E[F(u)] = 0 and Var grows only O(1) with depth.
 
-    With zero bias and zero-mean weights, every output coordinate is a sum of zero-mean terms, so its expectation
-    over the initialisation is 0 for any input u; x + F(x) then starts as the identity in expectation. The
-    1/sqrt(2 n_layers) factor (two branches per layer) keeps the total variance added to the residual stream
-    about std^2 * |h|^2, whatever the depth.
+    With zero bias and zero-mean weights, every output coordinate is a sum of zero-mean terms, so its
+    expectation over the initialisation is 0 for any input u; x + F(x) then starts as the identity in
+    expectation. The 1/sqrt(2 n_layers) factor (two branches per layer) keeps the total variance added to
+    the residual stream about std^2 * |h|^2, whatever the depth.
     """
     nn.init.normal_(last.weight, 0.0, std / math.sqrt(2 * n_layers))
     if last.bias is not None:
