@@ -142,3 +142,21 @@ def test_presets_are_the_documented_shapes():
     assert (tg.PRESETS["gpt2"].n_layer, tg.PRESETS["gpt2"].n_head, tg.PRESETS["gpt2"].n_embd) == (12, 12, 768)
     lab = tg.PRESETS["lab"]
     assert (lab.lr, lab.batch_size, lab.block_size, lab.steps, lab.tokenizer) == (5e-4, 32, 64, 2000, "gpt2")
+
+
+@pytest.mark.slow
+def test_quick_demo_on_alice_writes_every_figure(tmp_path):
+    """The report's quick demo on the real book (needs 'genlab data fetch alice', GENLAB_TEST_REAL_DATA=1)."""
+    from genlab.data.fetch import is_fetched
+
+    if not is_fetched("alice"):
+        pytest.skip("alice is not in the cache; run 'genlab data fetch alice', set GENLAB_TEST_REAL_DATA=1")
+    (run,) = tg.demo(tmp_path, quick=True, device="cpu", quiet=True)
+    names = {p.stem for p in run.figures_dir.glob("*.png")}
+    assert names >= {"loss", "samples", "score", "attention_heatmaps", "attention_tokens", "attention_blocks",
+                     "inversion"}
+    summary = run.read_summary()
+    assert summary["inversion_match_step"] is not None
+    assert summary["attention_row_sum_max_error"] < 1e-5
+    again = tg.demo(tmp_path, quick=True, device="cpu", quiet=True)[0]  # reused, not retrained
+    assert again.path == run.path and again.read_summary()["train_seconds"] == summary["train_seconds"]
