@@ -282,6 +282,9 @@ def fig_loss(run: Run) -> None:
     fig = plots.loss_curves(metrics, ["loss", "val_loss"], title="GPT training: cross-entropy per token")
     ax = fig.axes[0]
     ax.set_ylabel("cross-entropy (nats / token)")
+    names = {"loss": "train (each step's batch)", "val_loss": "validation (last 10%)"}
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [names.get(k, k) for k in labels])
     val = [(r["step"], r["val_loss"]) for r in metrics if "val_loss" in r]
     if val:
         ax.plot(*zip(*val), "o", color=plots.PALETTE[1], markersize=3)
@@ -361,8 +364,7 @@ def fig_score(run: Run, model: GPT, tok: Tokenizer, prompt: str = "Alice", n_tok
                   family="monospace", fontsize=8)
     ax.set_ylabel("log p(token | context)")
     ax.set_title(f"log p = {res['logprob']:.2f} (p = {res['prob']:.3g}) over {len(rows)} tokens")
-    ax.text(0.01, 0.02, textwrap.fill(prompt + text, 90).replace("\n", " ")[:200], transform=ax.transAxes,
-            fontsize=7, family="monospace")
+    ax.set_xlabel(textwrap.shorten(repr(prompt + text), 110), family="monospace", fontsize=8)
     command = _cmd("score", f"--run {run.path}", f"--prompt {_q(prompt)}", f"--text {_q(text)}")
     numbers = {k: res[k] for k in ("logprob", "prob", "n_tokens")}
     run.save_figure(fig, "score", caption="Per-token log-probabilities of a sampled continuation; the "
