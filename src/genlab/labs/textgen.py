@@ -19,6 +19,7 @@ import math
 import sys
 import textwrap
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ LAB = "textgen"
 ATTENTION_PROMPT = "The little squirrel was around Alice but she kept saying"
 INVERSION_TARGET = "I am a little squirrel holding a walnut"
 SAMPLE_PROMPTS = ("Alice was beginning", "The Queen said", "'Off with")
+
+# Samples of an untrained model may hold characters the monospace font lacks; the figure still renders.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 
 
 @dataclass
@@ -85,15 +89,17 @@ def _preset(name: str, **kw: Any) -> TextgenConfig:
 PRESETS: dict[str, TextgenConfig] = {
     # seconds on a CPU: checks the pipeline, samples are word salad
     "nano": _preset("nano", steps=300, lr=2e-3, bpe_vocab=1024, eval_every=50),
-    # minutes on a CPU: samples that read like the book
-    "mini": _preset("mini", steps=2000, lr=1e-3),
+    # minutes on a CPU: samples that read like the book. Alice is only ~45k BPE tokens, so a 1M-parameter
+    # model overfits within ~500 steps without dropout (measured: validation loss rose from 4.76 at 5 minutes
+    # to 4.87 at 10 with dropout 0 and a 2048-token BPE); dropout 0.2 and a 1024-token BPE hold it back.
+    "mini": _preset("mini", steps=2000, lr=1e-3, dropout=0.2, bpe_vocab=1024),
     # the lab's recipe: GPT-2 tokens, lr 5e-4, batch 32, block 64, 2000 iterations, a 6-layer 384-wide model
     "lab": _preset("lab", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
     # GPT-2 small (12 layers, 12 heads, 768 wide) with the lab's recipe: a GPU job
     "gpt2": _preset("gpt2", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
 }
 # The quick demo: mini with a 1024-token BPE (see demo() for why).
-QUICK = PRESETS["mini"].update(dict(bpe_vocab=1024, steps=350, eval_every=50, warmup=30, lr=2e-3))
+QUICK = PRESETS["mini"].update(dict(steps=350, eval_every=50, warmup=30, lr=2e-3, dropout=0.0))
 
 
 # --------------------------------------------------------------------------------------------- model and data
@@ -610,7 +616,8 @@ def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto",
     samples are made of real words after a few hundred steps. GPT-2's 50257-way output layer would make each
     step ~17x slower on a CPU (measured, see benchmarks/bench_textgen.py), and characters need many more
     steps before words appear.
-    Full: the ``mini`` preset with the 2048-token BPE, 2000 steps.
+    No dropout: 350 steps see the training tokens ~15 times, before overfitting sets in.
+    Full: the ``mini`` preset (1024-token BPE, dropout 0.2), 2000 steps.
     """
     cfg = QUICK if quick else PRESETS["mini"]
     name = "alice-mini-bpe-quick" if quick else "alice-mini-bpe"
