@@ -102,7 +102,7 @@ def speed(args) -> None:
     nano = load_nanogpt(Path(args.nanogpt))
     if nano is None:
         emit(bench="nanogpt", note=f"no nanoGPT mirror at {args.nanogpt}; comparison skipped")
-    for preset, vocab in (("nano", 1024), ("mini", 2048)):
+    for preset, vocab in (("nano", 1024), ("mini", 1024)):  # the presets' BPE sizes
         shape = MODEL_PRESETS[preset]
         cfg = dict(vocab_size=vocab, dropout=0.0, bias=True, **shape)
         impls = [("genlab", GPT(GPTConfig(**cfg)))]

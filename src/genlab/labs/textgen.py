@@ -39,7 +39,7 @@ from genlab.data.text import (
 )
 from genlab.errors import ConfigError
 from genlab.nn.gpt import GPT, MODEL_PRESETS, GPTConfig
-from genlab.runs import Run, choose_device, seed_everything
+from genlab.runs import Run, choose_device, rng_state, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
 
 TITLE = "GPT on Alice in Wonderland: train, generate, score, attention, inversion"
@@ -174,7 +174,7 @@ def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = N
         run.log_metrics({"step": stopped, **values})
         run.save_checkpoint({"step": stopped, "model": model.state_dict(), "config": cfg.to_dict(),
                              "optimizers": {"main": opt.state_dict()}, "scheduler": sched.state_dict(),
-                             "ema": None, "scaler": None, "rng": None, "best": values["val_loss"]})
+                             "ema": None, "scaler": None, "rng": rng_state(), "best": values["val_loss"]})
     model.eval()
     final = estimate_loss(model, data, cfg)
     tokens = (steps_done - (0 if stopped else (res.resumed_from or 0))) * cfg.batch_size * cfg.block_size
