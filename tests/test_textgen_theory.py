@@ -1,0 +1,79 @@
+"""The transformer theory made executable (genlab.nn.transformer)."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genlab.nn import transformer as tr
+
+
+@pytest.mark.parametrize("T,D,M", [(7, 5, 3), (16, 8, 8), (10, 4, 12)])
+def test_attention_cost_matches_flop_counter(T, D, M):
+    q, k, v = torch.randn(T, D), torch.randn(T, D), torch.randn(T, M)
+    with FlopCounterMode(display=False) as counter:
+        tr.attention(q, k, v)
+    # FLOPs of a matmul are 2 x its multiplications
+    assert counter.get_total_flops() == 2 * tr.attention_multiplications(T, D, M) == 2 * T * T * (D + M)
+
+
+def test_causal_mask_blocks_the_future():
+    m = tr.causal_mask(4)
+    assert m.tolist() == [[True, False, False, False], [True, True, False, False],
+                          [True, True, True, False], [True, True, True, True]]
+    q = torch.randn(4, 3)
+    _, w = tr.attention(q, q, q, m)
+    assert torch.all(w.triu(1) == 0) and torch.allclose(w.sum(-1), torch.ones(4))
+
+
+def test_decoder_is_causal_and_addnorm_normalises():
+    torch.manual_seed(0)
+    model = tr.Seq2SeqTransformer(vocab=9, d_model=16, n_head=2, d_ff=32, n_layers=1).eval()
+    src = torch.randint(1, 9, (1, 5))
+    tgt = torch.randint(1, 9, (1, 5))
+    other = tgt.clone()
+    other[0, 3:] = (other[0, 3:] % 8) + 1
+    torch.testing.assert_close(model(src, tgt)[0, :3], model(src, other)[0, :3])
+    an = tr.AddNorm(16)
+    out = an(torch.randn(4, 16) * 5 + 3, torch.randn(4, 16))
+    torch.testing.assert_close(out.mean(-1), torch.zeros(4), atol=1e-5, rtol=0)
+
+
+def test_sinusoidal_positions_make_order_matter():
+    torch.manual_seed(0)
+    model = tr.Seq2SeqTransformer(vocab=9, d_model=16, n_head=2, d_ff=32, n_layers=1).eval()
+    a = model._inputs(torch.tensor([[3, 3, 3]]))
+    assert not torch.allclose(a[0, 0], a[0, 1])  # the same token at two positions differs
+
+
+def test_transformer_learns_to_reverse_in_seconds():
+    torch.set_num_threads(1)
+    _, acc = tr.train_toy("reverse", steps=150, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
+                          n_layers=1)
+    assert acc > 0.9, acc
+
+
+def test_copy_task_learned_too():
+    _, acc = tr.train_toy("copy", steps=100, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
+                          n_layers=1)
+    assert acc > 0.9, acc
+
+
+def test_residual_branch_init_has_zero_mean_output():
+    torch.manual_seed(0)
+    u = torch.randn(256, 32)
+    outs = []
+    for _ in range(200):  # expectation over the initialisation
+        ffn = tr.FeedForward(32, 64)
+        tr.init_residual_branch(ffn.w2, n_layers=6)
+        outs.append(ffn(u).detach())
+    outs = torch.stack(outs)
+    mean, std = outs.mean(0), outs.std(0)
+    # E[F(u)] = 0 for every input: the average over 200 inits is within a few standard errors of zero
+    assert (mean.abs() < 4 * std / 200 ** 0.5 + 1e-6).float().mean() > 0.99
+    # and deeper stacks get smaller branches: x + F(x) stays near the identity
+    deep = tr.FeedForward(32, 64)
+    tr.init_residual_branch(deep.w2, n_layers=48)
+    shallow = tr.FeedForward(32, 64)
+    torch.manual_seed(1)
+    tr.init_residual_branch(shallow.w2, n_layers=1)
+    assert deep(u).std() < shallow(u).std()
