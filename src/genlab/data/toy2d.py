@@ -61,7 +61,8 @@ def make_toy2d(name: str, n: int = 2000, seed: int = 0) -> Toy2D:
         u = torch.sqrt(torch.rand(n, generator=g))
         theta = u * 4 * math.pi + 0.5
         r = theta / (4 * math.pi + 0.5)
-        x = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1) + 0.015 * torch.randn(n, 2, generator=g)
+        x = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1)
+        x = x + 0.015 * torch.randn(n, 2, generator=g)
     elif name == "moons":
         y = torch.randint(0, 2, (n,), generator=g)
         a = torch.rand(n, generator=g) * math.pi

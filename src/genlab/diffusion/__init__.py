@@ -28,6 +28,7 @@ from genlab.diffusion.samplers import (
     invert,
     make_sampler,
     ode_velocity,
+    prior_scale,
     run_steps,
     sample,
     sde_sample,
@@ -64,10 +65,11 @@ def diffusion_loss(eps_fn, schedule: Schedule, x0, t=None, eps=None, generator=N
 
 
 __all__ = [
-    "DDIM", "GRIDS", "SAMPLERS", "SCHEDULES", "DDPMAncestral", "DiscreteVPSchedule", "ElboResult", "EulerMaruyama",
-    "EulerODE", "HeunODE", "LogLikResult", "SampleResult", "Sampler", "Schedule", "VEExpSchedule",
-    "VEGeometricSchedule", "VEPolySchedule", "VPCosineSchedule", "VPLinearSchedule", "ddim_sample", "ddpm_sample",
-    "diffusion_loss", "drop_labels", "elbo", "energy_distance", "euler_sample", "heun_sample", "invert",
-    "make_sampler", "make_schedule", "mmd_rbf", "model_eps_fn", "ode_log_likelihood", "ode_velocity", "run_steps",
-    "sample", "sde_sample", "time_grid", "x0_from_eps",
+    "DDIM", "GRIDS", "SAMPLERS", "SCHEDULES", "DDPMAncestral", "DiscreteVPSchedule", "ElboResult",
+    "EulerMaruyama", "EulerODE", "HeunODE", "LogLikResult", "SampleResult", "Sampler", "Schedule",
+    "VEExpSchedule", "VEGeometricSchedule", "VEPolySchedule", "VPCosineSchedule", "VPLinearSchedule",
+    "ddim_sample", "ddpm_sample", "diffusion_loss", "drop_labels", "elbo", "energy_distance",
+    "euler_sample", "heun_sample", "invert", "make_sampler", "make_schedule", "mmd_rbf", "model_eps_fn",
+    "ode_log_likelihood", "ode_velocity", "prior_scale", "run_steps", "sample", "sde_sample", "time_grid",
+    "x0_from_eps",
 ]

@@ -20,7 +20,8 @@ from torch import nn
 Tensor = torch.Tensor
 
 
-def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Generator | None = None) -> Tensor:
+def drop_labels(labels: Tensor, p: float, null_label: int,
+                generator: torch.Generator | None = None) -> Tensor:
     """Replace each label by ``null_label`` with probability ``p`` (label dropout for guidance)."""
     if p <= 0:
         return labels

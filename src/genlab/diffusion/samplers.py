@@ -1,7 +1,10 @@
-"""Samplers: turn a noise-prediction network into samples, for any :class:`~genlab.diffusion.schedules.Schedule`.
+"""Samplers: turn a noise-prediction network into samples, for any
+:class:`~genlab.diffusion.schedules.Schedule`.
 
-The network is seen only through an ``eps_fn(x, t) -> eps_hat``: ``x`` has any shape ``(B, ...)`` and ``t`` is a
-tensor of shape ``(B,)`` with the time in [0, 1]. From ``eps_hat`` follow the two other views every sampler uses:
+The network is seen only through an ``eps_fn(x, t) -> eps_hat``: ``x`` has any shape ``(B, ...)`` and ``t``
+is a
+tensor of shape ``(B,)`` with the time in [0, 1]. From ``eps_hat`` follow the two other views every sampler
+uses:
 
     x0_hat = (x - sigma(t) eps_hat) / alpha(t)          (the denoised guess)
     score  = -eps_hat / sigma(t)                        (the gradient of log p_t)
@@ -80,7 +83,8 @@ def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
 
 
 class EulerODE(Sampler):
-    """Euler step of the probability-flow ODE: ``x_next = x + (t_next - t) v(x, t)`` (works in both directions)."""
+    """Euler step of the probability-flow ODE: ``x_next = x + (t_next - t) v(x, t)`` (works in both
+    directions)."""
 
     name = "euler"
 
@@ -249,7 +253,8 @@ def run_steps(eps_fn: EpsFn, schedule: Schedule, sampler: Sampler, x: Tensor, ti
     xs, x0s = ([x], []) if return_trajectory else (None, None)
     n = len(times) - 1
     for i in tqdm(range(n), disable=not progress, leave=False, desc=sampler.name):
-        x, x0 = sampler.step(eps_fn, schedule, x, times[i], times[i + 1], last=(i == n - 1), generator=generator)
+        x, x0 = sampler.step(eps_fn, schedule, x, times[i], times[i + 1], last=(i == n - 1),
+                             generator=generator)
         if return_trajectory:
             xs.append(x)
             x0s.append(x0)
@@ -260,14 +265,22 @@ def run_steps(eps_fn: EpsFn, schedule: Schedule, sampler: Sampler, x: Tensor, ti
 
 def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", *,
            shape: tuple[int, ...] | None = None, noise: Tensor | None = None, steps: int = 1000,
-           grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0, eta: float = 0.0,
+           grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
+           eta: float = 0.0,
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
-           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
-    """Draw samples: start from ``sigma(t_start) * noise`` and step down to ``t_end``.
+           prior_std: float | None = None, return_trajectory: bool = False,
+           progress: bool = False) -> SampleResult:
+    """Draw samples: start from ``prior_std * noise`` at ``t_start`` and step down to ``t_end``.
 
-    Give either ``noise`` (standard normal, any shape ``(B, ...)``: the same noise gives the same output with a
+    Give either ``noise`` (standard normal, any shape ``(B, ...)``: the same noise gives the same output with
+    a
     deterministic sampler) or ``shape`` (then the noise is drawn from ``generator``). Stochastic samplers draw
     their extra noise from ``generator`` too.
+
+    ``prior_std`` defaults to ``sigma(t_start)``, the lab's start. When sigma(1) is not much larger than the
+    data (the lab's sigma(1) = 1 for points in [-1, 1]^2) the true x_1 is wider than that: pass
+    ``prior_std = sqrt(sigma(1)^2 + alpha(1)^2 Var(data))`` to start from a Gaussian with x_1's variance,
+    otherwise a deterministic sampler keeps the too-narrow start and its samples shrink towards the centre.
     """
     smp = make_sampler(sampler, eta=eta)
     if noise is None:
@@ -277,9 +290,18 @@ def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", 
     elif device is not None:
         noise = noise.to(device)
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho)
-    x = float(schedule.sigma(torch.tensor(t_start, dtype=torch.float64))) * noise
+    x = prior_scale(schedule, prior_std, t_start) * noise
     return run_steps(eps_fn, schedule, smp, x, times, generator=generator,
                      return_trajectory=return_trajectory, progress=progress)
+
+
+def prior_scale(schedule: Schedule, prior_std: float | None = None, t_start: float = 1.0) -> float:
+    """The standard deviation of the sampler's start: ``prior_std``, or ``sigma(t_start)`` when not given."""
+    if prior_std is not None:
+        if prior_std <= 0:
+            raise ConfigError(f"bad prior_std {prior_std}; it must be > 0")
+        return float(prior_std)
+    return float(schedule.sigma(torch.tensor(t_start, dtype=torch.float64)))
 
 
 def euler_sample(eps_fn: EpsFn, schedule: Schedule, **kw) -> SampleResult:
@@ -305,21 +327,23 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, eta: float = 0.0, **kw) -> Sa
 
 def invert(eps_fn: EpsFn, schedule: Schedule, x0: Tensor, *, steps: int = 1000, method: str = "heun",
            grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
-           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
+           prior_std: float | None = None, return_trajectory: bool = False,
+           progress: bool = False) -> SampleResult:
     """ODE inversion: integrate the probability-flow ODE from data ``x0`` (at ``t_end``) up to ``t_start``.
 
-    Returns a :class:`SampleResult` whose ``x`` is the *noise* ``z = x_1 / sigma(t_start)``: passing it back as
-    ``sample(..., noise=z, sampler=method, steps=steps, grid=grid)`` retraces the same path down to ``x0``
+    Returns a :class:`SampleResult` whose ``x`` is the *noise* ``z = x_1 / prior_std``: passing it back as
+    ``sample(..., noise=z, sampler=method, steps=steps, grid=grid, prior_std=prior_std)`` retraces the same
+    path down to ``x0``
     (up to the discretisation error, which shrinks with ``steps``). The trajectory (if asked) runs from the
-    data up to the noise. Where sigma(t_end) = 0 (VP schedules) the first evaluation is moved to ``t_min``.
+    data up to the noise. ``t_end`` is at least ``schedule.t_min`` (VP: 1/T, where sigma > 0), so pass
+    ``t_end=schedule.t_min`` to :func:`sample` to retrace a VP inversion.
     """
     if method not in ("euler", "heun"):
         raise ConfigError(f"unknown inversion method {method!r}; choose one of: euler, heun")
-    times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho).flip(0).clone()
-    t_min = getattr(schedule, "t_min", 0.0)
-    times[0] = max(float(times[0]), t_min)
+    t_end = max(t_end, getattr(schedule, "t_min", 0.0))
+    times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho).flip(0)
     res = run_steps(eps_fn, schedule, make_sampler(method), x0, times, return_trajectory=return_trajectory,
                     progress=progress)
-    res.x = res.x / float(schedule.sigma(torch.tensor(t_start, dtype=torch.float64)))
+    res.x = res.x / prior_scale(schedule, prior_std, t_start)
     return res
 

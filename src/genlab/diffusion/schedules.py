@@ -5,7 +5,8 @@ Every schedule here describes the same Gaussian forward process
     x_t = alpha(t) * x_0 + sigma(t) * eps,        eps ~ N(0, I),
 
 and gives ``alpha(t)``, ``sigma(t)`` and their exact time derivatives. Variance-exploding (VE) schedules keep
-``alpha = 1`` and let ``sigma`` grow (the 2D lab: ``sigma(t) = exp(5 (t - 1))``); variance-preserving (VP, DDPM)
+``alpha = 1`` and let ``sigma`` grow (the 2D lab: ``sigma(t) = exp(5 (t - 1))``); variance-preserving (VP,
+DDPM)
 schedules shrink the signal so that ``alpha^2 + sigma^2 = 1``. The samplers and the likelihood only ever ask a
 schedule for these four numbers (plus the derived SNR and SDE drift/diffusion), so any sampler runs with any
 schedule and the tensors ``x`` may have any shape ``(B, ...)``.
@@ -34,7 +35,8 @@ def _as_tensor(t: Tensor | float) -> Tensor:
 
 
 class Schedule:
-    """Base class: subclasses define ``sigma``, ``dsigma`` and, when the signal is scaled, ``alpha``, ``dalpha``.
+    """Base class: subclasses define ``sigma``, ``dsigma`` and, when the signal is scaled, ``alpha``,
+    ``dalpha``.
 
     ``t`` may be a float or a tensor of any shape; the result has the shape (and dtype) of ``t``.
     """
@@ -90,7 +92,8 @@ class Schedule:
         return (lo + hi) / 2
 
     def perturb(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        """x_t = alpha(t) x_0 + sigma(t) eps, with ``t`` of shape (B,) broadcast over ``x0`` of shape (B, ...)."""
+        """x_t = alpha(t) x_0 + sigma(t) eps, with ``t`` of shape (B,) broadcast over ``x0`` of shape (B,
+        ...)."""
         shape = (-1,) + (1,) * (x0.dim() - 1)
         a = self.alpha(t).to(x0.dtype).reshape(shape)
         s = self.sigma(t).to(x0.dtype).reshape(shape)
@@ -103,7 +106,7 @@ class Schedule:
         return f"{type(self).__name__}({self.describe()})"
 
 
-# ------------------------------------------------------------------------------------------ variance exploding
+# ---------------------------------------------------------------------------------------- variance exploding
 
 class VEExpSchedule(Schedule):
     """sigma(t) = exp(k (t - 1)): the lab's default (k = 5), from sigma(0) = e^-k to sigma(1) = 1."""
@@ -162,7 +165,7 @@ class VEGeometricSchedule(Schedule):
         return torch.log(_as_tensor(level) / self.sigma_min) / self.log_ratio
 
 
-# ------------------------------------------------------------------------------------------- variance preserving
+# --------------------------------------------------------------------------------------- variance preserving
 
 class DiscreteVPSchedule(Schedule):
     """A DDPM schedule of ``T`` discrete betas, read in continuous time ``t = n / T``.
@@ -222,7 +225,8 @@ class DiscreteVPSchedule(Schedule):
 
 
 class VPLinearSchedule(DiscreteVPSchedule):
-    """DDPM's linear betas from ``beta_start`` to ``beta_end`` over ``T`` steps (Ho et al.: 1e-4..0.02, T=1000)."""
+    """DDPM's linear betas from ``beta_start`` to ``beta_end`` over ``T`` steps (Ho et al.: 1e-4..0.02,
+    T=1000)."""
 
     def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, T: int = 1000):
         if T < 1:

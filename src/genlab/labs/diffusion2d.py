@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import csv
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ class Diffusion2DConfig(TrainConfig):
     data_seed: int = param(0, "seed of the training points")
     conditional: bool = param(False, "condition on the class label (labelled data sets only)")
     label_dropout: float = param(0.1, "probability of dropping the label in training (guidance)", min=0.0)
-    guidance: float = param(1.0, "classifier-free guidance scale at sampling (1 = plain conditional)", min=0.0)
+    guidance: float = param(1.0, "classifier-free guidance scale at sampling (1 = plain conditional)",
+                            min=0.0)
     schedule: str = param("ve-exp", "noise schedule", choices=SCHEDULES)
     k: float = param(5.0, "rate of the ve-exp schedule sigma(t) = exp(k (t-1))", min=0.0)
     poly_eps: float = param(1e-4, "eps of the ve-poly schedule sigma(t) = t^2 + eps", min=0.0)
@@ -85,13 +87,16 @@ class Diffusion2DConfig(TrainConfig):
     time_embedding: str = param("sinusoidal", "how t enters the network", choices=TIME_EMBEDDINGS)
     sampler: str = param("euler", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(1000, "default sampling steps", min=1)
+    prior: str = param("matched", "sampler start: N(0, sigma(1)^2 + Var(data)) (matched) or N(0, sigma(1)^2)",
+                       choices=("matched", "sigma"))
     eval_n: int = param(2000, "samples for the quality numbers in summary.json", min=10)
 
 
 PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
     "grid": Diffusion2DConfig(dataset="grid", conditional=True),
-    "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm", time_embedding="sinusoidal"),
+    "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
+                                time_embedding="sinusoidal"),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 
@@ -137,6 +142,7 @@ class Trained:
     model: MLPDenoiser
     schedule: Schedule
     device: torch.device
+    prior_std: float
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance: float | None = None):
         g = self.cfg.guidance if guidance is None else guidance
@@ -185,7 +191,19 @@ def load_trained(run: Run, device: torch.device | str = "cpu") -> Trained:
     device = torch.device(device)
     load_weights(run, model, device=device)
     model.eval()
-    return Trained(run, cfg, model, build_schedule(cfg), device)
+    schedule = build_schedule(cfg)
+    return Trained(run, cfg, model, schedule, device, prior_std_for(cfg, schedule))
+
+
+def prior_std_for(cfg: Diffusion2DConfig, schedule: Schedule) -> float:
+    """The sampler's start: sigma(1), or (``prior=matched``) the std of the true x_1, sqrt(sigma^2 + alpha^2
+    Var)."""
+    one = torch.tensor(1.0, dtype=torch.float64)
+    s1, a1 = float(schedule.sigma(one)), float(schedule.alpha(one))
+    if cfg.prior == "sigma":
+        return s1
+    var = float(make_toy2d(cfg.dataset, cfg.n_points, cfg.data_seed).x.double().var(0).mean())
+    return math.sqrt(s1**2 + a1**2 * var)
 
 
 def train(cfg: Diffusion2DConfig, *, root: str | Path = "runs", name: str | None = None, resume: bool = False,
@@ -216,16 +234,26 @@ def draw(tr: Trained, n: int, *, seed: int = 0, sampler: str | None = None, step
     eps_fn = tr.eps_fn(labels.to(tr.device) if labels is not None else None, guidance)
     return sample(eps_fn, tr.schedule, sampler or tr.cfg.sampler, noise=noise.to(tr.device),
                   steps=steps or tr.cfg.sample_steps, grid=grid, eta=eta, generator=g,
-                  return_trajectory=trajectory)
+                  prior_std=tr.prior_std, return_trajectory=trajectory)
 
 
-def quality(tr: Trained, x: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 1000) -> dict:
-    """Energy distance to fresh data beside the noise floor, in-support share, and in-region share."""
+def quality(tr: Trained, x: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 1000,
+            repeats: int = 5) -> dict:
+    """Energy distance to fresh data beside the noise floor, in-support share, and in-region share.
+
+    One energy distance between samples of a few thousand points is noisy (two fresh data sets of 2000 points
+    score anywhere from 0.0002 to 0.0012), so both numbers are means over ``repeats`` fresh data sets:
+    ``energy_distance`` of the samples to each, ``noise_floor`` between pairs of fresh sets of the same size.
+    """
     x = x.detach().cpu()
     n = x.shape[0]
-    fresh = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + seed).x
-    fresh2 = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + seed + 1).x
-    ed, floor = energy_distance(x, fresh), energy_distance(fresh2, fresh)
+    eds, floors = [], []
+    for r in range(repeats):
+        fresh = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + seed + 2 * r).x
+        fresh2 = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + seed + 2 * r + 1).x
+        eds.append(energy_distance(x, fresh))
+        floors.append(energy_distance(fresh2, fresh))
+    ed, floor = float(np.mean(eds)), float(np.mean(floors))
     out = {"energy_distance": ed, "noise_floor": floor, "distance_ratio": ed / floor,
            "in_support": float(in_support(tr.cfg.dataset, x).float().mean())}
     if labels is not None:
@@ -294,7 +322,8 @@ def figure_forward_trajectory(tr: Trained, start=(1.4, -1.25), seed: int = 0) ->
     inc = torch.randn(1000, 2, generator=g, dtype=torch.float64) * torch.sqrt(var.diff())[:, None]
     a = tr.schedule.alpha(times)[:, None]
     base = tr.schedule.sigma(times[0]) * torch.randn(2, generator=g, dtype=torch.float64)
-    path = a * torch.tensor(start, dtype=torch.float64) + a * (base + torch.cat([torch.zeros(1, 2), inc.cumsum(0)]))
+    walk = base + torch.cat([torch.zeros(1, 2, dtype=torch.float64), inc.cumsum(0)])
+    path = a * (torch.tensor(start, dtype=torch.float64) + walk)
     fig, ax = plots.figure(size=(5.2, 4.6))
     sc = ax.scatter(path[:, 0], path[:, 1], c=times, cmap="plasma", s=6)
     ax.plot(path[:, 0], path[:, 1], color="0.5", lw=0.4, alpha=0.6)
@@ -308,7 +337,8 @@ def figure_forward_trajectory(tr: Trained, start=(1.4, -1.25), seed: int = 0) ->
     ax.set_title(f"Forward process of one point, sigma(t) = {tr.schedule.describe()}")
     ax.legend(loc="upper left")
     return tr.run.save_figure(fig, "01_forward_trajectory", command=_cmd(tr.run), caption=(
-        "A point outside the square diffused by the forward process x_t = x_0 + sigma(t) eps along one Brownian "
+        "A point outside the square diffused by the forward process x_t = x_0 + sigma(t) eps along one "
+        "Brownian "
         "path (t from 0, dark, to 1, yellow); the dashed square is where the data lives."),
         data={"start": list(start), "end": path[-1].tolist()})
 
@@ -332,7 +362,7 @@ def figure_seed_grid(tr: Trained, n: int = 1000, steps: int | None = None) -> Pa
     steps = steps or tr.cfg.sample_steps
     noise = torch.cat([torch.randn(n, 2, generator=torch.Generator().manual_seed(s)) for s in range(9)])
     res = draw(tr, 9 * n, sampler="euler", steps=steps, noise=noise)
-    fig, axes = plots.figure(3, 3, size=(9, 9), sharex=True, sharey=True)
+    fig, axes = plots.figure(3, 3, layout="constrained", size=(9, 9), sharex=True, sharey=True)
     stats = []
     for s, ax in enumerate(axes.flat):
         xs = res.x[s * n:(s + 1) * n].cpu()
@@ -351,7 +381,8 @@ def figure_steps_sweep(tr: Trained, steps_list=(5, 10, 25, 100, 500, 1000), n: i
     """4. Samples for several numbers of sampling steps, on a uniform and an EDM time grid."""
     plots, plt = _plt()
     noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(3))
-    fig, axes = plots.figure(2, len(steps_list), size=(2.6 * len(steps_list), 5.6), sharex=True, sharey=True)
+    fig, axes = plots.figure(2, len(steps_list), layout="constrained", size=(2.6 * len(steps_list), 5.6),
+                             sharex=True, sharey=True)
     rows = []
     for r, grid in enumerate(("uniform", "edm")):
         for c, steps in enumerate(steps_list):
@@ -361,7 +392,8 @@ def figure_steps_sweep(tr: Trained, steps_list=(5, 10, 25, 100, 500, 1000), n: i
             ax = axes[r, c]
             _scatter(ax, x, color=plots.PALETTE[r])
             _outline(ax, tr)
-            ax.set_title(f"{grid}, {steps} steps\n{100 * q['in_support']:.1f}% in, ED {q['energy_distance']:.4f}",
+            ax.set_title(f"{grid}, {steps} steps\n{100 * q['in_support']:.1f}% in, "
+                         f"ED {q['energy_distance']:.4f}",
                          fontsize=8)
     fig.suptitle("Euler sampling with more and more steps (same noise in every panel)", fontweight="bold")
     tr.run.save_table(rows, "steps_sweep", caption="Euler sampler vs number of steps and time grid")
@@ -385,13 +417,14 @@ def _companion(tr: Trained, schedule: str, k: float | None = None, quiet: bool =
 
 
 def figure_samplers_schedules(tr: Trained, n: int = 1000, steps: int = 50, quiet: bool = True) -> Path:
-    """5. Other schedules (sigma(t) plotted) and other samplers, each with its in-square share and distance."""
+    """5. Other schedules (sigma(t) plotted) and other samplers, each with its in-square share and
+    distance."""
     plots, plt = _plt()
     noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(5))
     others = [(tr, tr.schedule.describe()),
               (_companion(tr, "ve-poly", quiet=quiet), None),
               (_companion(tr, "ve-exp", k=2.0, quiet=quiet), None)]
-    fig, axes = plots.figure(2, 4, size=(13, 6.6))
+    fig, axes = plots.figure(2, 4, layout="constrained", size=(13, 6.6))
     ax = axes[0, 0]
     t = torch.linspace(0, 1, 200, dtype=torch.float64)
     rows = []
@@ -422,12 +455,15 @@ def figure_samplers_schedules(tr: Trained, n: int = 1000, steps: int = 50, quiet
         _outline(a, tr)
         a.set_title(f"{name}, {steps} steps\n{100 * q['in_support']:.1f}% in, ED {q['energy_distance']:.4f}",
                     fontsize=9)
-    fig.suptitle("Top: schedules (each its own trained model, Euler sampler). Bottom: samplers on the main model",
+    fig.suptitle("Top: schedules (each its own trained model, Euler sampler). "
+                 "Bottom: samplers on the main model",
                  fontweight="bold")
     tr.run.save_table(rows, "samplers_schedules", caption="Schedules and samplers compared")
     return tr.run.save_figure(fig, "05_samplers_schedules", command=_cmd(tr.run), caption=(
-        "Top: sigma(t) of three VE schedules and samples from a model trained with each. exp(2(t-1)) stops at "
-        "sigma(0) = e^-2 = 0.14, so its samples stay blurred by that much noise; t^2 + 1e-4 reaches almost no "
+        "Top: sigma(t) of three VE schedules and samples from a model trained with each. exp(2(t-1)) stops "
+        "at "
+        "sigma(0) = e^-2 = 0.14, so its samples stay blurred by that much noise; t^2 + 1e-4 reaches almost "
+        "no "
         "noise. Bottom: other samplers with the main model (Heun, DDIM, Euler-Maruyama, DDPM ancestral)."),
         data={"rows": rows})
 
@@ -440,14 +476,15 @@ def figure_same_noise(tr: Trained, steps: int = 200) -> Path:
     sto = draw(tr, 10, sampler="euler-maruyama", steps=steps, noise=z, seed=9, trajectory=True)
     spread_det = float((det.x - det.x[0]).abs().max())
     spread_sto = float((sto.x - sto.x.mean(0)).norm(dim=1).mean())
-    fig, axes = plots.figure(1, 3, size=(14, 4.6))
+    fig, axes = plots.figure(1, 3, layout="constrained", size=(14, 4.6))
     for ax, res, title in ((axes[0], det, f"Euler ODE: 10 runs, max difference {spread_det:.1e}"),
                            (axes[1], sto, f"Euler-Maruyama SDE: 10 runs, mean spread {spread_sto:.3f}")):
         xs = res.xs.cpu()
         for i in range(10):
             ax.plot(xs[:, i, 0], xs[:, i, 1], lw=0.7, alpha=0.6, color=plots.PALETTE[i % 9])
         ax.scatter(xs[-1, :, 0], xs[-1, :, 1], color="black", s=18, zorder=5, label="end points")
-        ax.scatter(xs[0, 0, 0], xs[0, 0, 1], marker="*", s=120, color=plots.PALETTE[3], zorder=5, label="noise")
+        ax.scatter(xs[0, 0, 0], xs[0, 0, 1], marker="*", s=120, color=plots.PALETTE[3], zorder=5,
+                   label="noise")
         _square(ax, None)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
@@ -476,8 +513,9 @@ def _elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: in
     pts = torch.tensor(points, dtype=torch.float32, device=tr.device)
     lab = torch.tensor(labels, device=tr.device) if labels is not None else None
     fn = model_eps_fn(tr.model)  # guidance-free: the likelihood of the trained conditional model
-    e = elbo(fn, tr.schedule, pts, cond=lab, n_mc=n_mc, generator=torch.Generator().manual_seed(0))
-    ll = ode_log_likelihood(fn, tr.schedule, pts, cond=lab, steps=ode_steps)
+    e = elbo(fn, tr.schedule, pts, cond=lab, n_mc=n_mc, generator=torch.Generator().manual_seed(0),
+             prior_std=tr.prior_std)
+    ll = ode_log_likelihood(fn, tr.schedule, pts, cond=lab, steps=ode_steps, prior_std=tr.prior_std)
     rows = []
     for i, p in enumerate(points):
         row = {"x": p[0], "y": p[1]}
@@ -492,7 +530,7 @@ def _elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: in
     return rows
 
 
-def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 61, grid_mc: int = 48) -> Path:
+def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 61, grid_mc: int = 128) -> Path:
     """8. ELBO of reference points (table, beside the exact ODE log-density) and the ELBO over the plane."""
     plots, plt = _plt()
     if tr.classes:
@@ -503,7 +541,8 @@ def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 61, grid_mc: int = 
     rows = _elbo_rows(tr, points, labels, n_mc=n_mc)
     tr.run.save_table(rows, "elbo_points", caption=(
         f"ELBO (nats, {n_mc} Monte-Carlo draws, +- standard error) beside the exact log-density of the "
-        "probability-flow ODE; an ELBO is a lower bound, so it should not exceed the ODE value by more than its "
+        "probability-flow ODE; an ELBO is a lower bound, so it should not exceed the ODE value by more than "
+        "its "
         "standard error"))
     # heat-map over the plane (for a conditional run: with the class of the cell the point lies in)
     lin = torch.linspace(-2.0, 2.0, grid_n)
@@ -513,15 +552,18 @@ def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 61, grid_mc: int = 
     if tr.classes:
         cond = region(tr.cfg.dataset, plane.clamp(-1, 1).cpu()).clamp(min=0).to(tr.device)
     e = elbo(model_eps_fn(tr.model), tr.schedule, plane, cond=cond, n_mc=grid_mc,
-             generator=torch.Generator().manual_seed(1))
+             generator=torch.Generator().manual_seed(1), prior_std=tr.prior_std)
     img = e.elbo.reshape(grid_n, grid_n).numpy()
-    fig, axes = plots.figure(1, 2, size=(12, 5), gridspec_kw={"width_ratios": [1.1, 1]})
+    fig, axes = plots.figure(1, 2, layout="constrained", size=(12, 5), gridspec_kw={"width_ratios": [1.1, 1]})
     ax = axes[0]
     im = ax.imshow(np.clip(img, -20, None), origin="lower", extent=(-2, 2, -2, 2), cmap="magma")
     fig.colorbar(im, ax=ax, label="ELBO (nats), clipped at -20")
     _square(ax, None, color="white")
     for r in rows:
-        ax.scatter(r["x"], r["y"], marker="x", color="cyan", s=40)
+        if abs(r["x"]) <= 2 and abs(r["y"]) <= 2:
+            ax.scatter(r["x"], r["y"], marker="x", color="cyan", s=40)
+    ax.set_xlim(-2, 2)
+    ax.set_ylim(-2, 2)
     ax.set_title("ELBO over the plane" + (" (class of the nearest cell)" if tr.classes else ""))
     ax = axes[1]
     ax.axis("off")
@@ -553,8 +595,10 @@ def figure_bonus(tr: Trained, target=BONUS_POINT, steps: int = 1000) -> Path:
     x0 = torch.tensor([target], dtype=torch.float32, device=tr.device)
     labels = torch.tensor([0], device=tr.device) if tr.classes else None
     fn = tr.eps_fn(labels)
-    inv = invert(fn, tr.schedule, x0, steps=steps, method="heun", return_trajectory=True)
-    back = sample(fn, tr.schedule, "heun", noise=inv.x, steps=steps, return_trajectory=True)
+    inv = invert(fn, tr.schedule, x0, steps=steps, method="heun", prior_std=tr.prior_std,
+                 return_trajectory=True)
+    back = sample(fn, tr.schedule, "heun", noise=inv.x, steps=steps, prior_std=tr.prior_std,
+                  t_end=tr.schedule.t_min, return_trajectory=True)
     err = float((back.x - x0).norm())
     tr.run.update_summary({"bonus_target": list(target), "bonus_noise": inv.x[0].tolist(),
                            "bonus_endpoint": back.x[0].tolist(), "bonus_endpoint_error": err})
@@ -572,7 +616,8 @@ def figure_bonus(tr: Trained, target=BONUS_POINT, steps: int = 1000) -> Path:
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(f"Reaching {target}: ODE inversion, end-point error {err:.1e}", fontsize=10)
     return tr.run.save_figure(fig, "09_bonus_inversion", command=_cmd(tr.run, "invert"), caption=(
-        "The probability-flow ODE is invertible: integrating it from (4, 5.5) up to t = 1 gives the noise that "
+        "The probability-flow ODE is invertible: integrating it from (4, 5.5) up to t = 1 gives the noise "
+        "that "
         "the deterministic sampler carries back to (4, 5.5), far outside the training square (Heun, "
         f"{steps} steps each way)."), data={"noise": inv.x[0].tolist(), "endpoint": back.x[0].tolist(),
                                              "error": err})
@@ -627,7 +672,7 @@ def figure_class_samples(tr: Trained, n: int = 1800, scales=(0.0, 1.0, 3.0)) -> 
     labels = torch.arange(n) % tr.classes
     noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(6))
     colors = np.array(plots.class_colors(tr.classes))
-    fig, axes = plots.figure(1, len(scales), size=(4.6 * len(scales), 4.6))
+    fig, axes = plots.figure(1, len(scales), layout="constrained", size=(4.6 * len(scales), 4.6))
     rows = []
     for ax, w in zip(np.atleast_1d(axes), scales):
         x = draw(tr, n, labels=labels, guidance=w, noise=noise, steps=tr.cfg.sample_steps).x.cpu()
@@ -640,8 +685,10 @@ def figure_class_samples(tr: Trained, n: int = 1800, scales=(0.0, 1.0, 3.0)) -> 
         ax.set_title(f"guidance {w:g} ({kind}): {100 * share:.1f}% in their cell", fontsize=10)
     tr.run.save_table(rows, "guidance", caption="Share of samples in their class's cell vs guidance scale")
     return tr.run.save_figure(fig, "07c_class_samples", command=_cmd(tr.run), caption=(
-        f"{n} samples coloured by the class they were asked for. Guidance 0 ignores the label (colours mixed), "
-        "1 is the plain conditional model, > 1 pushes the samples deeper into their cells."), data={"rows": rows})
+        f"{n} samples coloured by the class they were asked for. Guidance 0 ignores the label (colours "
+        "mixed), "
+        "1 is the plain conditional model, > 1 pushes the samples deeper into their cells."),
+        data={"rows": rows})
 
 
 # ------------------------------------------------------------------------------------ DDPM spiral session
@@ -656,17 +703,20 @@ def figure_ddpm_forward(tr: Trained, n: int = 1500) -> Path:
     data = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + 77).x
     steps = [s for s in _ddpm_steps() if s <= getattr(tr.schedule, "T", 1000)]
     g = torch.Generator().manual_seed(0)
-    fig, axes = plots.figure(1, len(steps), size=(2.5 * len(steps), 2.9), sharex=True, sharey=True)
+    fig, axes = plots.figure(1, len(steps), layout="constrained", size=(2.5 * len(steps), 2.9),
+                             sharex=True, sharey=True)
     T = getattr(tr.schedule, "T", 1000)
     for ax, s in zip(axes, steps):
         t = torch.full((n,), s / T)
         x = tr.schedule.perturb(data, t, torch.randn(data.shape, generator=g)) if s else data
         _scatter(ax, x, color=plots.PALETTE[0], s=2)
-        ax.set_title(f"t = {s}\nalpha-bar = {float(tr.schedule.alpha(torch.tensor(s / T)) ** 2):.3f}", fontsize=9)
+        abar = float(tr.schedule.alpha(torch.tensor(s / T)) ** 2)
+        ax.set_title(f"t = {s}\nalpha-bar = {abar:.3f}", fontsize=9)
         ax.set_xlim(-3, 3)
         ax.set_ylim(-3, 3)
         ax.set_aspect("equal")
-    fig.suptitle("Forward process q(x_t | x_0) = N(sqrt(alpha-bar_t) x_0, (1 - alpha-bar_t) I)", fontweight="bold")
+    fig.suptitle("Forward process q(x_t | x_0) = N(sqrt(alpha-bar_t) x_0, (1 - alpha-bar_t) I)",
+                 fontweight="bold")
     return tr.run.save_figure(fig, "s1_ddpm_forward", command=_cmd(tr.run), caption=(
         "The spiral under the DDPM forward process with linear betas 1e-4..0.02, T = 1000: it is still a "
         "spiral at t = 37 and plain Gaussian noise by t = 500."), data={"steps": steps})
@@ -680,7 +730,8 @@ def figure_ddpm_reverse(tr: Trained, n: int = 1500) -> Path:
     data = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + 78).x
     q = quality(tr, res.x.cpu())
     show = [T, 500, 250, 100, 37, 0]
-    fig, axes = plots.figure(1, len(show) + 1, size=(2.6 * (len(show) + 1), 3.1), sharex=True, sharey=True)
+    fig, axes = plots.figure(1, len(show) + 1, layout="constrained", size=(2.6 * (len(show) + 1), 3.1),
+                             sharex=True, sharey=True)
     for ax, s in zip(axes, show):
         x = res.xs[T - s].cpu()
         _scatter(ax, x, color=plots.PALETTE[2], s=2)
@@ -698,7 +749,8 @@ def figure_ddpm_reverse(tr: Trained, n: int = 1500) -> Path:
     tr.run.update_summary({"ddpm_energy_distance": q["energy_distance"], "ddpm_noise_floor": q["noise_floor"],
                            "ddpm_in_support": q["in_support"]})
     return tr.run.save_figure(fig, "s2_ddpm_reverse", command=_cmd(tr.run), caption=(
-        "Ancestral sampling x_{t-1} ~ p_theta(x_{t-1} | x_t) over all T = 1000 steps; the last panel lays the "
+        "Ancestral sampling x_{t-1} ~ p_theta(x_{t-1} | x_t) over all T = 1000 steps; the last panel lays "
+        "the "
         "model's p_theta(x_0) over the data q(x_0)."), data=q)
 
 
@@ -709,7 +761,8 @@ def figure_ddpm_x0_hat(tr: Trained, n: int = 1000) -> Path:
     res = draw(tr, n, sampler="ddpm", steps=T, seed=2, trajectory=True)
     show = [1000, 500, 250, 100, 37, 1]
     show = [s for s in show if s <= T]
-    fig, axes = plots.figure(2, len(show), size=(2.5 * len(show), 5.4), sharex=True, sharey=True)
+    fig, axes = plots.figure(2, len(show), layout="constrained", size=(2.5 * len(show), 5.4),
+                             sharex=True, sharey=True)
     for c, s in enumerate(show):
         i = T - s  # the step from t = s to t = s - 1
         _scatter(axes[0, c], res.xs[i + 1].cpu(), color=plots.PALETTE[2], s=2)
@@ -723,14 +776,16 @@ def figure_ddpm_x0_hat(tr: Trained, n: int = 1000) -> Path:
     fig.suptitle("Top: the sampler's state x_(t-1). Bottom: the model's guess x0_hat of the clean point",
                  fontweight="bold")
     return tr.run.save_figure(fig, "s3_ddpm_x0_hat", command=_cmd(tr.run), caption=(
-        "Early on (large t) x0_hat is already a blurry spiral (the mean of the data given a very noisy point), "
+        "Early on (large t) x0_hat is already a blurry spiral (the mean of the data given a very noisy "
+        "point), "
         "while x_(t-1) is still noise; the guesses sharpen as t falls."), data={"steps": show})
 
 
 # ---------------------------------------------------------------------------------------- figure drivers
 
 def figures(run: Run, *, device: torch.device | str = "cpu", quiet: bool = True) -> list[Path]:
-    """Every figure that fits the run: the DDPM session (vp), the conditional set, or the unconditional set."""
+    """Every figure that fits the run: the DDPM session (vp), the conditional set, or the unconditional
+    set."""
     with small_model_threads(device):
         return _figures(run, device=device, quiet=quiet)
 
@@ -755,13 +810,15 @@ def _figures(run: Run, *, device: torch.device | str = "cpu", quiet: bool = True
 
 def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: bool = False,
          reuse: bool = True) -> list[Run]:
-    """Train (or reuse) the ``square``, ``grid`` and ``spiral`` runs under ``root/diffusion2d/`` and draw all."""
+    """Train (or reuse) the ``square``, ``grid`` and ``spiral`` runs under ``root/diffusion2d/`` and draw
+    all."""
     dev = choose_device(device)
     runs = []
     for name in DEMO_RUNS:
         cfg = PRESETS[name]
         path = Path(root) / LAB / name
-        if reuse and (path / "checkpoints" / "last.pt").exists() and Run(path).config(Diffusion2DConfig) == cfg:
+        done = (path / "checkpoints" / "last.pt").exists()
+        if reuse and done and Run(path).config(Diffusion2DConfig) == cfg:
             run = Run(path)
         else:
             if path.exists() and not reuse:
@@ -803,17 +860,20 @@ def _check_label(tr: Trained, label: int | None) -> None:
     if label is None:
         return
     if not tr.classes:
-        raise ConfigError(f"--label {label} given but run {str(tr.run.path)!r} is unconditional; drop --label")
+        raise ConfigError(f"--label {label} given but run {str(tr.run.path)!r} is unconditional; "
+                          "drop --label")
     if not 0 <= label < tr.classes:
         raise ConfigError(f"bad label {label}; this run has classes 0..{tr.classes - 1}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(Diffusion2DConfig, args, PRESETS)
-    run = train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device, quiet=args.quiet)
+    run = train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device,
+                quiet=args.quiet)
     s = run.read_summary()
     print(f"run: {run.path}")
-    print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; energy distance {s['energy_distance']:.5f} "
+    print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; "
+          f"energy distance {s['energy_distance']:.5f} "
           f"(noise floor {s['noise_floor']:.5f}), {100 * s['in_support']:.1f}% in support"
           + (f", {100 * s['in_region']:.1f}% in their class region" if "in_region" in s else ""))
     return 0
@@ -837,7 +897,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else tr.run.path / "samples.csv"
     atomic_write_text(out, buf.getvalue())
     q = quality(tr, x, lab)
-    print(f"{args.n} samples -> {out}; energy distance {q['energy_distance']:.5f} (floor {q['noise_floor']:.5f}), "
+    print(f"{args.n} samples -> {out}; energy distance {q['energy_distance']:.5f} "
+          f"(floor {q['noise_floor']:.5f}), "
           f"{100 * q['in_support']:.1f}% in support"
           + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else ""))
     return 0
@@ -906,7 +967,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = vs.add_parser("elbo", help="ELBO (+- standard error) and exact ODE log-density of points")
     add_run_arg(q)
-    q.add_argument("--point", action="append", default=None, metavar="X,Y", help="a point (repeatable)")
+    q.add_argument("--point", action="append", default=None, metavar="X,Y",
+                   help="a point (repeatable); write --point=-0.66,0.66 when x < 0")
     q.add_argument("--label", type=int, default=None, help="class to score the points with (conditional)")
     q.add_argument("--mc", type=int, default=1000, help="Monte-Carlo draws per point")
     q.set_defaults(func=_cmd_elbo)
