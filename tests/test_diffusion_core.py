@@ -222,3 +222,23 @@ def test_two_sample_distances():
     c = torch.randn(500, 2, generator=g) + 1.0
     assert 0 <= energy_distance(a, b) < energy_distance(a, c)
     assert mmd_rbf(a, b) < mmd_rbf(a, c)
+
+
+def test_prior_std_scales_the_start_and_enters_the_likelihoods():
+    sch = VEExpSchedule()
+    fn = gaussian_eps(sch, 0.5)
+    z = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a = sample(fn, sch, "euler", noise=z, steps=1, prior_std=2.0, return_trajectory=True)
+    assert torch.allclose(a.xs[0], 2.0 * z)
+    with pytest.raises(ConfigError, match="prior_std"):
+        sample(fn, sch, "euler", noise=z, steps=1, prior_std=0.0)
+    x = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    e1 = elbo(fn, sch, x, n_mc=4, generator=torch.Generator().manual_seed(0))
+    e2 = elbo(fn, sch, x, n_mc=4, generator=torch.Generator().manual_seed(0), prior_std=1.5)
+    # KL(N(x, 1) || N(0, p^2)) per coordinate: log p + (1 + x^2) / (2 p^2) - 1/2
+    kl = sum(math.log(1.5) + (1 + v**2) / (2 * 1.5**2) - 0.5 for v in (0.3, -0.2))
+    assert float(e2.prior[0]) == pytest.approx(kl, rel=1e-6)
+    assert float(e1.prior[0]) == pytest.approx((0.09 + 0.04) / 2, rel=1e-6)
+    inv = invert(fn, sch, x, steps=100, prior_std=1.5)
+    back = sample(fn, sch, "heun", noise=inv.x, steps=100, prior_std=1.5)
+    assert torch.allclose(back.x, x, atol=1e-4)

@@ -94,7 +94,7 @@ class Diffusion2DConfig(TrainConfig):
 
 PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
-    "grid": Diffusion2DConfig(dataset="grid", conditional=True),
+    "grid": Diffusion2DConfig(dataset="grid", conditional=True, guidance=2.0),
     "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
                                 time_embedding="sinusoidal"),
 }
@@ -571,12 +571,14 @@ def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 51, grid_mc: int = 
     table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="center")
     table.scale(1, 1.6)
     ax.set_title("Reference points")
-    inside = [r["elbo"] for r in rows if r["in_support"]]
-    outside = [r["elbo"] for r in rows if not r["in_support"]]
+    # in distribution: inside the data (and, for a conditional run, scored with the class of its region)
+    fits = [r["in_support"] and r.get("class", -1) == r.get("region", -1) for r in rows]
+    inside = [r["elbo"] for r, ok in zip(rows, fits) if ok]
+    outside = [r["elbo"] for r, ok in zip(rows, fits) if not ok]
     summary = {"elbo_in_min": min(inside), "elbo_out_max": max(outside),
                "elbo_in_gt_out": bool(min(inside) > max(outside)),
-               "elbo_le_ode_within_se_in_support": all(r["elbo_le_ode_plus_se"] for r in rows
-                                                       if r["in_support"]),
+               "elbo_le_ode_within_se_in_support": all(r["elbo_le_ode_plus_se"] for r, ok in zip(rows, fits)
+                                                       if ok),
                "elbo_le_ode_within_se_all": all(r["elbo_le_ode_plus_se"] for r in rows)}
     if tr.classes:
         summary["elbo_right_class"] = rows[0]["elbo"]
