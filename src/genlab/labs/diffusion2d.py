@@ -96,7 +96,7 @@ PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
     "grid": Diffusion2DConfig(dataset="grid", conditional=True, guidance=2.0),
     "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
-                                time_embedding="sinusoidal"),
+                                time_embedding="sinusoidal", hidden=256, steps=4000),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 
@@ -748,7 +748,7 @@ def figure_ddpm_reverse(tr: Trained, n: int = 1500) -> Path:
     res = draw(tr, n, sampler="ddpm", steps=T, seed=1, trajectory=True)
     data = make_toy2d(tr.cfg.dataset, n, seed=tr.cfg.data_seed + 78).x
     q = quality(tr, res.x.cpu())
-    show = [T, 500, 250, 100, 37, 0]
+    show = [T] + [s for s in (500, 250, 100, 37, 0) if s < T]
     fig, axes = plots.figure(1, len(show) + 1, layout="constrained", size=(2.6 * (len(show) + 1), 3.1),
                              sharex=True, sharey=True)
     for ax, s in zip(axes, show):
