@@ -834,16 +834,16 @@ def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: b
     for name in DEMO_RUNS:
         cfg = PRESETS[name]
         path = Path(root) / LAB / name
-        done = (path / "checkpoints" / "last.pt").exists()
-        if reuse and done and Run(path).config(Diffusion2DConfig) == cfg:
+        same = (path / "config.json").exists() and Run(path).config(Diffusion2DConfig) == cfg
+        if reuse and same and (path / "checkpoints" / "last.pt").exists():
             run = Run(path)
         else:
-            if path.exists() and not reuse:
+            if path.exists() and not (reuse and same):  # a stale run of another config, or no reuse
                 import shutil
 
                 shutil.rmtree(path)
-            run = train(cfg, root=root, name=name, device=str(dev), quiet=quiet,
-                        resume=(path / "config.json").exists())
+            # a run of the same config that was cut off continues from its last checkpoint
+            run = train(cfg, root=root, name=name, device=str(dev), quiet=quiet, resume=path.exists())
         figures(run, device=dev, quiet=quiet)
         runs.append(run)
     return runs
