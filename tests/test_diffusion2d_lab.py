@@ -1,0 +1,203 @@
+"""The 2D diffusion lab: data, denoiser, training, CLI verbs and figures (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.data.toy2d import DATASETS, NUM_CLASSES, grid_class, in_support, make_toy2d, region
+from genlab.errors import ConfigError
+from genlab.labs import diffusion2d as lab
+from genlab.nn.denoisers import TIME_EMBEDDINGS, MLPDenoiser
+from genlab.runs import Run
+
+TINY = ["steps=40", "hidden=16", "depth=2", "n_points=200", "batch_size=200", "sample_steps=8", "eval_n=100",
+        "log_every=5"]
+
+
+def _sets(pairs):
+    return [a for p in pairs for a in ("--set", p)]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    argv = ["diffusion2d", "train", "--run-dir", str(root), "--name", "sq", "--quiet", *_sets(TINY)]
+    assert main(argv) == 0
+    return Run.open(root / "diffusion2d" / "sq")
+
+
+@pytest.fixture(scope="module")
+def tiny_grid_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["diffusion2d", "train", "--preset", "grid", "--run-dir", str(root), "--name", "g", "--quiet",
+                 *_sets(TINY)]) == 0
+    return Run.open(root / "diffusion2d" / "g")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_toy_datasets(name):
+    d = make_toy2d(name, 300, seed=1)
+    assert d.x.shape == (300, 2) and d.x.dtype == torch.float32
+    assert torch.equal(d.x, make_toy2d(name, 300, seed=1).x)
+    assert not torch.equal(d.x, make_toy2d(name, 300, seed=2).x)
+    assert d.num_classes == NUM_CLASSES[name]
+    if d.y is not None:
+        assert set(d.y.tolist()) == set(range(d.num_classes))
+        assert float((region(name, d.x) == d.y).float().mean()) > 0.95
+    assert float(in_support(name, d.x).float().mean()) > 0.95
+
+
+def test_grid_classes_match_the_labs_reference_points():
+    pts = torch.tensor([[-0.66, 0.66], [0.66, -0.66], [0.0, 0.0], [1.5, 0.0]])
+    assert grid_class(pts).tolist() == [2, 6, 4, -1]
+
+
+def test_bad_dataset_is_one_line_error():
+    with pytest.raises(ConfigError, match="unknown dataset 'sqare'"):
+        make_toy2d("sqare")
+    with pytest.raises(ConfigError, match="number of points"):
+        make_toy2d("square", 0)
+
+
+# -------------------------------------------------------------------------------------------- denoiser
+
+@pytest.mark.parametrize("emb", TIME_EMBEDDINGS)
+def test_denoiser_shapes_and_classes(emb):
+    m = MLPDenoiser(2, 16, 2, time_embedding=emb, num_classes=3)
+    x, t = torch.randn(5, 2), torch.rand(5)
+    out = m(x, t, torch.tensor([0, 1, 2, 3, 0]))  # 3 is the null label
+    assert out.shape == (5, 2) and m.null_label == 3
+    assert torch.equal(m(x, t), m(x, t, torch.full((5,), 3)))  # no label = the null label
+    zeros, ones = torch.zeros(5, dtype=torch.long), torch.ones(5, dtype=torch.long)
+    assert not torch.allclose(m(x, t, zeros), m(x, t, ones))
+    assert m(x, torch.tensor(0.5)).shape == (5, 2)
+
+
+# --------------------------------------------------------------------------------------------- training
+
+def test_training_is_deterministic_and_logs(tiny_run, tmp_path):
+    assert main(["diffusion2d", "train", "--run-dir", str(tmp_path), "--name", "again", "--quiet",
+                 *_sets(TINY)]) == 0
+    a = [r["loss"] for r in tiny_run.read_metrics() if "loss" in r]
+    b = [r["loss"] for r in Run(tmp_path / "diffusion2d" / "again").read_metrics() if "loss" in r]
+    assert a == b and len(a) == 8
+    s = tiny_run.read_summary()
+    for key in ("train_seconds", "energy_distance", "noise_floor", "distance_ratio", "in_support"):
+        assert key in s
+
+
+def test_conditional_run_reports_in_region(tiny_grid_run):
+    s = tiny_grid_run.read_summary()
+    assert 0 <= s["in_region"] <= 1
+    tr = lab.load_trained(tiny_grid_run)
+    assert tr.classes == 9 and tr.model.null_label == 9
+
+
+def test_matched_prior_is_wider_than_sigma1(tiny_run):
+    tr = lab.load_trained(tiny_run)
+    assert tr.prior_std == pytest.approx((1 + 1 / 3) ** 0.5, rel=0.05)
+    assert lab.prior_std_for(tr.cfg.update({"prior": "sigma"}), tr.schedule) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+def test_sample_verb_writes_csv(tiny_run, tmp_path, capsys):
+    out = tmp_path / "s.csv"
+    assert main(["diffusion2d", "sample", "--run", str(tiny_run.path), "--sampler", "heun", "--steps", "5",
+                 "--n", "50", "--seed", "3", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "x,y" and len(lines) == 51
+    assert "energy distance" in capsys.readouterr().out
+
+
+def test_conditional_sample_and_elbo_verbs(tiny_grid_run, tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    assert main(["diffusion2d", "sample", "--run", str(tiny_grid_run.path), "--steps", "4", "--n", "20",
+                 "--label", "2", "--guidance", "2", "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[1].endswith(",2")
+    assert main(["diffusion2d", "elbo", "--run", str(tiny_grid_run.path), "--point=-0.66,0.66",
+                 "--label", "2", "--mc", "16"]) == 0
+    assert "ODE log p" in capsys.readouterr().out
+
+
+def test_elbo_and_invert_verbs(tiny_run, capsys):
+    assert main(["diffusion2d", "elbo", "--run", str(tiny_run.path), "--point", "0,0", "--point", "4,-2",
+                 "--mc", "16"]) == 0
+    text = capsys.readouterr().out
+    assert "(0, 0)" in text and "(4, -2)" in text
+    assert main(["diffusion2d", "invert", "--run", str(tiny_run.path), "--steps", "50"]) == 0
+    s = tiny_run.read_summary()
+    assert s["bonus_endpoint_error"] < 1e-2
+    assert (tiny_run.figures_dir / "09_bonus_inversion.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--sampler", "heum"], "unknown sampler 'heum'"),
+    (["sample", "--steps", "0"], "--steps 0"),
+    (["sample", "--grid", "log"], "unknown time grid 'log'"),
+    (["elbo", "--point", "1,2,3"], "3 coordinates"),
+    (["elbo", "--point", "a,b"], "bad point 'a,b'"),
+    (["invert", "--point", "4"], "1 coordinates"),
+    (["sample", "--label", "1"], "unconditional"),
+])
+def test_bad_input_is_one_line_error(tiny_run, capsys, argv, message):
+    assert main(["diffusion2d", argv[0], "--run", str(tiny_run.path), *argv[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("pairs, message", [
+    (["dataset=sqare"], "bad value 'sqare' for dataset"),
+    (["schedule=vp"], "bad value 'vp' for schedule"),
+    (["sample_steps=0"], "sample_steps"),
+    (["conditional=true"], "has no classes"),
+])
+def test_bad_config_is_one_line_error(tmp_path, capsys, pairs, message):
+    assert main(["diffusion2d", "train", "--run-dir", str(tmp_path), "--quiet", *_sets(pairs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_missing_run_is_one_line_error(tmp_path, capsys):
+    assert main(["diffusion2d", "figures", "--run", str(tmp_path / "nope")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+def test_some_figures_on_a_tiny_run(tiny_run):
+    tr = lab.load_trained(tiny_run)
+    paths = [lab.figure_loss(tr), lab.figure_forward_trajectory(tr), lab.figure_same_noise(tr, steps=10)]
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000
+        meta = json.loads(p.with_suffix(".json").read_text())
+        assert meta["command"].startswith("genlab diffusion2d") and meta["caption"]
+    assert json.loads(paths[2].with_suffix(".json").read_text())["data"]["ode_max_difference"] == 0.0
+
+
+@pytest.mark.slow
+def test_every_figure_on_tiny_runs(tiny_run, tiny_grid_run, tmp_path):
+    for run in (tiny_run, tiny_grid_run):
+        assert main(["diffusion2d", "figures", "--run", str(run.path), "--quiet"]) == 0
+    names = {p.stem for p in tiny_run.figures_dir.glob("*.png")}
+    assert {"01_forward_trajectory", "02_loss", "03_seed_grid", "04_steps_sweep", "05_samplers_schedules",
+            "06_same_noise_trajectories", "08_elbo", "09_bonus_inversion"} <= names
+    names = {p.stem for p in tiny_grid_run.figures_dir.glob("*.png")}
+    assert {"07a_class_data", "07b_class_trajectories", "07c_class_samples", "08_elbo"} <= names
+    assert "elbo_right_gt_wrong" in tiny_grid_run.read_summary()
+
+
+@pytest.mark.slow
+def test_ddpm_spiral_figures(tmp_path):
+    assert main(["diffusion2d", "train", "--preset", "spiral", "--run-dir", str(tmp_path), "--name", "sp",
+                 "--quiet", *_sets(TINY + ["T=50"])]) == 0
+    run = Run.open(tmp_path / "diffusion2d" / "sp")
+    assert main(["diffusion2d", "figures", "--run", str(run.path), "--quiet"]) == 0
+    names = {p.stem for p in run.figures_dir.glob("*.png")}
+    assert {"s1_ddpm_forward", "s2_ddpm_reverse", "s3_ddpm_x0_hat"} <= names

@@ -1,0 +1,244 @@
+"""The shared diffusion core: schedules, samplers, likelihoods, guidance (tiny, analytic models only)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genlab.diffusion import (
+    SAMPLERS,
+    SCHEDULES,
+    VEExpSchedule,
+    VPLinearSchedule,
+    drop_labels,
+    elbo,
+    energy_distance,
+    invert,
+    make_sampler,
+    make_schedule,
+    mmd_rbf,
+    model_eps_fn,
+    ode_log_likelihood,
+    sample,
+    time_grid,
+)
+from genlab.errors import ConfigError
+
+ALL = [make_schedule(n) for n in SCHEDULES] + [VEExpSchedule(2.0), make_schedule("vp-linear", T=50)]
+
+
+def gaussian_eps(schedule, sd: float):
+    """The exact noise predictor for data ~ N(0, sd^2 I).
+
+    E[eps | x_t] = sigma x_t / (alpha^2 sd^2 + sigma^2).
+    """
+
+    def eps_fn(x, t, cond=None):
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        a, s = schedule.alpha(t).reshape(shape), schedule.sigma(t).reshape(shape)
+        return s * x / (a**2 * sd**2 + s**2)
+
+    return eps_fn
+
+
+@pytest.mark.parametrize("schedule", ALL, ids=lambda s: s.describe())
+def test_schedule_derivatives_match_autograd(schedule):
+    t = torch.tensor([0.013, 0.21, 0.5, 0.777, 0.96], dtype=torch.float64, requires_grad=True)
+    for value, deriv in ((schedule.sigma, schedule.dsigma), (schedule.alpha, schedule.dalpha)):
+        out = value(t)
+        if not out.requires_grad:  # a constant (alpha = 1 for VE): its derivative must be 0
+            assert torch.equal(deriv(t.detach()), torch.zeros_like(t))
+            continue
+        (g,) = torch.autograd.grad(out.sum(), t)
+        assert torch.allclose(deriv(t.detach()), g, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("schedule", ALL, ids=lambda s: s.describe())
+def test_noise_level_inverse(schedule):
+    t = torch.tensor([0.1, 0.4, 0.9], dtype=torch.float64)
+    assert torch.allclose(schedule.t_of_noise_level(schedule.noise_level(t)), t, atol=1e-6)
+
+
+def test_vp_schedule_hits_ddpm_alpha_bar_and_variance_preserving():
+    s = VPLinearSchedule(1e-4, 0.02, 1000)
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    n = torch.tensor([1, 37, 500, 1000])
+    assert torch.allclose(s.alpha(n.double() / 1000) ** 2, abar[n - 1], rtol=1e-10)
+    t = torch.rand(20, dtype=torch.float64)
+    assert torch.allclose(s.alpha(t) ** 2 + s.sigma(t) ** 2, torch.ones(20, dtype=torch.float64))
+    # g^2 of the VP SDE is the continuous beta, about T * beta_n
+    assert float(s.diffusion2(torch.tensor(0.9995))) == pytest.approx(1000 * 0.02, rel=0.02)
+
+
+def test_ve_exp_schedule_is_the_labs():
+    s = VEExpSchedule(5.0)
+    assert float(s.sigma(torch.tensor(1.0))) == pytest.approx(1.0)
+    assert float(s.sigma(torch.tensor(0.0))) == pytest.approx(math.exp(-5))
+    assert float(s.drift(torch.tensor(0.3))) == 0.0
+
+
+def test_time_grids():
+    s = VEExpSchedule()
+    u = time_grid(s, 10)
+    assert len(u) == 11 and u[0] == 1 and u[-1] == 0 and torch.allclose(u.diff(), torch.full((10,), -0.1,
+                                                                                            dtype=u.dtype))
+    e = time_grid(s, 10, "edm")
+    assert e[0] == 1 and e[-1] == 0 and (e.diff() < 0).all()
+    levels = s.noise_level(e[:-1]) ** (1 / 7)
+    assert torch.allclose(levels.diff(), levels.diff()[0].expand(9), atol=1e-6)  # even in level^(1/rho)
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_bad_steps_is_one_line_error(bad):
+    with pytest.raises(ConfigError, match="steps"):
+        time_grid(VEExpSchedule(), bad)
+
+
+def test_unknown_names_are_one_line_errors():
+    with pytest.raises(ConfigError, match="unknown sampler 'heum'; choose one of: euler, heun"):
+        make_sampler("heum")
+    with pytest.raises(ConfigError, match="unknown schedule"):
+        make_schedule("cosine")
+    with pytest.raises(ConfigError, match="time grid"):
+        time_grid(VEExpSchedule(), 5, "log")
+
+
+@pytest.mark.parametrize("sched_name", ["ve-exp", "vp-linear"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_samplers_recover_a_gaussian_of_any_shape(sampler, sched_name):
+    """With the exact eps of N(0, sd^2), every sampler ends with about the right spread, any shape."""
+    sd = 0.5
+    sch = make_schedule(sched_name)
+    g = torch.Generator().manual_seed(0)
+    steps = 200
+    res = sample(gaussian_eps(sch, sd), sch, sampler, shape=(1500, 2, 3, 3), steps=steps, generator=g,
+                 eta=0.5)
+    assert res.x.shape == (1500, 2, 3, 3)
+    # the model's prior is N(0, sigma(1)^2): the ODE maps it to sd_end = sigma(1) * sqrt(var_0 / var_1)
+    a1, s1 = float(sch.alpha(torch.tensor(1.0))), float(sch.sigma(torch.tensor(1.0)))
+    var1 = a1**2 * sd**2 + s1**2
+    ode_sd = s1 * math.sqrt(sd**2 / var1)  # = sd for VP, where var_1 = 1 = sigma(1)^2
+    bounds = {"euler": (ode_sd, ode_sd), "heun": (ode_sd, ode_sd), "ddim": (ode_sd, sd)}
+    lo, hi = bounds.get(sampler, (sd, sd))
+    assert 0.94 * lo <= float(res.x.std()) <= 1.06 * hi
+
+
+def test_deterministic_sampler_repeats_and_stochastic_differs():
+    sch = VEExpSchedule()
+    fn = gaussian_eps(sch, 0.5)
+    z = torch.randn(1, 2).repeat(5, 1)
+    a = sample(fn, sch, "euler", noise=z, steps=50).x
+    assert torch.equal(a, a[:1].expand_as(a))
+    b = sample(fn, sch, "euler-maruyama", noise=z, steps=50, generator=torch.Generator().manual_seed(1)).x
+    assert (b - b[0]).abs().max() > 1e-2
+
+
+def test_ddpm_equals_ddim_eta_one():
+    sch = VPLinearSchedule(T=100)
+    fn = gaussian_eps(sch, 0.7)
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(3))
+    a = sample(fn, sch, "ddpm", noise=z, steps=100, generator=torch.Generator().manual_seed(5)).x
+    b = sample(fn, sch, "ddim", eta=1.0, noise=z, steps=100, generator=torch.Generator().manual_seed(5)).x
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_trajectories_have_every_step():
+    sch = VEExpSchedule()
+    res = sample(gaussian_eps(sch, 0.5), sch, "heun", shape=(7, 2), steps=12, return_trajectory=True)
+    assert res.xs.shape == (13, 7, 2) and res.x0s.shape == (12, 7, 2) and len(res.times) == 13
+    assert torch.equal(res.xs[-1], res.x)
+
+
+@pytest.mark.parametrize("sched_name", ["ve-exp", "vp-cosine"])
+def test_ode_inversion_round_trip(sched_name):
+    sch = make_schedule(sched_name)
+    fn = gaussian_eps(sch, 0.6)
+    x0 = torch.tensor([[4.0, 5.5], [0.1, -0.3]], dtype=torch.float64)
+    inv = invert(fn, sch, x0, steps=200)
+    back = sample(fn, sch, "heun", noise=inv.x, steps=200, t_end=float(sch.t_min))
+    assert torch.allclose(back.x, x0, atol=1e-3)
+
+
+def test_ode_log_likelihood_matches_the_gaussian_flow_and_bounds_the_elbo():
+    sd = 0.5
+    sch = VEExpSchedule()
+    fn = gaussian_eps(sch, sd)
+    x = torch.tensor([[0.0, 0.0], [0.4, -0.2], [1.5, 1.0]], dtype=torch.float64)
+    ll = ode_log_likelihood(fn, sch, x, steps=100)
+    var0, var1 = sd**2 + math.exp(-10), sd**2 + 1.0
+    model_var = var0 / var1  # the flow maps N(0, sigma(1)^2 = 1) to N(0, var0 / var1)
+    exact = -0.5 * (x**2).sum(1) / model_var - math.log(2 * math.pi * model_var)
+    assert torch.allclose(ll.logp, exact, atol=2e-3)
+    hutch = torch.stack([ode_log_likelihood(fn, sch, x, steps=20, trace="hutchinson",
+                                            generator=torch.Generator().manual_seed(i)).logp
+                         for i in range(8)])
+    assert torch.allclose(hutch.mean(0), ode_log_likelihood(fn, sch, x, steps=20).logp, atol=0.3)
+    e = elbo(fn, sch, x, n_mc=400, generator=torch.Generator().manual_seed(0))
+    assert (e.stderr > 0).all()
+    assert (e.elbo <= ll.logp + 3 * e.stderr).all()
+    assert e.elbo[0] > e.elbo[2]  # the typical point beats the far one
+
+
+def test_elbo_is_vectorised_and_conditional():
+    sch = VEExpSchedule()
+    seen = []
+
+    def fn(x, t, cond=None):
+        seen.append(cond)
+        return torch.zeros_like(x)
+
+    x = torch.zeros(3, 2)
+    e = elbo(fn, sch, x, cond=torch.tensor([0, 1, 2]), n_mc=8, chunk=10)
+    assert e.elbo.shape == (3,) and len(seen) == 3  # 24 rows in chunks of 10
+    assert seen[0].tolist() == [0] * 8 + [1, 1]
+    with pytest.raises(ConfigError):
+        elbo(fn, sch, x, n_mc=1)
+
+
+def test_guidance_mixes_conditional_and_unconditional():
+    class Toy(torch.nn.Module):
+        null_label = 9
+
+        def forward(self, x, t, y=None):
+            y = torch.full((x.shape[0],), 9) if y is None else y
+            return x * 0 + y[:, None].float()
+
+    m = Toy()
+    x, t, y = torch.zeros(4, 2), torch.full((4,), 0.5), torch.tensor([1, 2, 3, 4])
+    assert torch.equal(model_eps_fn(m, y)(x, t), torch.tensor([1.0, 2, 3, 4])[:, None].expand(4, 2))
+    guided = model_eps_fn(m, y, guidance=3.0)(x, t)  # 9 + 3 (y - 9)
+    assert torch.allclose(guided[:, 0], 9 + 3 * (y.float() - 9))
+    assert model_eps_fn(m, y, guidance=0.0)(x, t).eq(9).all()
+    dropped = drop_labels(torch.zeros(10000, dtype=torch.long), 0.25, 9, torch.Generator().manual_seed(0))
+    assert 0.22 < float((dropped == 9).float().mean()) < 0.28
+
+
+def test_two_sample_distances():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
+    c = torch.randn(500, 2, generator=g) + 1.0
+    assert 0 <= energy_distance(a, b) < energy_distance(a, c)
+    assert mmd_rbf(a, b) < mmd_rbf(a, c)
+
+
+def test_prior_std_scales_the_start_and_enters_the_likelihoods():
+    sch = VEExpSchedule()
+    fn = gaussian_eps(sch, 0.5)
+    z = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a = sample(fn, sch, "euler", noise=z, steps=1, prior_std=2.0, return_trajectory=True)
+    assert torch.allclose(a.xs[0], 2.0 * z)
+    with pytest.raises(ConfigError, match="prior_std"):
+        sample(fn, sch, "euler", noise=z, steps=1, prior_std=0.0)
+    x = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    e1 = elbo(fn, sch, x, n_mc=4, generator=torch.Generator().manual_seed(0))
+    e2 = elbo(fn, sch, x, n_mc=4, generator=torch.Generator().manual_seed(0), prior_std=1.5)
+    # KL(N(x, 1) || N(0, p^2)) per coordinate: log p + (1 + x^2) / (2 p^2) - 1/2
+    kl = sum(math.log(1.5) + (1 + v**2) / (2 * 1.5**2) - 0.5 for v in (0.3, -0.2))
+    assert float(e2.prior[0]) == pytest.approx(kl, rel=1e-6)
+    assert float(e1.prior[0]) == pytest.approx((0.09 + 0.04) / 2, rel=1e-6)
+    inv = invert(fn, sch, x, steps=100, prior_std=1.5)
+    back = sample(fn, sch, "heun", noise=inv.x, steps=100, prior_std=1.5)
+    assert torch.allclose(back.x, x, atol=1e-4)
