@@ -17,6 +17,8 @@ def test_help_lists_commands(capsys):
 def test_every_lab_module_keeps_the_contract():
     for mod in lab_modules():
         assert isinstance(mod.TITLE, str) and callable(mod.register) and callable(mod.demo)
+        if hasattr(mod, "key_metrics"):
+            assert mod.key_metrics([]) == []
     build_parser()  # every lab registers without clashing
 
 

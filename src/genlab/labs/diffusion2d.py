@@ -996,3 +996,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--steps", type=int, default=1000, help="ODE steps each way")
     q.set_defaults(func=_cmd_invert)
 
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Headline numbers for the report's front table, against the issue's targets."""
+    rows = []
+    for run in runs:
+        s, name = run.read_summary(), run.path.name
+        if "distance_ratio" in s:
+            rows.append({"metric": f"{name}: sample distance / noise floor", "value": s["distance_ratio"],
+                         "reference": "<= 2" if name == "square" else ""})
+        if "in_region" in s:
+            rows.append({"metric": f"{name}: samples in their class's cell", "value": s["in_region"],
+                         "reference": ">= 0.90"})
+        elif "in_support" in s and name == "square":
+            rows.append({"metric": f"{name}: samples inside the square", "value": s["in_support"],
+                         "reference": ">= 0.97"})
+        if "elbo_right_class" in s:
+            rows.append({"metric": f"{name}: ELBO at (-0.66, 0.66), class 2 vs 6",
+                         "value": f"{s['elbo_right_class']:.3g} vs {s['elbo_wrong_class']:.3g}",
+                         "reference": "right class higher"})
+    return rows

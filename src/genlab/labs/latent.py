@@ -1066,3 +1066,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         if verb == "interpolate":
             q.add_argument("--pair", default="0,1", help="two test image indices (default 0,1)")
         q.set_defaults(func=handlers[verb])
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Few-label accuracy, cGAN agreement and Frechet distance against the reference report."""
+    rows = []
+    refs = {"codes + MLP": "0.745 (frozen codes)", "from scratch: encoder + MLP": "0.607 (end-to-end)",
+            "codes + label spreading (k-NN graph)": ">= 0.85 (issue target)"}
+    for run in runs:
+        s = run.read_summary()
+        for method, ref in refs.items():
+            value = s.get(f"few_label/first {s.get('labels', 50)}/{method}") or s.get(f"few_label/first 50/{method}")
+            if value:
+                rows.append({"metric": f"50 labels, {method} (mean of draws)", "value": value["mean"],
+                             "reference": ref})
+        if "cgan_judge_agreement" in s:
+            rows.append({"metric": "cGAN samples judged the requested digit", "value": s["cgan_judge_agreement"],
+                         "reference": ">= 0.90"})
+        if "fd_cgan_vs_test" in s:
+            rows.append({"metric": "Frechet distance cGAN vs test (train vs test floor)",
+                         "value": f"{s['fd_cgan_vs_test']:.3g} ({s['fd_train_vs_test']:.3g})", "reference": ""})
+    return rows

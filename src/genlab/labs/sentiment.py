@@ -1218,3 +1218,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 __all__ = ["SentimentConfig", "train", "demo", "explain", "sweep", "bptt_figure", "EXAMPLES"]
+
+
+REFERENCE_TEST_ACC = {"rnn": "0.50-0.73 (IMDB)", "gru": "0.79-0.86 (IMDB)", "mlp": "0.69-0.83 (IMDB)",
+                      "attention": "0.77-0.83 (IMDB)"}
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Test accuracy of each model next to the student reports (which used IMDB 50k, not rt snippets)."""
+    rows = []
+    for run in runs:
+        s = run.read_summary()
+        if "test_acc" in s and "model" in s:
+            rows.append({"metric": f"test accuracy, {s.get('description', s['model'])} ({s.get('dataset')})",
+                         "value": s["test_acc"], "reference": REFERENCE_TEST_ACC.get(s["model"], "")})
+    base = next((r.read_summary()["baseline_test_acc"] for r in runs if "baseline_test_acc" in r.read_summary()),
+                None)
+    if base is not None:
+        rows.append({"metric": "test accuracy, TF-IDF + logistic regression", "value": base, "reference": ""})
+    return rows

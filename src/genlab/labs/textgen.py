@@ -769,3 +769,20 @@ def _cmd_figures(a: argparse.Namespace) -> None:
     run = Run.open(a.run)
     make_figures(run, str(choose_device(a.device)), quiet=a.quiet)
     print(f"figures in {run.figures_dir}")
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Validation loss, inversion and attention checks for the report's front table."""
+    rows = []
+    for run in runs:
+        s = run.read_summary()
+        if "val_loss" in s:
+            rows.append({"metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
+                         "value": s["val_loss"], "reference": ""})
+        if s.get("inversion_match_step") is not None:
+            rows.append({"metric": "inversion: Adam steps to an exact match", "value": s["inversion_match_step"],
+                         "reference": "79 (GPT-2 small)"})
+        if "attention_row_sum_max_error" in s:
+            rows.append({"metric": "attention rows: max |sum - 1|", "value": s["attention_row_sum_max_error"],
+                         "reference": "0"})
+    return rows
