@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup  ## fetch the data the labs need, run every lab's quick config, write report/index.html
-	$(BIN)/genlab data fetch alice gpt2
-	$(BIN)/genlab report --quick --out report
+	$(BIN)/genlab data fetch alice gpt2 mnist rt glove
+	$(BIN)/genlab report --quick --reuse --out report
 
 test: setup  ## the test suite (fast and CLI tests; `make test-all` adds the slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"

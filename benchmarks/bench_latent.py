@@ -15,6 +15,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import matmul_peak
 
 from genlab.nn.autoencoder import ConvAutoencoder
 from genlab.nn.gan import JudgeCNN, LatentGAN, discriminator_loss, generator_loss
@@ -91,12 +92,6 @@ def bench_judge(device, steps, batch):
     return {"bench": "judge_train", "images_per_s": round(steps * batch / sec, 1), "batch": batch}
 
 
-def matmul_probe(device, n=1024, reps=10):
-    a = torch.randn(n, n, device=device)
-    sec = _time(lambda: a @ a, reps, device, warmup=2)
-    return {"bench": "matmul_fp32_probe", "gflops": round(2 * n ** 3 * reps / sec / 1e9, 1), "n": n}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -106,7 +101,8 @@ def main() -> None:
     device = choose_device(args.device)
     torch.manual_seed(0)
     meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
-    for res in (matmul_probe(device), bench_autoencoder(device, args.steps, args.batch),
+    peak = {"bench": "matmul_fp32_peak", "gflops": round(matmul_peak(device=device), 1)}
+    for res in (peak, bench_autoencoder(device, args.steps, args.batch),
                 bench_gan(device, args.steps, args.batch), bench_gan(device, args.steps, args.batch, 10),
                 bench_judge(device, args.steps, args.batch)):
         print(json.dumps({**res, **meta}), flush=True)

@@ -24,26 +24,13 @@ import time
 from pathlib import Path
 
 import torch
+from common import matmul_peak
 
 from genlab.nn.gpt import GPT, MODEL_PRESETS, GPTConfig
 
 
 def emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
-
-
-def matmul_peak(n: int = 1024, seconds: float = 3.0) -> float:
-    """Best float32 matmul GFLOP/s over a few seconds of (n x n) @ (n x n)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    best, t_end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        best = max(best, 5 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
 
 
 def trainer(model: torch.nn.Module, vocab: int, *, batch: int = 32, block: int = 64):
