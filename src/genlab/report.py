@@ -138,6 +138,11 @@ table { border-collapse:collapse; margin:8px 0 14px; font-size:13.5px; }
 th, td { border-bottom:1px solid var(--line); padding:5px 12px; text-align:left; }
 th { background:#f1f3f7; }
 .error { border-left:4px solid var(--bad); background:#fef3f2; padding:10px 14px; white-space:pre-wrap; }
+.summary { display:grid; grid-template-columns:repeat(auto-fill,minmax(230px,1fr)); gap:4px 14px; margin:8px 0 14px;
+           font-size:13px; }
+.summary div { display:flex; justify-content:space-between; gap:8px; border-bottom:1px solid var(--line);
+               padding:3px 0; }
+.summary span { color:var(--muted); overflow-wrap:anywhere; } .summary b { font-weight:600; text-align:right; }
 .ok { color:var(--good); font-weight:600; } .failed { color:var(--bad); font-weight:600; }
 """
 
@@ -175,7 +180,8 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
     """Write ``out/index.html`` (images embedded) and ``out/report.md`` (images under ``out/figures``)."""
     out.mkdir(parents=True, exist_ok=True)
     front = [{"lab": s.title, **m} for s in sections for m in s.metrics]
-    nav = "".join(f"<a href='#{s.name}'>{html.escape(s.title)}</a>" for s in sections)
+    nav = "".join(f"<a href='#{s.name}' title='{html.escape(s.title)}'>{html.escape(s.title.split(':')[0])}</a>"
+                  for s in sections)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
              f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header><nav>{nav}</nav><main>"]
@@ -204,7 +210,9 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
             md.append(f"\n### Run {rel}\n")
             scalars = _scalar_summary(r.summary)
             if scalars:
-                parts.append(_html_table(scalars))
+                cells = "".join(f"<div><span>{html.escape(str(x['quantity']))}</span><b>{html.escape(_fmt(x['value']))}"
+                                f"</b></div>" for x in scalars)
+                parts.append(f"<div class='summary'>{cells}</div>")
                 md.append(_md_table(scalars))
             for t in r.tables:
                 cap = html.escape(t.caption or t.name)
