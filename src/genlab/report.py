@@ -63,6 +63,10 @@ class LabSection:
     runs: list[RunResult] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def short_title(self) -> str:
+        return self.title.split(":")[0]
+
 
 # ---------------------------------------------------------------------------------------------- collecting
 
@@ -179,14 +183,14 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
                  subtitle: str = "") -> tuple[Path, Path]:
     """Write ``out/index.html`` (images embedded) and ``out/report.md`` (images under ``out/figures``)."""
     out.mkdir(parents=True, exist_ok=True)
-    front = [{"lab": s.title, **m} for s in sections for m in s.metrics]
-    nav = "".join(f"<a href='#{s.name}' title='{html.escape(s.title)}'>{html.escape(s.title.split(':')[0])}</a>"
+    front = [{"lab": s.short_title, **m} for s in sections for m in s.metrics]
+    nav = "".join(f"<a href='#{s.name}' title='{html.escape(s.title)}'>{html.escape(s.short_title)}</a>"
                   for s in sections)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
              f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header><nav>{nav}</nav><main>"]
     md = [f"# {title}\n", f"{subtitle}\n" if subtitle else ""]
-    status = [{"lab": s.title, "status": "failed" if s.error else "ok", "runs": len(s.runs),
+    status = [{"lab": s.short_title, "status": "failed" if s.error else "ok", "runs": len(s.runs),
                "figures": sum(len(r.figures) for r in s.runs), "seconds": round(s.seconds, 1)} for s in sections]
     parts.append("<section class='lab'><h2>Overview</h2>" + _html_table(status))
     md += ["## Overview\n", _md_table(status)]
@@ -266,7 +270,8 @@ def make_report(*, out: Path, labs: list[str] | None = None, quick: bool = True,
     bar.close()
     kind = "quick" if quick else "full"
     write_report(sections, out, subtitle=f"{kind} configuration of {len(sections)} labs, "
-                                         f"{sum(s.seconds for s in sections) / 60:.1f} minutes of compute")
+                                         f"{sum(s.seconds for s in sections) / 60:.1f} minutes"
+                                         + (" (finished runs reused, figures redrawn)" if reuse else ""))
     return sections
 
 
