@@ -155,7 +155,7 @@ def budget(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["speed", "budget"])
+    p.add_argument("what", nargs="?", default="speed", choices=["speed", "budget"])
     p.add_argument("--nanogpt", default="/work/.mirror/karpathy+nanoGPT/repo")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=10, help="speed: timed steps; budget: schedule length")
