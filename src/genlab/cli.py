@@ -48,6 +48,15 @@ def add_run_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     add_common_args(p)
 
 
+def add_lab_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str | None = None):
+    """``genlab <name>``: a lab's parser; returns the sub-parsers its verbs are added to."""
+    p = sub.add_parser(name, help=help, description=description or help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
+    verbs.required = True
+    return verbs
+
+
 def config_from_args(cls: type[Config], args: argparse.Namespace,
                      presets: dict[str, Config] | None = None) -> Any:
     """Defaults -> ``--preset`` -> ``--config FILE`` -> ``--set`` pairs -> ``--seed``."""

@@ -17,7 +17,6 @@ Verbs: ``train | sample | figures | elbo | invert``; every figure comes from one
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import math
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.cli import add_run_arg, add_train_args, config_from_args
+from genlab.cli import add_lab_parser, add_run_arg, add_train_args, config_from_args
 from genlab.config import param
 from genlab.data.toy2d import DATASETS, NUM_CLASSES, in_support, make_toy2d, region
 from genlab.diffusion import (
@@ -49,7 +48,7 @@ from genlab.diffusion import (
 )
 from genlab.errors import ConfigError
 from genlab.nn.denoisers import TIME_EMBEDDINGS, MLPDenoiser
-from genlab.runs import Run, atomic_write_text, choose_device, seed_everything
+from genlab.runs import Run, atomic_write_text, choose_device, cpu_threads, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
 
 LAB = "diffusion2d"
@@ -103,20 +102,9 @@ DEMO_RUNS = ("square", "grid", "spiral")
 
 # --------------------------------------------------------------------------------------------- model and data
 
-@contextlib.contextmanager
 def small_model_threads(device: torch.device | str):
-    """One CPU thread while the block runs (then the old count again).
-
-    The 2D networks are so small that extra threads only add synchronisation: on a loaded 2-core machine
-    one thread trained 7x faster than two.
-    """
-    old = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    """One CPU thread while the block runs (the 2D networks are too small to gain from more)."""
+    return cpu_threads(1 if torch.device(device).type == "cpu" else 0)
 
 
 def build_schedule(cfg: Diffusion2DConfig, name: str | None = None, **kw: Any) -> Schedule:
@@ -958,10 +946,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(LAB, help="2D diffusion: VE-SDE samplers, conditional model, ELBO, DDPM spiral",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vs = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
-    vs.required = True
+    vs = add_lab_parser(sub, LAB, "2D diffusion: VE-SDE samplers, conditional model, ELBO, DDPM spiral", __doc__)
     q = vs.add_parser("train", help="train a denoiser (presets: square, grid, spiral) and score its samples")
     add_train_args(q, list(PRESETS))
     q.set_defaults(func=_cmd_train)

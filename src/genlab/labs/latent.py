@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.cli import add_run_arg, add_train_args, config_from_args
+from genlab.cli import add_lab_parser, add_run_arg, add_train_args, config_from_args
 from genlab.config import param
 from genlab.data.images import DATASETS, ImageData, load_images
 from genlab.errors import ConfigError
@@ -1034,10 +1034,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(LAB, help="MNIST autoencoder latent space: few-label classifier, latent GAN, cGAN",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vs = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
-    vs.required = True
+    vs = add_lab_parser(sub, LAB, "MNIST autoencoder latent space: few-label classifier, latent GAN, cGAN", __doc__)
     q = vs.add_parser("ae", help="train the conv (denoising) autoencoder in a new run folder")
     add_train_args(q, list(PRESETS))
     q.set_defaults(func=_cmd_ae)

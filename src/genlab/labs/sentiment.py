@@ -12,7 +12,6 @@ next to a TF-IDF + logistic-regression baseline trained on the same split.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import itertools
 import json
@@ -29,7 +28,7 @@ from genlab.data import reviews as rv
 from genlab.errors import ConfigError, RunError
 from genlab.nn.recurrent import ACTIVATIONS
 from genlab.nn.sentiment_models import MODELS, AttentionMLP, RecurrentClassifier, TokenMLP, WordEmbedding
-from genlab.runs import Run, atomic_write_json, choose_device, markdown_table, seed_everything
+from genlab.runs import Run, atomic_write_json, choose_device, cpu_threads, markdown_table, seed_everything
 from genlab.train import TrainConfig, fit, make_optimizer
 
 TITLE = "Sentiment: Elman RNN, GRU, token-wise MLP and restricted self-attention on movie reviews"
@@ -273,18 +272,6 @@ def train(
     """Train one model as the lab does, then score it on the whole train and test sets."""
     with cpu_threads(cfg.threads):
         return _train(cfg, root=root, name=name, resume=resume, device=device, quiet=quiet, figures=figures)
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Run with ``n`` torch CPU threads (0 = leave as is), then restore the previous setting."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _train(cfg: SentimentConfig, *, root, name, resume, device, quiet, figures) -> Run:
@@ -1167,13 +1154,9 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from genlab.cli import add_run_arg, add_train_args
+    from genlab.cli import add_lab_parser, add_run_arg, add_train_args
 
-    p = sub.add_parser(
-        LAB, help="lab 4: review sentiment with RNN, GRU, token-wise MLP and attention", description=TITLE
-    )
-    verbs = p.add_subparsers(dest="verb", metavar="<verb>")
-    verbs.required = True
+    verbs = add_lab_parser(sub, LAB, "lab 4: review sentiment with RNN, GRU, token-wise MLP and attention", TITLE)
 
     t = verbs.add_parser("train", help="train one model (default: GRU on rt)")
     add_train_args(t, list(PRESETS))

@@ -641,12 +641,9 @@ def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto",
 # ------------------------------------------------------------------------------------------------------ CLI
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from genlab.cli import add_run_arg, add_train_args
+    from genlab.cli import add_lab_parser, add_run_arg, add_train_args
 
-    p = sub.add_parser(LAB, help="GPT on Alice: train, generate, score, attention, invert, figures",
-                       description=TITLE)
-    v = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
-    v.required = True
+    v = add_lab_parser(sub, LAB, "GPT on Alice: train, generate, score, attention, invert, figures", TITLE)
 
     q = v.add_parser("train", help="train a GPT on a corpus")
     add_train_args(q, list(PRESETS))
