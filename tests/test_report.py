@@ -25,10 +25,10 @@ def fake_lab(name, *, fail=False):
         if fail:
             raise RuntimeError(f"{name} exploded")
         run = Run.create(name, {"quick": quick}, name="quick", root=root, resume=True)
-        for i in range(2):
+        for i in (1, 0):  # made out of order, numbered in order
             fig, ax = figure()
             ax.plot(range(10), [x ** (i + 1) for x in range(10)])
-            run.save_figure(fig, f"curve{i}", caption=f"power {i + 1}", command=f"genlab {name} figures",
+            run.save_figure(fig, f"{i:02d}_curve{i}", caption=f"power {i + 1}", command=f"genlab {name} figures",
                             data={"power": i + 1})
         run.save_table([{"model": "m", "acc": 0.9}], "scores", caption="Scores")
         run.update_summary({"accuracy": 0.91})
@@ -50,6 +50,7 @@ def test_report_gathers_figures_and_survives_a_failing_lab(tmp_path):
     assert page.count("<img src='data:image/png;base64,") == 2
     assert "power 2" in page and "$ genlab alpha figures" in page and "beta exploded" in page
     assert "accuracy" in page and "0.91" in page
+    assert page.index("curve0") < page.index("curve1")
     md = (tmp_path / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (tmp_path / link).is_file()

@@ -70,11 +70,18 @@ class LabSection:
 
 # ---------------------------------------------------------------------------------------------- collecting
 
+def _figure_order(png: Path) -> tuple:
+    """Numbered figures (``01_name``) by their number, the others in the order they were made."""
+    head = png.stem.split("_", 1)[0]
+    if head.isdigit():
+        return (0, int(head), png.name)
+    return (1, png.stat().st_mtime_ns, png.name)
+
+
 def collect_run(run: Run) -> RunResult:
     """Read a run folder's figures (in the order they were made), tables and summary."""
     figures = []
-    pngs = sorted(run.figures_dir.glob("*.png"), key=lambda p: (p.stat().st_mtime_ns, p.name)) \
-        if run.figures_dir.exists() else []
+    pngs = sorted(run.figures_dir.glob("*.png"), key=_figure_order) if run.figures_dir.exists() else []
     for png in pngs:
         meta_path = png.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
