@@ -22,8 +22,9 @@ demo: setup  ## fetch the data the labs need, run every lab's quick config, writ
 test: setup  ## the test suite (fast and CLI tests; `make test-all` adds the slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: setup
-	$(BIN)/python -m pytest -q
+test-all: setup  ## every test; the slow demo tests use the real datasets (fetched first)
+	$(BIN)/genlab data fetch alice gpt2 mnist rt glove
+	GENLAB_TEST_REAL_DATA=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -27,7 +27,8 @@ def test_every_lab_module_keeps_the_contract():
     (["data", "path", "alice"], ["genlab data fetch alice"]),
     (["report", "--labs", "nosuchlab", "--out", "{tmp}"], ["unknown lab 'nosuchlab'"]),
 ])
-def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty-cache"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
