@@ -101,8 +101,27 @@ def test_conditional_run_reports_in_region(tiny_grid_run):
 
 def test_matched_prior_is_wider_than_sigma1(tiny_run):
     tr = lab.load_trained(tiny_run)
-    assert tr.prior_std == pytest.approx((1 + 1 / 3) ** 0.5, rel=0.05)
-    assert lab.prior_std_for(tr.cfg.update({"prior": "sigma"}), tr.schedule) == pytest.approx(1.0)
+    assert tr.prior_std.shape == (1, 2)
+    assert tr.prior_std[0].tolist() == pytest.approx([(1 + 1 / 3) ** 0.5] * 2, rel=0.05)
+    mean, std = lab.prior_for(tr.cfg.update({"prior": "sigma"}), tr.schedule)
+    assert std.tolist() == [[1.0, 1.0]] and mean.abs().max() == 0
+
+
+def test_conditional_prior_is_per_class(tiny_grid_run):
+    """Each class starts from a Gaussian centred on its own cell (alpha(1) = 1 for VE) and narrower than the
+    all-data one; the null label, and ``prior=global``, give the all-data Gaussian."""
+    tr = lab.load_trained(tiny_grid_run)
+    assert tr.prior_mean.shape == (10, 2)
+    centres = torch.tensor([[(c // 3 - 1) * 2 / 3, (c % 3 - 1) * 2 / 3] for c in range(9)])
+    from genlab.data.toy2d import grid_class
+    assert grid_class(centres).tolist() == list(range(9))  # the centres above are the cells' own
+    assert torch.allclose(tr.prior_mean[:9], centres, atol=0.08)
+    assert (tr.prior_std[:9] < tr.prior_std[9]).all()
+    p = tr.prior(torch.tensor([4, 9]))
+    assert torch.equal(p["prior_mean"][1], tr.prior_mean[9]) and p["prior_mean"].shape == (2, 2)
+    assert torch.equal(tr.prior()["prior_std"], tr.prior_std[9:])
+    mean, std = lab.prior_for(tr.cfg.update({"prior": "global"}), tr.schedule)
+    assert torch.allclose(mean, tr.prior_mean[9].expand(10, 2)) and torch.allclose(std, tr.prior_std[9:].expand(10, 2))
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

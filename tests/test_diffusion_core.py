@@ -182,6 +182,47 @@ def test_ode_log_likelihood_matches_the_gaussian_flow_and_bounds_the_elbo():
     assert e.elbo[0] > e.elbo[2]  # the typical point beats the far one
 
 
+def shifted_gaussian_eps(schedule, means: torch.Tensor, sd: float):
+    """The exact noise predictor for class-conditional data ~ N(means[c], sd^2 I), given the class c."""
+
+    def eps_fn(x, t, cond):
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        a, s = schedule.alpha(t).reshape(shape), schedule.sigma(t).reshape(shape)
+        return s * (x - a * means[cond]) / (a**2 * sd**2 + s**2)
+
+    return eps_fn
+
+
+def test_a_per_class_prior_makes_the_ode_density_exact():
+    """With the exact score of N(m_c, sd^2), the flow started from the true x_1 law N(a1 m_c, s1^2 + a1^2 sd^2)
+    of each class gives the true log-density, and the ELBO stays below it; the lab's N(0, sigma(1)^2) start
+    does not."""
+    sd = 0.2
+    sch = VEExpSchedule()
+    means = torch.tensor([[0.7, -0.7], [-0.5, 0.2]], dtype=torch.float64)
+    fn = shifted_gaussian_eps(sch, means, sd)
+    x = torch.tensor([[0.65, -0.6], [-0.4, 0.3], [0.7, -0.7]], dtype=torch.float64)
+    cond = torch.tensor([0, 1, 1])
+    var0 = sd**2 + math.exp(-10)
+    truth = (-0.5 * ((x - means[cond]) ** 2).sum(1) / var0 - math.log(2 * math.pi * var0))
+    prior = {"prior_mean": means[cond], "prior_std": torch.full((3, 2), math.sqrt(1 + sd**2),
+                                                                 dtype=torch.float64)}
+    ll = ode_log_likelihood(fn, sch, x, cond=cond, steps=100, **prior)
+    assert torch.allclose(ll.logp, truth, atol=5e-3, rtol=2e-3)
+    e = elbo(fn, sch, x, cond=cond, n_mc=400, generator=torch.Generator().manual_seed(0), **prior)
+    assert (e.elbo <= ll.logp + 2 * e.stderr).all()
+    plain = ode_log_likelihood(fn, sch, x, cond=cond, steps=100)
+    assert (plain.logp - truth).abs().max() > 1  # the wrong start gives another density
+    # sampling from the same prior lands in the class's Gaussian, and inversion gives back the noise
+    z = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = sample(lambda y, t: fn(y, t, cond), sch, "heun", noise=z, steps=200, **prior)
+    assert ((out.x - means[cond]).norm(dim=1) < 4 * sd).all()
+    inv = invert(lambda y, t: fn(y, t, cond), sch, out.x, steps=200, **prior)
+    assert torch.allclose(inv.x, z, atol=1e-2)
+    with pytest.raises(ConfigError, match="broadcast"):
+        sample(fn, sch, "euler", noise=z, steps=1, prior_mean=torch.zeros(2, 2, dtype=torch.float64))
+
+
 def test_elbo_is_vectorised_and_conditional():
     sch = VEExpSchedule()
     seen = []

@@ -28,7 +28,7 @@ from genlab.diffusion.samplers import (
     invert,
     make_sampler,
     ode_velocity,
-    prior_scale,
+    prior_params,
     run_steps,
     sample,
     sde_sample,
@@ -70,6 +70,6 @@ __all__ = [
     "VEExpSchedule", "VEGeometricSchedule", "VEPolySchedule", "VPCosineSchedule", "VPLinearSchedule",
     "ddim_sample", "ddpm_sample", "diffusion_loss", "drop_labels", "elbo", "energy_distance",
     "euler_sample", "heun_sample", "invert", "make_sampler", "make_schedule", "mmd_rbf", "model_eps_fn",
-    "ode_log_likelihood", "ode_velocity", "prior_scale", "run_steps", "sample", "sde_sample", "time_grid",
+    "ode_log_likelihood", "ode_velocity", "prior_params", "run_steps", "sample", "sde_sample", "time_grid",
     "x0_from_eps",
 ]

@@ -13,9 +13,8 @@ q(z_s | z_t, x = x0_hat(z_t, t))`` and a Gaussian decoder ``p(x | z_{t_0})``. Th
     L_T(x) = (T / 2) E_{eps, i ~ U{1..T}} [ (SNR(t_{i-1}) - SNR(t_i)) ||x - x0_hat(z_{t_i}, t_i)||^2 ],
 
 the lab's estimator (with ``SNR = alpha^2 / sigma^2``, ``1 / sigma^2`` for VE). The prior is the sampler's
-start
-``N(0, prior_std^2 I)`` and the decoder ``N(z_0 / alpha_0, (sigma_0 / alpha_0)^2 I)``, so both terms are
-exact;
+start ``N(prior_mean, prior_std^2)`` (per coordinate, and per point if given so: one Gaussian per class) and
+the decoder ``N(z_0 / alpha_0, (sigma_0 / alpha_0)^2 I)``, so both terms are exact;
 ``L_T`` is averaged over Monte-Carlo draws of (i, eps), stratified in i, and comes with its standard error.
 Everything is vectorised: all points and all draws go through the network in large chunks.
 
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genlab.diffusion.samplers import ode_velocity, prior_scale, x0_from_eps
+from genlab.diffusion.samplers import ode_velocity, prior_params, x0_from_eps
 from genlab.diffusion.schedules import Schedule
 from genlab.errors import ConfigError
 
@@ -65,12 +64,14 @@ class ElboResult:
 
 def elbo(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *, cond: Tensor | None = None,
          T: int | None = None, n_mc: int = 256, chunk: int = 65536, generator: torch.Generator | None = None,
-         t0: float | None = None, prior_std: float | None = None) -> ElboResult:
+         t0: float | None = None, prior_std: float | Tensor | None = None,
+         prior_mean: Tensor | None = None) -> ElboResult:
     """The ELBO of each point of ``x`` (shape (B, ...)) with ``n_mc`` draws per point.
 
     ``T`` defaults to 1000 for VE schedules and ``schedule.T - 1`` for discrete VP ones (so the grid is the
     DDPM steps); ``t0`` (the decoder's time) defaults to ``schedule.t_min``. ``cond`` (e.g. class labels,
-    shape (B,)) is passed to ``eps_fn(x, t, cond)``. ``prior_std`` is the sampler's (default sigma(1)).
+    shape (B,)) is passed to ``eps_fn(x, t, cond)``. ``prior_std`` and ``prior_mean`` describe the sampler's
+    start (default ``N(0, sigma(1)^2)``; see :func:`~genlab.diffusion.samplers.prior_params`).
     """
     if n_mc < 2:
         raise ConfigError(f"bad number of Monte-Carlo draws {n_mc}; it must be >= 2 for a standard error")
@@ -85,10 +86,10 @@ def elbo(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *, cond: 
     # exact prior and reconstruction terms
     t1 = torch.tensor(1.0, dtype=f64)
     a1, s1 = float(schedule.alpha(t1)), float(schedule.sigma(t1))
-    p1 = prior_scale(schedule, prior_std)
-    # KL(N(a1 x, s1^2 I) || N(0, p1^2 I)), summed over the D coordinates
-    prior = (D * (math.log(p1 / s1) + s1**2 / (2 * p1**2) - 0.5)
-             + (a1**2) * x.reshape(B, -1).double().pow(2).sum(1).cpu() / (2 * p1**2))
+    mean, std = (v.reshape(B, -1).double().cpu() for v in prior_params(schedule, x, prior_std, prior_mean))
+    # KL(N(a1 x, s1^2) || N(mean, std^2)), summed over the D coordinates
+    prior = (torch.log(std / s1) + s1**2 / (2 * std**2) - 0.5
+             + (a1 * x.reshape(B, -1).double().cpu() - mean).pow(2) / (2 * std**2)).sum(1)
     tz = torch.tensor(t0, dtype=f64)
     s0 = float(schedule.sigma(tz) / schedule.alpha(tz))
     recon = torch.full((B,), 0.5 * D * (math.log(2 * math.pi * s0**2) + 1), dtype=f64)
@@ -127,7 +128,8 @@ def _x0_batch(schedule: Schedule, z: Tensor, t: Tensor, eps: Tensor) -> Tensor:
 
 @dataclass
 class LogLikResult:
-    """Exact ODE log-density per point: ``logp = prior_logp + delta`` (nats); ``z`` is the point at t = 1."""
+    """Exact ODE log-density per point: ``logp = prior_logp + delta`` (nats); ``z`` is the point reached at
+    t = 1, as standard noise ``(x_1 - prior_mean) / prior_std``."""
 
     logp: Tensor
     prior_logp: Tensor
@@ -160,10 +162,11 @@ def _divergence(eps_fn, schedule: Schedule, x: Tensor, t: Tensor, cond, trace: s
 def ode_log_likelihood(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *,
                        cond: Tensor | None = None, steps: int = 200, trace: str = "exact",
                        t_end: float | None = None, generator: torch.Generator | None = None,
-                       prior_std: float | None = None) -> LogLikResult:
+                       prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None
+                       ) -> LogLikResult:
     """Exact log-density ``log p_0(x)`` of the probability-flow ODE model (Heun steps, uniform in t).
 
-    The prior at t = 1 is the sampler's ``N(0, prior_std^2 I)`` (default ``prior_std = sigma(1)``).
+    The prior at t = 1 is the sampler's ``N(prior_mean, prior_std^2)`` (default ``N(0, sigma(1)^2)``).
     ``trace`` is ``exact`` or ``hutchinson``.
     """
     if trace not in ("exact", "hutchinson"):
@@ -187,11 +190,10 @@ def ode_log_likelihood(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Ten
         delta = delta + h * (div + div2).double() / 2
         if n < steps - 1:
             v, div = _divergence(eps_fn, schedule, xt, times[n + 1], cond, trace, probe)
-    s1 = prior_scale(schedule, prior_std)
-    D = x[0].numel()
-    flat = xt.reshape(B, -1).double()
-    prior_logp = -0.5 * (flat**2).sum(1) / s1**2 - 0.5 * D * math.log(2 * math.pi * s1**2)
-    return LogLikResult((prior_logp + delta).cpu(), prior_logp.cpu(), delta.cpu(), xt / s1)
+    mean, std = prior_params(schedule, xt, prior_std, prior_mean)
+    z = (xt - mean) / std
+    prior_logp = (-0.5 * z.double()**2 - torch.log(std.double()) - 0.5 * math.log(2 * math.pi)).reshape(B, -1).sum(1)
+    return LogLikResult((prior_logp + delta).cpu(), prior_logp.cpu(), delta.cpu(), z)
 
 
 __all__ = ["ElboResult", "LogLikResult", "elbo", "ode_log_likelihood", "x0_from_eps"]

@@ -268,9 +268,9 @@ def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", 
            grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
            eta: float = 0.0,
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
-           prior_std: float | None = None, return_trajectory: bool = False,
-           progress: bool = False) -> SampleResult:
-    """Draw samples: start from ``prior_std * noise`` at ``t_start`` and step down to ``t_end``.
+           prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None,
+           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
+    """Draw samples: start from ``prior_mean + prior_std * noise`` at ``t_start`` and step down to ``t_end``.
 
     Give either ``noise`` (standard normal, any shape ``(B, ...)``: the same noise gives the same output with
     a
@@ -281,6 +281,8 @@ def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", 
     data (the lab's sigma(1) = 1 for points in [-1, 1]^2) the true x_1 is wider than that: pass
     ``prior_std = sqrt(sigma(1)^2 + alpha(1)^2 Var(data))`` to start from a Gaussian with x_1's variance,
     otherwise a deterministic sampler keeps the too-narrow start and its samples shrink towards the centre.
+    ``prior_std`` and ``prior_mean`` may be tensors that broadcast to the noise, e.g. one Gaussian per class
+    (see :func:`prior_params`).
     """
     smp = make_sampler(sampler, eta=eta)
     if noise is None:
@@ -290,18 +292,33 @@ def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", 
     elif device is not None:
         noise = noise.to(device)
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho)
-    x = prior_scale(schedule, prior_std, t_start) * noise
+    mean, std = prior_params(schedule, noise, prior_std, prior_mean, t_start)
+    x = mean + std * noise
     return run_steps(eps_fn, schedule, smp, x, times, generator=generator,
                      return_trajectory=return_trajectory, progress=progress)
 
 
-def prior_scale(schedule: Schedule, prior_std: float | None = None, t_start: float = 1.0) -> float:
-    """The standard deviation of the sampler's start: ``prior_std``, or ``sigma(t_start)`` when not given."""
-    if prior_std is not None:
-        if prior_std <= 0:
-            raise ConfigError(f"bad prior_std {prior_std}; it must be > 0")
-        return float(prior_std)
-    return float(schedule.sigma(torch.tensor(t_start, dtype=torch.float64)))
+def prior_params(schedule: Schedule, like: Tensor, prior_std: float | Tensor | None = None,
+                 prior_mean: Tensor | None = None, t_start: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of the sampler's Gaussian start ``N(mean, std^2)``, broadcast to ``like``.
+
+    ``prior_std`` defaults to ``sigma(t_start)`` and ``prior_mean`` to 0. Either may be a number or a tensor
+    that broadcasts to ``like``'s shape ``(B, ...)``: per coordinate, or per sample (one Gaussian per class,
+    say). The samplers start from it, and the ELBO's prior term and the ODE log-density evaluate it.
+    """
+    if prior_std is None:
+        prior_std = float(schedule.sigma(torch.tensor(t_start, dtype=torch.float64)))
+    std = torch.as_tensor(prior_std, dtype=like.dtype, device=like.device)
+    if not bool((std > 0).all()):
+        raise ConfigError(f"bad prior_std {float(std.min())}; it must be > 0")
+    mean = torch.zeros((), dtype=like.dtype, device=like.device) if prior_mean is None else \
+        torch.as_tensor(prior_mean, dtype=like.dtype, device=like.device)
+    try:
+        return torch.broadcast_to(mean, like.shape), torch.broadcast_to(std, like.shape)
+    except RuntimeError:
+        raise ConfigError(f"prior mean {tuple(mean.shape)} or std {tuple(std.shape)} does not broadcast to the "
+                          f"samples' shape {tuple(like.shape)}; give one value, one per coordinate, or one row "
+                          f"per sample") from None
 
 
 def euler_sample(eps_fn: EpsFn, schedule: Schedule, **kw) -> SampleResult:
@@ -327,12 +344,13 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, eta: float = 0.0, **kw) -> Sa
 
 def invert(eps_fn: EpsFn, schedule: Schedule, x0: Tensor, *, steps: int = 1000, method: str = "heun",
            grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
-           prior_std: float | None = None, return_trajectory: bool = False,
-           progress: bool = False) -> SampleResult:
+           prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None,
+           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
     """ODE inversion: integrate the probability-flow ODE from data ``x0`` (at ``t_end``) up to ``t_start``.
 
-    Returns a :class:`SampleResult` whose ``x`` is the *noise* ``z = x_1 / prior_std``: passing it back as
-    ``sample(..., noise=z, sampler=method, steps=steps, grid=grid, prior_std=prior_std)`` retraces the same
+    Returns a :class:`SampleResult` whose ``x`` is the *noise* ``z = (x_1 - prior_mean) / prior_std``: passing
+    it back as ``sample(..., noise=z, sampler=method, steps=steps, grid=grid, prior_std=prior_std,
+    prior_mean=prior_mean)`` retraces the same
     path down to ``x0``
     (up to the discretisation error, which shrinks with ``steps``). The trajectory (if asked) runs from the
     data up to the noise. ``t_end`` is at least ``schedule.t_min`` (VP: 1/T, where sigma > 0), so pass
@@ -344,6 +362,7 @@ def invert(eps_fn: EpsFn, schedule: Schedule, x0: Tensor, *, steps: int = 1000, 
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho).flip(0)
     res = run_steps(eps_fn, schedule, make_sampler(method), x0, times, return_trajectory=return_trajectory,
                     progress=progress)
-    res.x = res.x / prior_scale(schedule, prior_std, t_start)
+    mean, std = prior_params(schedule, res.x, prior_std, prior_mean, t_start)
+    res.x = (res.x - mean) / std
     return res
 

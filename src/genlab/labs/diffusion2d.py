@@ -57,6 +57,7 @@ ORDER = 1
 
 REF_POINTS = ((0.0, 0.0), (-0.66, 0.66), (0.5, -0.5), (1.5, 1.5), (4.0, -2.0))
 BONUS_POINT = (4.0, 5.5)
+PRIORS = ("matched", "global", "sigma")
 
 
 @dataclass
@@ -86,14 +87,15 @@ class Diffusion2DConfig(TrainConfig):
     time_embedding: str = param("raw", "how t enters the network", choices=TIME_EMBEDDINGS)
     sampler: str = param("euler", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(1000, "default sampling steps", min=1)
-    prior: str = param("matched", "sampler start: N(0, sigma(1)^2 + Var(data)) (matched) or N(0, sigma(1)^2)",
-                       choices=("matched", "sigma"))
+    prior: str = param("matched", "sampler start: a Gaussian with the mean and variance of the true x_1, per "
+                       "class for a conditional run (matched), the same for all data (global), or N(0, "
+                       "sigma(1)^2) as in the lab (sigma)", choices=PRIORS)
     eval_n: int = param(2000, "samples for the quality numbers in summary.json", min=10)
 
 
 PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
-    "grid": Diffusion2DConfig(dataset="grid", conditional=True, guidance=2.0),
+    "grid": Diffusion2DConfig(dataset="grid", conditional=True),
     "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
                                 time_embedding="sinusoidal", hidden=256, steps=4000),
 }
@@ -130,7 +132,17 @@ class Trained:
     model: MLPDenoiser
     schedule: Schedule
     device: torch.device
-    prior_std: float
+    prior_mean: torch.Tensor  # (K, 2): row c for class c, the last row for all data (K = classes + 1, or 1)
+    prior_std: torch.Tensor  # (K, 2)
+
+    def prior(self, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``prior_mean``/``prior_std`` keyword arguments for the samplers and likelihoods: one row per label
+        (the null label, or no labels, gives the all-data Gaussian)."""
+        rows = labels.long().cpu() if labels is not None else torch.tensor([self.prior_mean.shape[0] - 1])
+        if not self.classes:
+            rows = torch.zeros_like(rows)
+        return {"prior_mean": self.prior_mean[rows].to(self.device),
+                "prior_std": self.prior_std[rows].to(self.device)}
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance: float | None = None):
         g = self.cfg.guidance if guidance is None else guidance
@@ -180,18 +192,37 @@ def load_trained(run: Run, device: torch.device | str = "cpu") -> Trained:
     load_weights(run, model, device=device)
     model.eval()
     schedule = build_schedule(cfg)
-    return Trained(run, cfg, model, schedule, device, prior_std_for(cfg, schedule))
+    return Trained(run, cfg, model, schedule, device, *prior_for(cfg, schedule))
 
 
-def prior_std_for(cfg: Diffusion2DConfig, schedule: Schedule) -> float:
-    """The sampler's start: sigma(1), or (``prior=matched``) the std of the true x_1, sqrt(sigma^2 + alpha^2
-    Var)."""
+def prior_for(cfg: Diffusion2DConfig, schedule: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampler's start at t = 1, as (means, stds) of shape (K, 2): one row per class and a last row for
+    all data (K = classes + 1), or a single row for an unconditional run.
+
+    ``prior=sigma`` is the lab's ``N(0, sigma(1)^2)``. When sigma(1) is not much larger than the data (here
+    sigma(1) = 1 for points in [-1, 1]^2) the true ``x_1 = alpha(1) x_0 + sigma(1) eps`` is wider than that,
+    and for one class it is centred on that class: ``matched`` starts from a Gaussian with the true x_1's mean
+    ``alpha(1) E[x_0 | c]`` and variance ``sigma(1)^2 + alpha(1)^2 Var(x_0 | c)`` per coordinate, per class;
+    ``global`` does the same with the statistics of all data.
+    """
     one = torch.tensor(1.0, dtype=torch.float64)
     s1, a1 = float(schedule.sigma(one)), float(schedule.alpha(one))
+    classes = NUM_CLASSES[cfg.dataset] if cfg.conditional else 0
+    K = classes + 1 if classes else 1
     if cfg.prior == "sigma":
-        return s1
-    var = float(make_toy2d(cfg.dataset, cfg.n_points, cfg.data_seed).x.double().var(0).mean())
-    return math.sqrt(s1**2 + a1**2 * var)
+        return torch.zeros(K, 2), torch.full((K, 2), s1)
+    data = make_toy2d(cfg.dataset, cfg.n_points, cfg.data_seed)
+    x = data.x.double()
+    groups = [x] * K
+    if cfg.prior == "matched" and classes:
+        groups = [x[data.y == c] for c in range(classes)] + [x]
+    for c, g in enumerate(groups):
+        if g.shape[0] < 2:
+            raise ConfigError(f"class {c} has {g.shape[0]} training points, too few for its matched prior; "
+                              f"raise n_points (now {cfg.n_points}) or use --set prior=global")
+    mean = torch.stack([a1 * g.mean(0) for g in groups]).float()
+    std = torch.stack([(s1**2 + a1**2 * g.var(0)).sqrt() for g in groups]).float()
+    return mean, std
 
 
 def train(cfg: Diffusion2DConfig, *, root: str | Path = "runs", name: str | None = None, resume: bool = False,
@@ -220,9 +251,11 @@ def draw(tr: Trained, n: int, *, seed: int = 0, sampler: str | None = None, step
     if tr.classes and labels is None:
         labels = torch.arange(noise.shape[0]) % tr.classes
     eps_fn = tr.eps_fn(labels.to(tr.device) if labels is not None else None, guidance)
+    if (tr.cfg.guidance if guidance is None else guidance) == 0:
+        labels = None  # the label is ignored, so the start is the all-data Gaussian too
     return sample(eps_fn, tr.schedule, sampler or tr.cfg.sampler, noise=noise.to(tr.device),
                   steps=steps or tr.cfg.sample_steps, grid=grid, eta=eta, generator=g,
-                  prior_std=tr.prior_std, return_trajectory=trajectory)
+                  return_trajectory=trajectory, **tr.prior(labels))
 
 
 def quality(tr: Trained, x: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 1000,
@@ -500,9 +533,9 @@ def _elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: in
     pts = torch.tensor(points, dtype=torch.float32, device=tr.device)
     lab = torch.tensor(labels, device=tr.device) if labels is not None else None
     fn = model_eps_fn(tr.model)  # guidance-free: the likelihood of the trained conditional model
-    e = elbo(fn, tr.schedule, pts, cond=lab, n_mc=n_mc, generator=torch.Generator().manual_seed(0),
-             prior_std=tr.prior_std)
-    ll = ode_log_likelihood(fn, tr.schedule, pts, cond=lab, steps=ode_steps, prior_std=tr.prior_std)
+    prior = tr.prior(lab if lab is not None else torch.zeros(len(points), dtype=torch.long))
+    e = elbo(fn, tr.schedule, pts, cond=lab, n_mc=n_mc, generator=torch.Generator().manual_seed(0), **prior)
+    ll = ode_log_likelihood(fn, tr.schedule, pts, cond=lab, steps=ode_steps, **prior)
     rows = []
     for i, p in enumerate(points):
         row = {"x": p[0], "y": p[1]}
@@ -538,7 +571,8 @@ def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 51, grid_mc: int = 
     if tr.classes:
         cond = region(tr.cfg.dataset, plane.clamp(-1, 1).cpu()).clamp(min=0).to(tr.device)
     e = elbo(model_eps_fn(tr.model), tr.schedule, plane, cond=cond, n_mc=grid_mc,
-             generator=torch.Generator().manual_seed(1), prior_std=tr.prior_std)
+             generator=torch.Generator().manual_seed(1),
+             **tr.prior(cond if cond is not None else torch.zeros(plane.shape[0], dtype=torch.long)))
     img = e.elbo.reshape(grid_n, grid_n).numpy()
     fig, axes = plots.figure(1, 2, layout="constrained", size=(12, 5), gridspec_kw={"width_ratios": [1.1, 1]})
     ax = axes[0]
@@ -590,10 +624,10 @@ def figure_bonus(tr: Trained, target=BONUS_POINT, steps: int = 1000) -> Path:
     x0 = torch.tensor([target], dtype=torch.float32, device=tr.device)
     labels = torch.tensor([0], device=tr.device) if tr.classes else None
     fn = tr.eps_fn(labels)
-    inv = invert(fn, tr.schedule, x0, steps=steps, method="heun", prior_std=tr.prior_std,
-                 return_trajectory=True)
-    back = sample(fn, tr.schedule, "heun", noise=inv.x, steps=steps, prior_std=tr.prior_std,
-                  t_end=tr.schedule.t_min, return_trajectory=True)
+    prior = tr.prior(labels)
+    inv = invert(fn, tr.schedule, x0, steps=steps, method="heun", return_trajectory=True, **prior)
+    back = sample(fn, tr.schedule, "heun", noise=inv.x, steps=steps, t_end=tr.schedule.t_min,
+                  return_trajectory=True, **prior)
     err = float((back.x - x0).norm())
     tr.run.update_summary({"bonus_target": list(target), "bonus_noise": inv.x[0].tolist(),
                            "bonus_endpoint": back.x[0].tolist(), "bonus_endpoint_error": err})
@@ -609,7 +643,7 @@ def figure_bonus(tr: Trained, target=BONUS_POINT, steps: int = 1000) -> Path:
         ax.plot(xs[:, 0], xs[:, 1], color="0.4", lw=0.6)
         ax.scatter(*target, marker="*", s=200, color="black", zorder=5, label=f"target {target}")
         ax.scatter(xs[0, 0], xs[0, 1], marker="X", s=80, color=plots.PALETTE[3], zorder=5,
-                   label=f"start x_1 = {tr.prior_std:.2f} z, z = ({inv.x[0, 0]:.1f}, {inv.x[0, 1]:.1f})")
+                   label=f"start x_1, noise z = ({inv.x[0, 0]:.1f}, {inv.x[0, 1]:.1f})")
         _square(ax, None)
         if i == 0:
             ax.set_xscale("symlog", linthresh=2)
@@ -662,7 +696,8 @@ def figure_class_trajectories(tr: Trained, steps: int = 500) -> Path:
     for c in range(tr.classes):
         ax.plot(xs[:, c, 0], xs[:, c, 1], color=colors[c], lw=1.1, label=f"class {c}")
         ax.scatter(xs[-1, c, 0], xs[-1, c, 1], color=colors[c], edgecolor="black", s=40, zorder=5)
-    ax.scatter(xs[0, 0, 0], xs[0, 0, 1], marker="*", color="black", s=150, zorder=6, label="shared noise")
+    ax.scatter(xs[0, :, 0], xs[0, :, 1], marker="*", color="black", s=90, zorder=6,
+               label="starts (same noise z)")
     _outline(ax, tr)
     ax.set_xlim(-2, 2)
     ax.set_ylim(-2, 2)
@@ -670,31 +705,42 @@ def figure_class_trajectories(tr: Trained, steps: int = 500) -> Path:
     ax.set_title(f"One trajectory per class from the same noise: {sum(hits)}/{tr.classes} in their cell",
                  fontsize=10)
     return tr.run.save_figure(fig, "07b_class_trajectories", command=_cmd(tr.run), caption=(
-        "The same noise vector sampled once per class label: the label alone steers each trajectory into its "
-        "own cell."), data={"in_region": hits})
+        "The same noise vector z sampled once per class label: each start is the class's matched prior "
+        "(its x_1 mean + std * z, stars) and the label steers each trajectory into its own cell."),
+        data={"in_region": hits})
 
 
-def figure_class_samples(tr: Trained, n: int = 1800, scales=(0.0, 1.0, 3.0)) -> Path:
-    """7c. >= 1000 samples coloured by their class, at several guidance scales."""
+def figure_class_samples(tr: Trained, n: int = 1800, scales=(0.0, 1.0, 3.0), table_scales=(1.5, 2.0),
+                         steps: int = 250) -> Path:
+    """7c. >= 1000 samples coloured by their class, at several guidance scales, and a table of the trade-off:
+    the share in their own cell against the distance to the data."""
     plots, plt = _plt()
     labels = torch.arange(n) % tr.classes
     noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(6))
     colors = np.array(plots.class_colors(tr.classes))
     fig, axes = plots.figure(1, len(scales), layout="constrained", size=(4.6 * len(scales), 4.6))
     rows = []
-    for ax, w in zip(np.atleast_1d(axes), scales):
-        x = draw(tr, n, labels=labels, guidance=w, noise=noise, steps=tr.cfg.sample_steps).x.cpu()
-        share = float((region(tr.cfg.dataset, x) == labels).float().mean())
-        rows.append({"guidance": w, "in_region": round(share, 4),
-                     "in_support": round(float(in_support(tr.cfg.dataset, x).float().mean()), 4)})
+    for w in sorted(set(scales) | set(table_scales)):
+        x = draw(tr, n, labels=labels, guidance=w, noise=noise, steps=steps).x.cpu()
+        q = quality(tr, x, labels)
+        rows.append({"guidance": w, "in_region": round(q["in_region"], 4), "in_support": round(q["in_support"], 4),
+                     "distance_ratio": round(q["distance_ratio"], 2)})
+        if w not in scales:
+            continue
+        ax = np.atleast_1d(axes)[list(scales).index(w)]
         ax.scatter(x[:, 0], x[:, 1], c=colors[labels.numpy()], s=3, lw=0, alpha=0.8)
         _outline(ax, tr)
         kind = "unconditional" if w == 0 else ("conditional" if w == 1 else "guided")
-        ax.set_title(f"guidance {w:g} ({kind}): {100 * share:.1f}% in their cell", fontsize=10)
-    tr.run.save_table(rows, "guidance", caption="Share of samples in their class's cell vs guidance scale")
+        ax.set_title(f"guidance {w:g} ({kind}): {100 * q['in_region']:.1f}% in their cell,\n"
+                     f"distance {q['distance_ratio']:.1f}x the noise floor", fontsize=10)
+    tr.run.save_table(rows, "guidance", caption=(
+        f"Guidance scale against the share of samples in their class's cell and the energy distance to fresh "
+        f"data (as a multiple of the noise floor); Euler, {steps} steps, {n} samples"))
     return tr.run.save_figure(fig, "07c_class_samples", command=_cmd(tr.run), caption=(
         f"{n} samples coloured by the class they were asked for. Guidance 0 ignores the label (colours "
-        "mixed), 1 is the plain conditional model, > 1 pushes the samples deeper into their cells."),
+        "mixed) and 1 is the plain conditional model; each class starts from its own matched prior, so at 1 "
+        "the samples already fill their cells. Guidance > 1 pushes them deeper into their cells: more land in "
+        "the right cell, but they crowd the cell centres, and the distance to the data grows (see the table)."),
         data={"rows": rows})
 
 
