@@ -711,30 +711,37 @@ def figure_class_data(tr: Trained) -> Path:
 
 
 def figure_class_trajectories(tr: Trained, steps: int = 500) -> Path:
-    """7b. One denoising trajectory per class, each ending in its region."""
+    """7b. One denoising trajectory per class, each ending in its region: from one shared x_1 (the label alone
+    steers), and from each class's own matched prior (what the sampler does)."""
     plots, plt = _plt()
-    z = torch.randn(1, 2, generator=torch.Generator().manual_seed(2)).repeat(tr.classes, 1)
+    z = torch.randn(1, 2, generator=torch.Generator().manual_seed(2)).repeat(tr.classes, 1).to(tr.device)
     labels = torch.arange(tr.classes)
-    res = draw(tr, tr.classes, sampler="euler", steps=steps, noise=z, labels=labels, trajectory=True)
-    xs = res.xs.cpu()
-    hits = (region(tr.cfg.dataset, res.x.cpu()) == labels).tolist()
-    fig, ax = plots.figure(size=(5.8, 5.2))
+    fn = tr.eps_fn(labels.to(tr.device))
+    shared = sample(fn, tr.schedule, "euler", noise=z, steps=steps, return_trajectory=True, **tr.prior())
+    own = sample(fn, tr.schedule, "euler", noise=z, steps=steps, return_trajectory=True, **tr.prior(labels))
     colors = plots.class_colors(tr.classes)
-    for c in range(tr.classes):
-        ax.plot(xs[:, c, 0], xs[:, c, 1], color=colors[c], lw=1.1, label=f"class {c}")
-        ax.scatter(xs[-1, c, 0], xs[-1, c, 1], color=colors[c], edgecolor="black", s=40, zorder=5)
-    ax.scatter(xs[0, :, 0], xs[0, :, 1], marker="*", color="black", s=90, zorder=6,
-               label="starts (same noise z)")
-    _outline(ax, tr)
-    ax.set_xlim(-2, 2)
-    ax.set_ylim(-2, 2)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.set_title(f"One trajectory per class from the same noise: {sum(hits)}/{tr.classes} in their cell",
-                 fontsize=10)
+    fig, axes = plots.figure(1, 2, layout="constrained", size=(11.5, 5.2))
+    data = {}
+    for ax, res, key, title in ((axes[0], shared, "shared_start", "from one shared x_1"),
+                                (axes[1], own, "own_prior", "from each class's own prior")):
+        xs = res.xs.cpu()
+        hits = (region(tr.cfg.dataset, res.x.cpu()) == labels).tolist()
+        data[key] = hits
+        for c in range(tr.classes):
+            ax.plot(xs[:, c, 0], xs[:, c, 1], color=colors[c], lw=1.1, label=f"class {c}")
+            ax.scatter(xs[-1, c, 0], xs[-1, c, 1], color=colors[c], edgecolor="black", s=40, zorder=5)
+        ax.scatter(xs[0, :, 0], xs[0, :, 1], marker="*", color="black", s=90, zorder=6,
+                   label="start" + ("" if key == "shared_start" else "s (same noise z)"))
+        _outline(ax, tr)
+        ax.set_xlim(-2, 2)
+        ax.set_ylim(-2, 2)
+        ax.set_title(f"{title}: {sum(hits)}/{tr.classes} in their cell", fontsize=10)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return tr.run.save_figure(fig, "07b_class_trajectories", command=_cmd(tr.run), caption=(
-        "The same noise vector z sampled once per class label: each start is the class's matched prior "
-        "(its x_1 mean + std * z, stars) and the label steers each trajectory into its own cell."),
-        data={"in_region": hits})
+        "Left: one start x_1 (drawn from the all-data prior) sampled once per class label: the label alone "
+        "steers each trajectory into its own cell. Right: the same noise z started from each class's matched "
+        "prior (its x_1 mean + std * z), as the sampler does: each trajectory starts over its cell and only "
+        "has to settle inside it."), data=data)
 
 
 def figure_class_samples(tr: Trained, n: int = 1800, scales=(0.0, 1.0, 3.0), table_scales=(1.5, 2.0),
