@@ -1006,10 +1006,12 @@ def _cmd_elbo(args: argparse.Namespace) -> int:
     points = [parse_point(p) for p in (args.point or [])] or list(REF_POINTS)
     labels = [args.label] * len(points) if args.label is not None else None
     rows = _elbo_rows(tr, points, labels, n_mc=args.mc)
-    print(f"{'point':>18} {'ELBO':>10} {'+-se':>7} {'ODE log p':>10}")
+    print(f"{'point':>18} {'ELBO':>10} {'+-se':>7} {'ODE log p':>10} {'z':>7}")
     for r in rows:
         print(f"{'(' + format(r['x'], 'g') + ', ' + format(r['y'], 'g') + ')':>18} {r['elbo']:>10.3f} "
-              f"{r['stderr']:>7.3f} {r['ode_logp']:>10.3f}")
+              f"{r['stderr']:>7.3f} {r['ode_logp']:>10.3f} {r['z']:>7.2f}")
+    print("z = (ELBO - ODE log p) / se: the ELBO bounds the stochastic model's likelihood, so z <= 1 is expected "
+          "on the data")
     return 0
 
 
