@@ -84,6 +84,8 @@ class Diffusion2DConfig(TrainConfig):
     hidden: int = param(128, "width of the MLP", min=1)
     depth: int = param(3, "hidden layers of the MLP", min=1)
     time_embedding: str = param("raw", "how t enters the network", choices=TIME_EMBEDDINGS)
+    x_features: int = param(0, "random Fourier features of the point fed to the MLP (0 = raw x only)", min=0)
+    x_scale: float = param(2.0, "std of the frequencies of those features", min=0.0)
     sampler: str = param("euler", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(1000, "default sampling steps", min=1)
     prior: str = param("matched", "sampler start: N(0, sigma(1)^2 + Var(data)) (matched) or N(0, sigma(1)^2)",
@@ -94,8 +96,12 @@ class Diffusion2DConfig(TrainConfig):
 PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
     "grid": Diffusion2DConfig(dataset="grid", conditional=True, guidance=2.0),
+    # The point also enters as 32 random Fourier features: on raw (x, y) the MLP fits the thin spiral far too
+    # slowly and its DDPM samples fill the inner turn with a haze (83% near the spiral, energy distance 2.3x
+    # the floor); with them, 99.7% and about 1.4x in half the time (batch 512).
     "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
-                                time_embedding="sinusoidal", hidden=256, steps=4000),
+                                time_embedding="sinusoidal", hidden=256, steps=4000, batch_size=512,
+                                x_features=32),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 
@@ -118,7 +124,7 @@ def build_model(cfg: Diffusion2DConfig) -> MLPDenoiser:
         raise ConfigError(f"dataset {cfg.dataset!r} has no classes; use --set dataset=grid (or rings, moons) "
                           f"for a conditional model, or --set conditional=false")
     return MLPDenoiser(2, cfg.hidden, cfg.depth, time_embedding=cfg.time_embedding, num_classes=classes,
-                       seed=cfg.seed)
+                       x_features=cfg.x_features, x_scale=cfg.x_scale, seed=cfg.seed)
 
 
 @dataclass
