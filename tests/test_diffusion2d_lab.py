@@ -79,6 +79,31 @@ def test_denoiser_shapes_and_classes(emb):
     assert m(x, torch.tensor(0.5)).shape == (5, 2)
 
 
+def _fit_sharp_field(x_features: int, steps: int = 150) -> float:
+    """Final MSE of a tiny denoiser fitted to a field that oscillates 1.5 times across [-1, 1]^2."""
+    torch.manual_seed(0)
+    x = torch.rand(512, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    target = torch.stack([torch.sin(3 * torch.pi * x[:, 0]), torch.cos(3 * torch.pi * x[:, 1])], 1)
+    t = torch.full((512,), 0.5)
+    m = MLPDenoiser(2, 32, 2, x_features=x_features, seed=0)
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    for _ in range(steps):
+        loss = ((m(x, t) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss)
+
+
+def test_fourier_features_of_x_fit_sharp_structure_a_raw_mlp_cannot():
+    """The spiral preset's fix: a raw-coordinate MLP is slow on sharp structure (spectral bias)."""
+    m = MLPDenoiser(2, 16, 2, x_features=8, seed=3)
+    assert m.x_freqs.shape == (2, 8) and m(torch.randn(5, 2), torch.rand(5)).shape == (5, 2)
+    assert torch.equal(m.x_freqs, MLPDenoiser(2, 16, 2, x_features=8, seed=3).x_freqs)
+    raw, feat = _fit_sharp_field(0), _fit_sharp_field(16)
+    assert feat < 0.1 * raw, (raw, feat)
+
+
 # --------------------------------------------------------------------------------------------- training
 
 def test_training_is_deterministic_and_logs(tiny_run, tmp_path):

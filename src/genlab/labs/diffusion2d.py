@@ -85,6 +85,8 @@ class Diffusion2DConfig(TrainConfig):
     hidden: int = param(128, "width of the MLP", min=1)
     depth: int = param(3, "hidden layers of the MLP", min=1)
     time_embedding: str = param("raw", "how t enters the network", choices=TIME_EMBEDDINGS)
+    x_features: int = param(0, "random Fourier features of the point fed to the MLP (0 = raw x only)", min=0)
+    x_scale: float = param(2.0, "std of the frequencies of those features", min=0.0)
     sampler: str = param("euler", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(1000, "default sampling steps", min=1)
     prior: str = param("matched", "sampler start: a Gaussian with the mean and variance of the true x_1, per "
@@ -96,8 +98,13 @@ class Diffusion2DConfig(TrainConfig):
 PRESETS: dict[str, Diffusion2DConfig] = {
     "square": Diffusion2DConfig(),
     "grid": Diffusion2DConfig(dataset="grid", conditional=True, hidden=256),
+    # The point also enters as 32 random Fourier features: on raw (x, y) the MLP fits the thin spiral far too
+    # slowly and its DDPM samples fill the inner turn with a haze (83% near the spiral, energy distance 2.3x
+    # the floor, excess over the floor 0.0016 at 10k samples); with them 99.9% near it, excess 0.0004-0.0006,
+    # in half the training time (batch 512).
     "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
-                                time_embedding="sinusoidal", hidden=256, steps=4000),
+                                time_embedding="sinusoidal", hidden=256, steps=4000, batch_size=512,
+                                x_features=32),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 
@@ -120,7 +127,7 @@ def build_model(cfg: Diffusion2DConfig) -> MLPDenoiser:
         raise ConfigError(f"dataset {cfg.dataset!r} has no classes; use --set dataset=grid (or rings, moons) "
                           f"for a conditional model, or --set conditional=false")
     return MLPDenoiser(2, cfg.hidden, cfg.depth, time_embedding=cfg.time_embedding, num_classes=classes,
-                       seed=cfg.seed)
+                       x_features=cfg.x_features, x_scale=cfg.x_scale, seed=cfg.seed)
 
 
 @dataclass
