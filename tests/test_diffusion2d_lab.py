@@ -92,7 +92,7 @@ def _fit_sharp_field(x_features: int, steps: int = 150) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def test_fourier_features_of_x_fit_sharp_structure_a_raw_mlp_cannot():
