@@ -812,8 +812,9 @@ def figure_ddpm_forward(tr: Trained, n: int = 1500) -> Path:
     fig.suptitle("Forward process q(x_t | x_0) = N(sqrt(alpha-bar_t) x_0, (1 - alpha-bar_t) I)",
                  fontweight="bold")
     return tr.run.save_figure(fig, "s1_ddpm_forward", command=_cmd(tr.run), caption=(
-        "The spiral under the DDPM forward process with linear betas 1e-4..0.02, T = 1000: it is still a "
-        "spiral at t = 37 and plain Gaussian noise by t = 500."), data={"steps": steps})
+        "The spiral under the DDPM forward process with linear betas 1e-4..0.02, T = 1000: by t = 37 the "
+        "noise (std 0.13) has already blurred its arms into a ring-like cloud, and by t = 500 it is plain "
+        "Gaussian noise."), data={"steps": steps})
 
 
 def figure_ddpm_reverse(tr: Trained, n: int = 1500) -> Path:
