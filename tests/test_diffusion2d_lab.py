@@ -245,3 +245,11 @@ def test_ddpm_spiral_figures(tmp_path):
     assert main(["diffusion2d", "figures", "--run", str(run.path), "--quiet"]) == 0
     names = {p.stem for p in run.figures_dir.glob("*.png")}
     assert {"s1_ddpm_forward", "s2_ddpm_reverse", "s3_ddpm_x0_hat"} <= names
+
+
+def test_key_metrics_report_the_checks(tiny_run):
+    tiny_run.update_summary({"elbo_le_ode_within_se_all": False})
+    rows = {r["metric"]: r["value"] for r in lab.key_metrics([tiny_run])}
+    name = tiny_run.path.name
+    assert rows[f"{name}: ELBO <= ODE log p + se at the reference points"] == "no"
+    assert f"{name}: sample distance / noise floor" in rows

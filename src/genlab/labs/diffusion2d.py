@@ -1087,6 +1087,11 @@ def key_metrics(runs: list[Run]) -> list[dict]:
         elif "in_support" in s and name == "square":
             rows.append({"metric": f"{name}: samples inside the square", "value": s["in_support"],
                          "reference": ">= 0.97"})
+        elif "in_support" in s:
+            rows.append({"metric": f"{name}: samples on the data", "value": s["in_support"], "reference": ""})
+        if "elbo_le_ode_within_se_all" in s:
+            rows.append({"metric": f"{name}: ELBO <= ODE log p + se at the reference points",
+                         "value": "yes" if s["elbo_le_ode_within_se_all"] else "no", "reference": "yes"})
         if "elbo_right_class" in s:
             rows.append({"metric": f"{name}: ELBO at (-0.66, 0.66), class 2 vs 6",
                          "value": f"{s['elbo_right_class']:.3g} vs {s['elbo_wrong_class']:.3g}",
