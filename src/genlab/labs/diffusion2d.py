@@ -543,7 +543,7 @@ def _elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: in
     pts = torch.tensor(points, dtype=torch.float32, device=tr.device)
     lab = torch.tensor(labels, device=tr.device) if labels is not None else None
     fn = model_eps_fn(tr.model)  # guidance-free: the likelihood of the trained conditional model
-    prior = tr.prior(lab if lab is not None else torch.zeros(len(points), dtype=torch.long))
+    prior = tr.prior(lab)
     e = elbo(fn, tr.schedule, pts, cond=lab, n_mc=n_mc, generator=torch.Generator().manual_seed(0), **prior)
     ll = ode_log_likelihood(fn, tr.schedule, pts, cond=lab, steps=ode_steps, **prior)
     rows = []
@@ -584,7 +584,7 @@ def figure_elbo(tr: Trained, n_mc: int = 1000, grid_n: int = 41, grid_mc: int = 
     if tr.classes:
         cond = region(tr.cfg.dataset, plane.clamp(-1, 1).cpu()).clamp(min=0).to(tr.device)
     fn = model_eps_fn(tr.model)
-    prior = tr.prior(cond if cond is not None else torch.zeros(plane.shape[0], dtype=torch.long))
+    prior = tr.prior(cond)
     e = elbo(fn, tr.schedule, plane, cond=cond, n_mc=grid_mc, generator=torch.Generator().manual_seed(1), **prior)
     ll = ode_log_likelihood(fn, tr.schedule, plane, cond=cond, steps=ode_steps, **prior)
     maps = [e.elbo.reshape(grid_n, grid_n).numpy(), ll.logp.reshape(grid_n, grid_n).numpy()]
