@@ -968,11 +968,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 quiet=args.quiet)
     s = run.read_summary()
     print(f"run: {run.path}")
-    print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; "
-          f"energy distance {s['energy_distance']:.5f} "
-          f"(noise floor {s['noise_floor']:.5f}), {100 * s['in_support']:.1f}% in support"
-          + (f", {100 * s['in_region']:.1f}% in their class region" if "in_region" in s else ""))
+    print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; {_describe_quality(s)}")
     return 0
+
+
+def _describe_quality(q: dict) -> str:
+    """One line of :func:`quality` numbers (also read back from ``summary.json``)."""
+    return (f"energy distance {q['energy_distance']:.5f} (noise floor {q['noise_floor']:.5f}), "
+            f"{100 * q['in_support']:.1f}% in support"
+            + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else ""))
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -993,10 +997,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else tr.run.path / "samples.csv"
     atomic_write_text(out, buf.getvalue())
     q = quality(tr, x, lab)
-    print(f"{args.n} samples -> {out}; energy distance {q['energy_distance']:.5f} "
-          f"(floor {q['noise_floor']:.5f}), "
-          f"{100 * q['in_support']:.1f}% in support"
-          + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else ""))
+    print(f"{args.n} samples -> {out}; {_describe_quality(q)}")
     return 0
 
 
