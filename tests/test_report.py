@@ -4,51 +4,66 @@ import os
 import re
 import shutil
 import subprocess
-import types
 from pathlib import Path
 
 import pytest
 
+from genlab import labs
 from genlab.errors import ConfigError
+from genlab.labs import Drawn
 from genlab.plots import figure
 from genlab.report import make_report
 from genlab.runs import Run
 
 
 def fake_lab(name, *, fail=False):
-    mod = types.ModuleType(f"genlab.labs.{name}")
-    mod.TITLE = f"Lab {name}"
+    """A lab spec whose demo draws two registered figures (drawn out of order) and a table."""
+    labs._REGISTRY.pop(name, None)
     calls = []
+
+    def curve(i):
+        def fn(opened):
+            fig, ax = figure()
+            ax.plot(range(10), [x ** (i + 1) for x in range(10)])
+            return Drawn(fig, caption=f"power {i + 1}", data={"power": i + 1})
+
+        fn.__module__ = f"genlab.labs.{name}"
+        return labs.figure(f"curve{i}")(fn)
+
+    first, second = curve(0), curve(1)
+
+    def scores(opened):
+        return Drawn(rows=[{"model": "m", "acc": 0.9}], caption="Scores")
+
+    scores.__module__ = f"genlab.labs.{name}"
+    labs.table("scores")(scores)
 
     def demo(root, *, quick=True, device="auto", quiet=False, reuse=True):
         calls.append(reuse)
         if fail:
             raise RuntimeError(f"{name} exploded")
         run = Run.create(name, {"quick": quick}, name="quick", root=root, resume=True)
-        for i in (1, 0):  # made out of order, numbered in order
-            fig, ax = figure()
-            ax.plot(range(10), [x ** (i + 1) for x in range(10)])
-            run.save_figure(fig, f"{i:02d}_curve{i}", caption=f"power {i + 1}", command=f"genlab {name} figures",
-                            data={"power": i + 1})
-        run.save_table([{"model": "m", "acc": 0.9}], "scores", caption="Scores")
+        for fn in (second, first, scores):  # made out of order, shown in registry order
+            labs.draw(fn, None, run)
         run.update_summary({"accuracy": 0.91})
         return [run]
 
-    mod.demo = demo
-    mod.key_metrics = lambda runs: [{"metric": "accuracy", "value": runs[0].read_summary()["accuracy"],
-                                     "reference": 0.8}]
-    mod.calls = calls
-    return mod
+    spec = labs.LabSpec(name=name, title=f"Lab {name}", order=1, Config=dict, presets={}, register=lambda sub: None,
+                        demo=demo, key_metrics=lambda runs: [{"metric": "accuracy",
+                                                             "value": runs[0].read_summary()["accuracy"],
+                                                             "reference": 0.8}])
+    return spec, calls
 
 
 def test_report_gathers_figures_and_survives_a_failing_lab(tmp_path):
-    good, bad = fake_lab("alpha"), fake_lab("beta", fail=True)
-    sections = make_report(out=tmp_path, modules=[good, bad], quiet=True)
+    (good, _), (bad, _) = fake_lab("alpha"), fake_lab("beta", fail=True)
+    sections = make_report(out=tmp_path, specs=[good, bad], quiet=True)
     assert [s.error is None for s in sections] == [True, False]
     assert "beta exploded" in sections[1].error
     page = (tmp_path / "index.html").read_text()
     assert page.count("<img src='data:image/png;base64,") == 2
-    assert "power 2" in page and "$ genlab alpha figures" in page and "beta exploded" in page
+    assert "power 2" in page and "beta exploded" in page
+    assert f"$ genlab alpha figures --run {tmp_path / 'runs' / 'alpha' / 'quick'}" in page
     assert "accuracy" in page and "0.91" in page
     assert page.index("curve0") < page.index("curve1")
     md = (tmp_path / "report.md").read_text()
@@ -58,19 +73,19 @@ def test_report_gathers_figures_and_survives_a_failing_lab(tmp_path):
 
 
 def test_reuse_keeps_runs_and_a_fresh_report_removes_them(tmp_path):
-    lab = fake_lab("alpha")
-    make_report(out=tmp_path, modules=[lab], quiet=True)
+    lab, calls = fake_lab("alpha")
+    make_report(out=tmp_path, specs=[lab], quiet=True)
     marker = tmp_path / "runs" / "alpha" / "quick" / "marker"
     marker.write_text("x")
-    make_report(out=tmp_path, modules=[lab], quiet=True, reuse=True)
-    assert marker.exists() and lab.calls == [False, True]
-    make_report(out=tmp_path, modules=[lab], quiet=True, reuse=False)
+    make_report(out=tmp_path, specs=[lab], quiet=True, reuse=True)
+    assert marker.exists() and calls == [False, True]
+    make_report(out=tmp_path, specs=[lab], quiet=True, reuse=False)
     assert not marker.exists()
 
 
 def test_unknown_lab_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown lab 'gamma'; choose one of: alpha"):
-        make_report(out=tmp_path, modules=[fake_lab("alpha")], labs=["gamma"], quiet=True)
+        make_report(out=tmp_path, specs=[fake_lab("alpha")[0]], labs=["gamma"], quiet=True)
 
 
 def _chromium():
@@ -96,7 +111,7 @@ def test_report_renders_in_a_headless_browser(tmp_path):
         if os.environ.get("GENLAB_REQUIRE_BROWSER"):
             pytest.fail("GENLAB_REQUIRE_BROWSER is set but no chromium is installed")
         pytest.skip("no chromium installed (.ci/run installs Debian's chromium)")
-    make_report(out=tmp_path, modules=[fake_lab("alpha"), fake_lab("beta")], quiet=True)
+    make_report(out=tmp_path, specs=[fake_lab("alpha")[0], fake_lab("beta")[0]], quiet=True)
     page = (tmp_path / "index.html").read_text()
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", CHECK + "</body>"))

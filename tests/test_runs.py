@@ -6,7 +6,8 @@ import torch
 
 from genlab import runs as runs_mod
 from genlab.errors import ConfigError, RunError
-from genlab.runs import Run, atomic_torch_save, atomic_write_text, choose_device, markdown_table
+from genlab.io import atomic_torch_save, atomic_write_text
+from genlab.runs import Run, choose_device, markdown_table
 
 
 class Unpicklable:

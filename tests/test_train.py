@@ -89,28 +89,53 @@ def test_nan_guard_stops_and_names_the_step(tmp_path):
 
 
 def test_manual_mode_steps_two_optimizers_and_checkpoints_both(tmp_path):
-    cfg = TrainConfig(steps=5, log_every=1)
+    cfg = TrainConfig(steps=5, log_every=1, grad_clip=0.5)
     seed_everything(0)
     nets = torch.nn.ModuleDict({"g": torch.nn.Linear(2, 2), "d": torch.nn.Linear(2, 1)})
     opts = {"g": make_optimizer(nets["g"].parameters()), "d": make_optimizer(nets["d"].parameters())}
     run = Run.create("toy", cfg, name="gan", root=tmp_path)
 
-    def step_fn(m, batch):
-        d_loss = m["d"](batch).pow(2).mean()
-        opts["d"].zero_grad()
-        d_loss.backward()
-        opts["d"].step()
+    def step_fn(m, batch, optimize):
+        d_loss = 100 * m["d"](batch).pow(2).mean()
+        optimize("d", d_loss)
         g_loss = m["d"](m["g"](batch)).mean()
-        opts["g"].zero_grad()
-        g_loss.backward()
-        opts["g"].step()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+        optimize("g", g_loss)
+        return {"d_loss": d_loss, "g_loss": g_loss}
 
     fit(run, nets, opts, step_fn, lambda s: torch.randn(4, 2), cfg=cfg, device=torch.device("cpu"),
         manual=True, quiet=True)
     state = run.load_checkpoint()
     assert set(state["optimizers"]) == {"g", "d"} and state["step"] == 5
-    assert {"d_loss", "g_loss"} <= set(run.read_metrics()[-1])
+    last = run.read_metrics()[-1]
+    assert {"d_loss", "g_loss", "grad_norm_d", "grad_norm_g"} <= set(last)
+    assert last["grad_norm_d"] > 0.5  # the norm before clipping is logged; the update used the clipped one
+    assert run.finished
+
+
+def test_time_budget_ends_with_a_normal_checkpoint_and_counts_as_finished(tmp_path):
+    cfg = TrainConfig(steps=10_000, log_every=1000, max_seconds=0.2)
+    seed_everything(0)
+    model = torch.nn.Linear(2, 1)
+    run = Run.create("toy", cfg, name="budget", root=tmp_path)
+    calls = []
+
+    def eval_fn(m):
+        calls.append(1)
+        return {"val": m(torch.ones(1, 2)).sum()}
+
+    result = fit(run, model, make_optimizer(model.parameters()), lambda m, b: {"loss": m(b).pow(2).mean()},
+                 lambda s: torch.randn(8, 2), cfg=cfg, device=torch.device("cpu"), eval_fn=eval_fn, quiet=True)
+    state = run.load_checkpoint()
+    assert result.stopped_by_time and 0 < state["step"] < 10_000 and state["step"] == result.step
+    assert run.finished and calls == [1]
+    assert run.read_metrics()[-1]["step"] == state["step"]
+
+
+def test_progress_marks_finished_only_at_the_last_step(tmp_path):
+    run, _, _ = train_toy(tmp_path, "p", steps=10)
+    assert run.finished
+    run.mark_progress(5, 10)
+    assert not run.finished
 
 
 @pytest.mark.slow

@@ -1,17 +1,24 @@
-"""Matplotlib helpers with one house style for every lab (Agg backend: no screen needed)."""
+"""Matplotlib helpers with one house style for every lab.
+
+Importing genlab changes no global matplotlib state: figures are plain :class:`matplotlib.figure.Figure`
+objects (no pyplot, no backend switch, nothing to close), and the house style is applied only while a lab
+draws (``with plots.style(): ...``; the figure registry in :mod:`genlab.labs` does this for every figure).
+In a notebook a returned figure shows itself; :func:`save_figure` writes it as PNG, atomically.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from genlab.io import atomic_write_bytes
 
 # Colour-blind-safe qualitative palette (Okabe-Ito), then tab10 for more classes.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999")
@@ -35,32 +42,48 @@ STYLE = {
     "image.cmap": "viridis",
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
 }
-plt.rcParams.update(STYLE)
+
+
+@contextlib.contextmanager
+def style():
+    """The house style while the block runs; matplotlib's own settings are restored afterwards."""
+    with matplotlib.rc_context(STYLE):
+        yield
 
 
 def class_colors(n: int) -> list[str]:
     """``n`` distinct colours, the house palette first."""
     if n <= len(PALETTE):
         return list(PALETTE[:n])
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     return [matplotlib.colors.to_hex(cmap(i % 20)) for i in range(n)]
 
 
+def blank(size: tuple[float, float], **kw: Any) -> Figure:
+    """An empty figure of ``size`` inches (for hand-made layouts: ``fig.add_gridspec``, ``fig.subfigures``)."""
+    return Figure(figsize=size, **kw)
+
+
 def figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
-           squeeze: bool = True, **kw: Any):
-    """``plt.subplots`` with a size that grows with the grid."""
+           squeeze: bool = True, layout: str | None = None, **kw: Any):
+    """``(fig, axes)`` like ``plt.subplots``, with a size that grows with the grid (no pyplot involved)."""
     size = size or (3.6 * ncols + 0.4, 3.2 * nrows + 0.3)
-    return plt.subplots(nrows, ncols, figsize=size, squeeze=squeeze, **kw)
+    fig = Figure(figsize=size, layout=layout)
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **kw)
+    return fig, axes
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Render ``fig`` to PNG in memory, write it atomically, and close the figure."""
-    from genlab.runs import atomic_write_bytes
-
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Render ``fig`` to PNG in memory and write it atomically."""
+    with style():
+        data = png_bytes(fig)
+    return atomic_write_bytes(path, data)
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -74,11 +97,15 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def loss_curves(metrics: Sequence[dict[str, Any]], keys: Sequence[str], *, title: str = "Training loss",
-                logy: bool = False, ax: Any = None):
-    """Plot ``keys`` from metrics rows against ``step``: raw (faint) and smoothed. Returns the figure."""
+                logy: bool = False, ax: Any = None, names: Mapping[str, str] | None = None):
+    """Plot ``keys`` from metrics rows against ``step``: raw (faint) and smoothed. Returns the figure.
+
+    ``names`` relabels the legend entries (``{"loss": "train batch"}``).
+    """
     fig = None
     if ax is None:
         fig, ax = figure(size=(6, 3.6))
+    names = names or {}
     for i, key in enumerate(keys):
         pts = [(r["step"], r[key]) for r in metrics if key in r and r[key] is not None]
         if not pts:
@@ -88,7 +115,7 @@ def loss_curves(metrics: Sequence[dict[str, Any]], keys: Sequence[str], *, title
         window = max(1, len(vals) // 50)
         if window > 1:
             ax.plot(steps, vals, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(steps, smooth(vals, window), color=color, label=key)
+        ax.plot(steps, smooth(vals, window), color=color, label=names.get(key, key))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -110,3 +137,83 @@ def image_grid(images: np.ndarray, nrow: int, *, pad: int = 1, value: float = 1.
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y:y + h, x:x + w] = images[i]
     return grid
+
+
+def show_images(ax: Any, images: Any, nrow: int, title: str = "", *, pad: int = 2, value: float = 0.3,
+                cmap: str = "gray_r") -> None:
+    """Tile a batch of one-channel images in [0, 1] ((N, 1, H, W) tensor or (N, H, W) array) on ``ax``."""
+    arr = images.detach().float().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    if arr.ndim == 4:
+        arr = arr[:, 0]
+    ax.imshow(image_grid(arr, nrow, pad=pad, value=value), cmap=cmap, vmin=0, vmax=1)
+    bare(ax)
+    if title:
+        ax.set_title(title)
+
+
+def bare(ax: Any) -> None:
+    """No ticks, grid or frame: for images and painted text."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+def paint_tokens(ax: Any, tokens: Sequence[str], values: Sequence[float], *, cmap: Any = "YlOrRd",
+                 norm: Any = None, title: str = "", width: float = 70, y0: float = 0.0,
+                 fontsize: float = 9, line_height: float = 1.6, label: str | None = None) -> float:
+    """Draw ``tokens`` as monospace text, each on a background coloured by its value; returns the next ``y``.
+
+    ``norm`` maps values to [0, 1] (default: divide by the largest value, for attention weights); use
+    ``matplotlib.colors.TwoSlopeNorm`` for signed scores. Text on dark backgrounds turns white. Lines wrap
+    at ``width`` characters; ``label`` (e.g. a model name) is written first, in bold. Token painting is the
+    picture the GPT's attention and the sentiment models' per-word scores share.
+    """
+    cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+    values = np.asarray(values, dtype=float)
+    if norm is None:
+        top = max(float(values.max()) if len(values) else 0.0, 1e-9)
+
+        def norm(v):
+            return v / top
+    ax.axis("off")
+    ax.set_xlim(0, width)
+    x, y = 0.0, y0
+    if label:
+        ax.text(x, y, label, family="monospace", fontsize=fontsize, va="center", fontweight="bold")
+        x += len(label) + 1.0
+    for t, v in zip(tokens, values):
+        s = str(t).replace("\n", "\u21b5")
+        if x + len(s) > width and x > 0:
+            x, y = 0.0, y - line_height
+        face = cmap(float(norm(v)))
+        dark = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2] < 0.5
+        ax.text(x, y, s, family="monospace", fontsize=fontsize, va="center",
+                bbox=dict(boxstyle="square,pad=0.15", facecolor=face, edgecolor="none"),
+                color="white" if dark else "black")
+        x += len(s) + 0.6
+    ax.set_ylim(min(ax.get_ylim()[0], y - 1.2), max(ax.get_ylim()[1], y0 + 1.2))
+    if title:
+        ax.set_title(title, loc="left")
+    return y - line_height
+
+
+def attention_heatmap(ax: Any, weights: np.ndarray, keys: Sequence[str], queries: Sequence[str] | None = None,
+                      *, title: str = "", vmax: float | None = None, fontsize: float = 7,
+                      colorbar: bool = True, label: str = "attention probability") -> Any:
+    """Rows are queries, columns the keys they attend to; returns the image (for a shared colour bar)."""
+    weights = np.asarray(weights)
+    queries = keys if queries is None else queries
+    im = ax.imshow(weights, cmap="magma", vmin=0, vmax=float(weights.max()) if vmax is None else vmax,
+                   aspect="auto")
+    ax.set_xticks(range(len(keys)), list(keys), rotation=70, fontsize=fontsize, family="monospace")
+    ax.set_yticks(range(len(queries)), list(queries), fontsize=fontsize, family="monospace")
+    ax.set_xlabel("key (attended token)")
+    ax.set_ylabel("query (position)")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
+    return im

@@ -1,12 +1,12 @@
 """``genlab report``: run every lab's demo (or reuse its runs) and gather one HTML page and one Markdown file.
 
-Each lab module's ``demo(root, quick=, device=, quiet=, reuse=)`` trains its runs and writes their figures
+Each lab's ``SPEC.demo(root, quick=, device=, quiet=, reuse=)`` trains its runs and writes their figures
 (each with a caption, the command that reproduces it, and the numbers behind it), tables and ``summary.json``.
 This module only collects: ``index.html`` (self-contained, images embedded) and ``report.md`` (images beside
 it, under ``figures/``). A lab that fails is reported in its own section; the others still run, and the
 command exits non-zero at the end.
 
-A lab module may also define ``key_metrics(runs) -> list[dict]`` with keys ``metric``, ``value`` and
+A lab's ``SPEC.key_metrics(runs) -> list[dict]``, when it has one, gives rows with keys ``metric``, ``value`` and
 ``reference``: they fill the front table of headline numbers against the reference reports.
 """
 
@@ -27,7 +27,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from genlab.errors import GenlabError, choose
-from genlab.runs import Run, atomic_write_bytes, atomic_write_text
+from genlab.io import atomic_write_bytes, atomic_write_text
+from genlab.labs import LabSpec, all_labs, report_order
+from genlab.runs import Run, markdown_table
 
 
 @dataclass
@@ -70,25 +72,25 @@ class LabSection:
 
 # ---------------------------------------------------------------------------------------------- collecting
 
-def _figure_order(png: Path) -> tuple:
-    """Numbered figures (``01_name``) by their number, the others in the order they were made."""
-    head = png.stem.split("_", 1)[0]
-    if head.isdigit():
-        return (0, int(head), png.name)
-    return (1, png.stat().st_mtime_ns, png.name)
+def collect_run(run: Run, order: dict[str, int] | None = None) -> RunResult:
+    """Read a run folder's figures (in the lab's registry ``order``; others after, as made), tables and
+    summary."""
+    order = order or {}
 
+    def key(png: Path) -> tuple:
+        if png.stem in order:
+            return (0, order[png.stem], png.name)
+        return (1, png.stat().st_mtime_ns, png.name)
 
-def collect_run(run: Run) -> RunResult:
-    """Read a run folder's figures (in the order they were made), tables and summary."""
     figures = []
-    pngs = sorted(run.figures_dir.glob("*.png"), key=_figure_order) if run.figures_dir.exists() else []
+    pngs = sorted(run.figures_dir.glob("*.png"), key=key) if run.figures_dir.exists() else []
     for png in pngs:
         meta_path = png.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         figures.append(Figure(png, png.stem, meta.get("caption", ""), meta.get("command", ""), meta.get("data")))
     tables = []
     if run.tables_dir.exists():
-        for path in sorted(run.tables_dir.glob("*.csv")):
+        for path in sorted(run.tables_dir.glob("*.csv"), key=lambda p: (order.get(p.stem, len(order)), p.name)):
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
             md = path.with_suffix(".md")
@@ -100,18 +102,18 @@ def collect_run(run: Run) -> RunResult:
     return RunResult(run, run.read_summary(), figures, tables)
 
 
-def run_lab(mod: Any, root: Path, *, quick: bool, device: str, quiet: bool, reuse: bool) -> LabSection:
+def run_lab(lab: LabSpec, root: Path, *, quick: bool, device: str, quiet: bool, reuse: bool) -> LabSection:
     """Call one lab's ``demo`` and collect what it wrote; an exception becomes the section's error."""
-    name = mod.__name__.rsplit(".", 1)[-1]
-    section = LabSection(name, getattr(mod, "TITLE", name))
+    section = LabSection(lab.name, lab.title)
     t0 = time.perf_counter()
     try:
-        if not reuse and (root / name).exists():
-            shutil.rmtree(root / name)
-        runs = mod.demo(root, quick=quick, device=device, quiet=quiet, reuse=reuse)
-        section.runs = [collect_run(r) for r in runs]
-        if hasattr(mod, "key_metrics"):
-            section.metrics = list(mod.key_metrics(runs))
+        if not reuse and (root / lab.name).exists():
+            shutil.rmtree(root / lab.name)
+        runs = lab.demo(root, quick=quick, device=device, quiet=quiet, reuse=reuse)
+        order = report_order(lab.name)
+        section.runs = [collect_run(r, order) for r in runs]
+        if lab.key_metrics is not None:
+            section.metrics = list(lab.key_metrics(runs))
     except GenlabError as e:
         section.error = str(e)
     except Exception:  # noqa: BLE001 - one lab's bug must not stop the others
@@ -177,8 +179,6 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _md_table(rows: list[dict[str, Any]]) -> str:
-    from genlab.runs import markdown_table
-
     return markdown_table([{k: _fmt(v) for k, v in r.items()} for r in rows])
 
 
@@ -258,22 +258,20 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
 
 
 def make_report(*, out: Path, labs: list[str] | None = None, quick: bool = True, device: str = "auto",
-                quiet: bool = False, reuse: bool = False, modules: list[Any] | None = None) -> list[LabSection]:
+                quiet: bool = False, reuse: bool = False, specs: list[LabSpec] | None = None) -> list[LabSection]:
     """Run (or reuse) every lab's demo, write the report, and return the sections."""
-    from genlab.cli import lab_modules
-
-    modules = modules if modules is not None else lab_modules()
-    names = {m.__name__.rsplit(".", 1)[-1]: m for m in modules}
+    specs = specs if specs is not None else all_labs()
+    names = {s.name: s for s in specs}
     if labs:
         for lab in labs:
             choose("lab", lab, names)
-        modules = [names[lab] for lab in labs]
+        specs = [names[lab] for lab in labs]
     root = out / "runs"
     sections = []
-    bar = tqdm(modules, desc="labs", disable=quiet, dynamic_ncols=True)
-    for mod in bar:
-        bar.set_postfix_str(mod.__name__.rsplit(".", 1)[-1])
-        sections.append(run_lab(mod, root, quick=quick, device=device, quiet=quiet, reuse=reuse))
+    bar = tqdm(specs, desc="labs", disable=quiet, dynamic_ncols=True)
+    for spec in bar:
+        bar.set_postfix_str(spec.name)
+        sections.append(run_lab(spec, root, quick=quick, device=device, quiet=quiet, reuse=reuse))
     bar.close()
     kind = "quick" if quick else "full"
     write_report(sections, out, subtitle=f"{kind} configuration of {len(sections)} labs, "

@@ -20,7 +20,7 @@ import json
 import os
 import random
 import re
-import tempfile
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,54 +30,9 @@ import numpy as np
 import torch
 
 from genlab.errors import ConfigError, RunError
+from genlab.io import atomic_torch_save, atomic_write_json, atomic_write_text, json_default
 
 DEFAULT_RUNS_ROOT = Path("runs")
-
-
-# ----------------------------------------------------------------------------------------------- atomic files
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` through a temporary file and ``os.replace``: a crash never leaves half a checkpoint."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # ------------------------------------------------------------------------------------------ seeding and RNG
@@ -190,13 +145,13 @@ class Run:
         if not _NAME_OK.match(name):
             raise ConfigError(f"bad run name {name!r}; use letters, digits, '.', '_' and '-'")
         run = cls(Path(root or DEFAULT_RUNS_ROOT) / lab / name)
-        cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        cfg = dict(_as_dict(config))
         if run.config_path.exists():
             if run.last_checkpoint.exists() and not resume:
                 raise RunError(f"run folder {str(run.path)!r} already holds a trained run; pass --resume to "
                                f"continue it or --name NEW for a fresh one")
             old = json.loads(run.config_path.read_text())
-            if resume and old.get("config") != json.loads(json.dumps(cfg, default=_json_default)):
+            if resume and old.get("config") != json.loads(json.dumps(cfg, default=json_default)):
                 changed = sorted(k for k in set(old.get("config", {})) | set(cfg)
                                  if old.get("config", {}).get(k) != cfg.get(k))
                 raise RunError(f"cannot resume {str(run.path)!r} with a different config (changed: "
@@ -208,13 +163,81 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, path: str | Path) -> Run:
-        """Open an existing run folder (for ``sample``, ``figures``... ``--run DIR``)."""
+    def open(cls, path: str | Path, lab: str | None = None) -> Run:
+        """Open an existing run folder (for ``sample``, ``figures``... ``--run DIR``).
+
+        With ``lab``, a run made by another lab is a one-line error naming the lab it belongs to.
+        """
         run = cls(path)
         if not run.config_path.is_file():
             raise RunError(f"{str(path)!r} is not a run folder (no config.json); train one first or pass the "
                            f"folder a 'train' command printed")
+        if lab is not None and run.lab != lab:
+            raise RunError(f"{str(path)!r} is a {run.lab} run, not a {lab} run; use 'genlab {run.lab} ...' "
+                           f"with it, or pass a {lab} run folder")
         return run
+
+    def child(self, stage: str, config: Any, **extra: Any) -> Run:
+        """The sub-run ``<run>/stages/<stage>`` in which one part of a lab trains (own checkpoint, metrics).
+
+        Its ``config.json`` records the parent's lab, the stage, ``config`` and any ``extra`` values (e.g. the
+        loop settings of that part), so :attr:`finished` and :meth:`same_config` work on it as on any run.
+        """
+        sub = Run(self.path / "stages" / stage)
+        sub.path.mkdir(parents=True, exist_ok=True)
+        body = {"lab": self.lab, "stage": stage, "config": _as_dict(config)}
+        body.update({k: _as_dict(v) for k, v in extra.items()})
+        if is_main_process():
+            atomic_write_json(sub.config_path, body)
+        return sub
+
+    def command(self, verb: str, *args: str, **flags: Any) -> str:
+        """The shell command that (re)makes an output of this run: ``genlab <lab> <verb> --run DIR ...``.
+
+        ``flags`` become ``--flag value`` (underscores turn into dashes; ``True`` is a bare flag; ``None`` and
+        ``False`` are left out); values with spaces or quotes are shell-quoted.
+        """
+        import shlex
+
+        parts = ["genlab", self.lab, verb, "--run", shlex.quote(str(self.path)), *args]
+        for key, value in flags.items():
+            if value is None or value is False:
+                continue
+            parts.append("--" + key.replace("_", "-"))
+            if value is not True:
+                parts.append(shlex.quote(str(value)))
+        return " ".join(parts)
+
+    def same_config(self, config: Any) -> bool:
+        """Whether ``config.json`` holds exactly ``config`` (as JSON, so 1e-3 == 0.001)."""
+        try:
+            saved = self.read_config_file().get("config")
+        except (OSError, ValueError):
+            return False
+        return saved == json.loads(json.dumps(_as_dict(config), default=json_default))
+
+    # -- progress: the one definition of "finished"
+    @property
+    def progress_path(self) -> Path:
+        return self.path / "progress.json"
+
+    def mark_progress(self, step: int, steps: int, *, done: bool | None = None, reason: str = "") -> None:
+        """Record how far training got (written by :func:`genlab.train.fit` beside every checkpoint)."""
+        if not is_main_process():
+            return
+        body = {"step": int(step), "steps": int(steps), "done": bool(step >= steps if done is None else done)}
+        if reason:
+            body["reason"] = reason
+        atomic_write_json(self.progress_path, body)
+
+    @property
+    def finished(self) -> bool:
+        """True once training reached its last step (or its time budget) and wrote that checkpoint."""
+        try:
+            body = json.loads(self.progress_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(body.get("done")) and self.last_checkpoint.exists()
 
     # -- paths
     @property
@@ -266,7 +289,7 @@ class Run:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.write(json.dumps(record, default=json_default) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
@@ -348,6 +371,25 @@ class Run:
         if is_main_process():
             atomic_write_json(self.summary_path, summary)
         return summary
+
+
+def reuse_or_create(lab: str, config: Any, *, root: str | Path, name: str, reuse: bool = True) -> Run:
+    """The run folder ``root/lab/name`` for ``config``, the one way every lab's demo reuses work.
+
+    * ``reuse`` and the folder holds the same config: it is returned as it is, finished (``run.finished``;
+      skip training) or cut off (train with ``resume=True`` to continue from its last checkpoint);
+    * otherwise (another config, or ``reuse=False``) the old folder is removed and a fresh run is created.
+    """
+    run = Run(Path(root) / lab / name)
+    if reuse and run.config_path.exists() and run.same_config(config):
+        return run
+    if run.path.exists():
+        shutil.rmtree(run.path)
+    return Run.create(lab, config, name=name, root=root)
+
+
+def _as_dict(config: Any) -> Any:
+    return config.to_dict() if hasattr(config, "to_dict") else config
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -10,8 +10,9 @@ Two modes:
 
 * automatic (default): ``step_fn`` returns a dict with a scalar tensor ``"loss"``; the loop runs
   ``zero_grad / backward / clip / step`` on the single optimiser.
-* manual (``manual=True``, e.g. GANs): ``step_fn`` steps its own optimisers and returns plain numbers;
-  the loop still guards, logs, checkpoints and resumes every optimiser it was given.
+* manual (``manual=True``, e.g. GANs): ``step_fn(model, batch, optimize)`` decides the order of its
+  updates and calls ``optimize(name, loss)`` for each; the loop does the backward pass, clipping, grad
+  scaler and step there, and guards, logs, checkpoints and resumes every optimiser it was given.
 
 Distributed training under ``torchrun`` goes through :func:`wrap_distributed`: the model given to
 ``step_fn`` is the wrapped one, so labs need no change when it is switched on.
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from genlab.config import Config, param
 from genlab.errors import TrainingDiverged
-from genlab.runs import Run, is_main_process, rng_state, seed_everything, set_rng_state, world_size
+from genlab.runs import Run, cpu_threads, is_main_process, rng_state, seed_everything, set_rng_state, world_size
 
 
 @dataclass
@@ -49,6 +50,10 @@ class TrainConfig(Config):
     log_every: int = param(10, "log metrics every N steps", min=1)
     eval_every: int = param(0, "evaluate every N steps (0 = only at the end)", min=0)
     ckpt_every: int = param(0, "checkpoint every N steps (0 = only at the end)", min=0)
+    max_seconds: float = param(0.0, "stop training after this many seconds, with a normal checkpoint (0 = no "
+                               "limit)", min=0.0)
+    threads: int = param(0, "torch CPU threads while training and drawing (0 = torch's default; tiny networks "
+                         "run faster on 1)", min=0)
 
 
 StepFn = Callable[[nn.Module, Any], Mapping[str, Any]]
@@ -63,6 +68,7 @@ class FitResult:
     seconds: float = 0.0
     resumed_from: int | None = None
     ema: nn.Module | None = None
+    stopped_by_time: bool = False
 
 
 def make_optimizer(params: Iterable[nn.Parameter], name: str = "adam", lr: float = 1e-3, *,
@@ -126,17 +132,25 @@ def _as_float(v: Any) -> float:
     return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
 
 
+Optimize = Callable[[str, torch.Tensor], None]
+
+
 def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
         step_fn: StepFn, batches: Callable[[int], Any], *, cfg: TrainConfig, device: torch.device,
         scheduler: Any = None, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
         best_key: str | None = None, manual: bool = False, resume: bool = False, quiet: bool = False,
-        callbacks: Iterable[Callable[[int, dict[str, float]], None]] = (), desc: str | None = None) -> FitResult:
+        callbacks: Iterable[Callable[[int, Mapping[str, Any]], None]] = (), desc: str | None = None) -> FitResult:
     """Train ``model`` for ``cfg.steps`` steps (continuing from the last checkpoint when ``resume``).
 
     ``batches(step)`` returns the batch for a step (it may draw random numbers: the RNG states are
-    checkpointed, so a resumed run draws the same ones). ``step_fn(model, batch)`` returns the losses.
+    checkpointed, so a resumed run draws the same ones). ``step_fn(model, batch)`` returns the losses; in
+    manual mode it is ``step_fn(model, batch, optimize)`` and calls ``optimize(name, loss)`` for each of its
+    optimisers (zero_grad, backward, clipping, grad scaler and step are done there, by the loop).
     ``eval_fn(model)`` returns validation numbers, logged every ``cfg.eval_every`` steps and at the end;
     with ``best_key`` the lowest value of that key also writes ``checkpoints/best.pt``.
+    ``cfg.max_seconds`` ends training early, with a normal checkpoint and evaluation at the step reached.
+    Losses stay on the device between log steps (no host-device sync per step); the NaN/Inf guard checks
+    them at every log step and before every checkpoint. ``callbacks(step, losses)`` get the raw losses.
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
     """
     opts: dict[str, torch.optim.Optimizer] = (
@@ -171,7 +185,7 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
 
     wrapped = wrap_distributed(model, device)
 
-    def checkpoint(step: int, is_best: bool = False) -> None:
+    def checkpoint(step: int, is_best: bool = False, reason: str = "") -> None:
         run.save_checkpoint({
             "step": step,
             "model": _unwrap(model).state_dict(),
@@ -183,6 +197,7 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
             "best": best,
             "config": cfg.to_dict(),
         }, best=is_best)
+        run.mark_progress(step, cfg.steps, done=True if reason else None, reason=reason)
 
     def evaluate(step: int) -> dict[str, float]:
         nonlocal best
@@ -199,69 +214,90 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
         run.log_metrics({"step": step, **values})
         return {"_best": float(is_best), **values}
 
+    def optimize(name: str, loss: torch.Tensor) -> None:
+        """One optimiser's update from ``loss``: the same backward / clip / scaler path in both modes."""
+        opt = opts[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            norms[name] = nn.utils.clip_grad_norm_(
+                [p for group in opt.param_groups for p in group["params"]], cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def check_finite(step: int, values: Mapping[str, float]) -> None:
+        for k, v in values.items():
+            if not math.isfinite(v) and not k.startswith("grad_norm"):
+                raise TrainingDiverged(_diverged_message(step, k, v))
+
     t0 = time.perf_counter()
     last: dict[str, float] = {}
+    losses: Mapping[str, Any] = {}
+    norms: dict[str, torch.Tensor] = {}
     bar = tqdm(total=cfg.steps, initial=start, desc=desc or run.lab, disable=quiet or not is_main_process(),
                dynamic_ncols=True, leave=False)
     model.train()
-    step = start
-    try:
-        for step in range(start + 1, cfg.steps + 1):
-            batch = batches(step)
-            if manual:
-                with autocast(device, cfg.amp):
-                    losses = step_fn(wrapped, batch)
-            else:
-                opt = next(iter(opts.values()))
-                opt.zero_grad(set_to_none=True)
-                with autocast(device, cfg.amp):
-                    losses = step_fn(wrapped, batch)
-                loss = losses["loss"]
-                if not torch.isfinite(loss.detach()).all():
-                    raise TrainingDiverged(_diverged_message(step, "loss", _as_float(loss)))
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    losses = {**losses, "grad_norm": gnorm}
-                scaler.step(opt)
-                scaler.update()
-            if scheduler is not None:
-                scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            values = {k: _as_float(v) for k, v in losses.items()}
-            for k, v in values.items():
-                if not math.isfinite(v) and k != "grad_norm":
-                    raise TrainingDiverged(_diverged_message(step, k, v))
-            last = values
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                lr = next(iter(opts.values())).param_groups[0]["lr"]
-                run.log_metrics({"step": step, **values, "lr": lr,
-                                 "time": round(time.perf_counter() - t0, 3)})
-                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "grad_norm"})
-            is_best = False
-            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                is_best = bool(evaluate(step).get("_best"))
-            if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or is_best:
-                checkpoint(step, is_best)
-            bar.update(1)
-            for cb in callbacks:
-                cb(step, values)
-    finally:
-        bar.close()
-    final_eval = evaluate(cfg.steps) if cfg.steps > start else {}
-    last.update({k: v for k, v in final_eval.items() if k != "_best"})
-    if cfg.steps > start or not run.last_checkpoint.exists():
-        checkpoint(cfg.steps, bool(final_eval.get("_best")))
+    step, stopped = start, ""
+    with cpu_threads(cfg.threads if device.type == "cpu" else 0):
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                batch = batches(step)
+                norms.clear()
+                if manual:
+                    with autocast(device, cfg.amp):
+                        losses = step_fn(wrapped, batch, optimize)
+                else:
+                    with autocast(device, cfg.amp):
+                        losses = step_fn(wrapped, batch)
+                    optimize(next(iter(opts)), losses["loss"])
+                if norms:
+                    losses = {**losses, **{("grad_norm" if not manual else f"grad_norm_{k}"): v
+                                           for k, v in norms.items()}}
+                if scheduler is not None:
+                    scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                time_up = bool(cfg.max_seconds) and time.perf_counter() - t0 > cfg.max_seconds
+                is_eval = bool(cfg.eval_every) and step % cfg.eval_every == 0 and step != cfg.steps
+                is_ckpt = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0
+                if step % cfg.log_every == 0 or step == cfg.steps or time_up or is_eval or is_ckpt:
+                    values = {k: _as_float(v) for k, v in losses.items()}  # the only host-device sync
+                    check_finite(step, values)
+                    last = values
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        lr = next(iter(opts.values())).param_groups[0]["lr"]
+                        run.log_metrics({"step": step, **values, "lr": lr,
+                                         "time": round(time.perf_counter() - t0, 3)})
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if not k.startswith("grad")})
+                is_best = False
+                if is_eval and not time_up:
+                    is_best = bool(evaluate(step).get("_best"))
+                if is_ckpt or is_best:
+                    checkpoint(step, is_best)
+                bar.update(1)
+                for cb in callbacks:
+                    cb(step, losses)
+                if time_up:
+                    stopped = f"time budget of {cfg.max_seconds:g} s"
+                    break
+        finally:
+            bar.close()
+        end = step if stopped else cfg.steps
+        if losses and not last:
+            last = {k: _as_float(v) for k, v in losses.items()}
+        final_eval = evaluate(end) if end > start else {}
+        last.update({k: v for k, v in final_eval.items() if k != "_best"})
+        if end > start or not run.last_checkpoint.exists():
+            checkpoint(end, bool(final_eval.get("_best")), reason=stopped)
     seconds = time.perf_counter() - t0
     return FitResult(step=max(step, start), last=last, seconds=seconds, resumed_from=resumed_from,
-                     ema=ema.module if ema is not None else None)
+                     ema=ema.module if ema is not None else None, stopped_by_time=bool(stopped))
 
 
 def _diverged_message(step: int, key: str, value: float) -> str:
-    return (f"{key} became {value} at step {step}; lower the learning rate (--set lr=...) or clip gradients "
-            f"(--set grad_clip=1.0), then train again")
+    return (f"{key} became {value} at step {step} (checked at log steps); lower the learning rate "
+            f"(--set lr=...) or clip gradients (--set grad_clip=1.0), then train again")
 
 
 def load_weights(run: Run, model: nn.Module, *, which: str = "last", ema: bool = True,

@@ -152,7 +152,7 @@ class BPETokenizer(Tokenizer):
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def save(self, folder: Path) -> None:
-        from genlab.runs import atomic_write_text
+        from genlab.io import atomic_write_text
 
         atomic_write_text(Path(folder) / self.FILE, self.tok.to_str())
 
@@ -189,7 +189,7 @@ class CharTokenizer(Tokenizer):
         return "".join(self.itos[int(i)] for i in ids)
 
     def save(self, folder: Path) -> None:
-        from genlab.runs import atomic_write_json
+        from genlab.io import atomic_write_json
 
         atomic_write_json(Path(folder) / self.FILE, self.itos)
 

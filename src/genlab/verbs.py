@@ -1,0 +1,79 @@
+"""What every lab's verbs share: the common options, config from the command line, opening ``--run``.
+
+Lab ``cli.py`` modules build their ``genlab <lab> <verb>`` parsers from these pieces; :mod:`genlab.cli`
+only assembles the labs and turns errors into one line. A verb handler is ``cmd_<verb>(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from genlab.config import Config, build_config
+from genlab.runs import Run, choose_device, seed_everything
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """Options every verb takes."""
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="hide progress bars")
+    p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config's)")
+
+
+def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = ()) -> None:
+    """Options of a ``train`` verb: config sources, run folder, resume."""
+    add_common_args(p)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set lr=3e-4")
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON or TOML file of config values")
+    if presets:
+        p.add_argument("--preset", default=None, choices=list(presets), help="a named starting config")
+    p.add_argument("--run-dir", default="runs", metavar="DIR", help="root folder of runs (default: runs)")
+    p.add_argument("--name", default=None, help="run name (default: a timestamp)")
+    p.add_argument("--resume", action="store_true", help="continue the run --name from its last checkpoint")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+
+
+def add_run_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--run DIR``: the trained run a verb works on."""
+    p.add_argument("--run", required=required, metavar="DIR", help="a run folder made by 'train'")
+    add_common_args(p)
+
+
+def add_lab_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str | None = None):
+    """``genlab <name>``: a lab's parser; returns the sub-parsers its verbs are added to."""
+    p = sub.add_parser(name, help=help, description=description or help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
+    verbs.required = True
+    return verbs
+
+
+def config_from_args(cls: type[Config], args: argparse.Namespace,
+                     presets: Mapping[str, Config] | None = None) -> Any:
+    """Defaults -> ``--preset`` -> ``--config FILE`` -> ``--set`` pairs -> ``--seed``."""
+    base = None
+    preset = getattr(args, "preset", None)
+    if preset:
+        base = (presets or {})[preset]
+    overrides = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = build_config(cls, base=base, file=getattr(args, "config", None), overrides=overrides)
+    if getattr(args, "show_config", False):
+        print(cfg.describe())
+        raise SystemExit(0)
+    return cfg
+
+
+def open_run_arg(args: argparse.Namespace, lab: str) -> tuple[Run, torch.device]:
+    """The ``--run`` folder of a verb (a one-line error if it is missing or of another lab), its device,
+    and ``--seed`` applied."""
+    run = Run.open(args.run, lab)
+    device = choose_device(getattr(args, "device", "auto"))
+    if getattr(args, "seed", None) is not None:
+        seed_everything(args.seed)
+    return run, device

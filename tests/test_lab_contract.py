@@ -1,0 +1,103 @@
+"""One contract every lab gets for free (in the spirit of a shared scheduler test suite).
+
+For each registered lab: its spec is complete, its package has the lab shape, its tiny demo (seconds, no
+fetched data) writes every output its figures module registers (each figure with a caption and the command
+that reproduces it), a second demo reuses the finished runs, every verb has ``--help``, and a bad ``--run``
+is one line on stderr with exit status 2.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from genlab.cli import build_parser, main
+from genlab.labs import all_labs
+from genlab.train import TrainConfig
+
+LABS = all_labs()
+NAMES = [lab.name for lab in LABS]
+SHAPE = ("__init__.py", "config.py", "core.py", "figures.py", "cli.py")
+
+
+def _lab_verbs(name: str) -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    lab = top.choices[name]
+    sub = next(a for a in lab._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _takes_run(p: argparse.ArgumentParser) -> bool:
+    return any("--run" in a.option_strings for a in p._actions)
+
+
+def test_labs_are_found_in_order():
+    assert len(LABS) >= 4
+    assert [lab.order for lab in LABS] == sorted(lab.order for lab in LABS)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_spec_is_complete_and_package_has_the_lab_shape(lab):
+    import importlib
+
+    pkg = Path(importlib.import_module(f"genlab.labs.{lab.name}").__file__).parent
+    assert [f for f in SHAPE if not (pkg / f).is_file()] == []
+    assert lab.title and lab.story and len(lab.story) > 80
+    assert issubclass(lab.Config, TrainConfig)
+    assert lab.presets and all(isinstance(c, lab.Config) for c in lab.presets.values())
+    assert callable(lab.demo) and callable(lab.register)
+    names = [f.name for f in lab.figures]
+    assert names and len(names) == len(set(names))
+    assert all(f.fn.__module__ == f"genlab.labs.{lab.name}.figures" for f in lab.figures)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_tiny_demo_writes_every_registered_output_and_is_reused(lab, tmp_path):
+    runs = lab.demo(tmp_path, quick=True, device="cpu", quiet=True, reuse=True, tiny=True)
+    assert runs
+    made = {p.stem for r in runs for d in (r.figures_dir, r.tables_dir) if d.exists() for p in d.iterdir()
+            if p.suffix in (".png", ".csv")}
+    missing = [f.name for f in lab.figures if f.name not in made]
+    assert missing == []
+    for r in runs:
+        for png in r.figures_dir.glob("*.png") if r.figures_dir.exists() else []:
+            meta = json.loads(png.with_suffix(".json").read_text())
+            assert meta.get("caption"), png
+            assert meta.get("command", "").startswith(("genlab ", "python ")), png
+    stamps = {r.path: r.last_checkpoint.stat().st_mtime_ns for r in runs if r.last_checkpoint.exists()}
+    again = lab.demo(tmp_path, quick=True, device="cpu", quiet=True, reuse=True, tiny=True)
+    assert [r.path for r in again] == [r.path for r in runs]
+    assert {p: Run_mtime(p) for p in stamps} == stamps  # finished runs are reused, not retrained
+    if lab.key_metrics is not None:
+        rows = lab.key_metrics(again)
+        assert all({"metric", "value", "reference"} <= set(r) for r in rows)
+
+
+def Run_mtime(path: Path) -> int:
+    return (path / "checkpoints" / "last.pt").stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_every_verb_has_help(lab, capsys):
+    verbs = _lab_verbs(lab.name)
+    assert verbs
+    for verb in verbs:
+        assert main([lab.name, verb, "--help"]) == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_bad_run_is_one_line_and_exit_2(lab, tmp_path, capsys):
+    other = tmp_path / "runs" / "x" / "other"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"lab": "not-" + lab.name, "config": {}}))
+    for verb, p in _lab_verbs(lab.name).items():
+        if not _takes_run(p):
+            continue
+        for bad, words in ((tmp_path / "missing", "not a run folder"), (other, f"not a {lab.name} run")):
+            code = main([lab.name, verb, "--run", str(bad)])
+            err = capsys.readouterr().err
+            assert code == 2, (verb, err)
+            assert err.count("\n") == 1 and words in err, (verb, err)
