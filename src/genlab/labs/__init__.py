@@ -75,8 +75,8 @@ def figure(name: str, *, when: Callable[[Any], bool] | None = None, verb: str = 
     def deco(fn: Callable[..., Drawn]) -> Callable[..., Drawn]:
         lab = _lab_of(fn.__module__)
         specs = _REGISTRY.setdefault(lab, [])
-        if any(s.name == name for s in specs):
-            raise ValueError(f"lab {lab!r} registers the output {name!r} twice")
+        if any(s.name == name and s.kind == kind for s in specs):  # a figure and its table may share a stem
+            raise ValueError(f"lab {lab!r} registers the {kind} {name!r} twice")
         specs.append(FigureSpec(lab, name, fn, kind, when, verb, len(specs)))
         fn.spec = specs[-1]  # type: ignore[attr-defined]
         return fn
