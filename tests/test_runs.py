@@ -20,7 +20,7 @@ def test_crash_while_writing_keeps_the_old_checkpoint(tmp_path):
     atomic_torch_save({"step": 1, "w": torch.ones(3)}, path)
     with pytest.raises(RuntimeError, match="simulated crash"):
         atomic_torch_save({"step": 2, "w": torch.zeros(3), "bad": Unpicklable()}, path)
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
 
@@ -95,3 +95,33 @@ def test_device_choice():
 
 def test_markdown_table_empty():
     assert markdown_table([]) == "(empty)\n"
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path):
+    run = Run.create("toy", {"a": 1}, name="evil", root=tmp_path)
+    run.checkpoint_dir.mkdir(parents=True)
+    torch.save({"step": 1, "payload": _RunsCode()}, run.last_checkpoint)
+    with pytest.raises(RunError, match="cannot load .* safely"):
+        run.load_checkpoint()
+    run.last_checkpoint.write_bytes(b"\x00garbage")
+    with pytest.raises(RunError, match="cannot load"):
+        run.load_checkpoint()
+
+
+def test_rng_state_round_trips_through_a_safe_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from genlab.runs import rng_state, set_rng_state
+
+    path = tmp_path / "s.pt"
+    atomic_torch_save({"rng": rng_state()}, path)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(torch.load(path, weights_only=True)["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected

@@ -16,7 +16,7 @@ from toy_training import train_toy  # noqa: E402
 
 
 def _weights(run):
-    return torch.load(run.last_checkpoint, weights_only=False)["model"]
+    return torch.load(run.last_checkpoint, weights_only=True)["model"]
 
 
 def _losses(run):
@@ -38,14 +38,14 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     killed = subprocess.run(env_py + ["cut", "--kill-at", "23"])
     assert killed.returncode == -9  # really killed, after the step-20 checkpoint
     cut = Run(tmp_path / "toy" / "cut")
-    assert torch.load(cut.last_checkpoint, weights_only=False)["step"] == 20
+    assert torch.load(cut.last_checkpoint, weights_only=True)["step"] == 20
     subprocess.run(env_py + ["cut", "--resume"], check=True)
     full = Run(tmp_path / "toy" / "full")
     w_full, w_cut = _weights(full), _weights(cut)
     assert all(torch.equal(w_full[k], w_cut[k]) for k in w_full)
     assert _losses(full) == _losses(cut)
-    ema_full = torch.load(full.last_checkpoint, weights_only=False)["ema"]
-    ema_cut = torch.load(cut.last_checkpoint, weights_only=False)["ema"]
+    ema_full = torch.load(full.last_checkpoint, weights_only=True)["ema"]
+    ema_cut = torch.load(cut.last_checkpoint, weights_only=True)["ema"]
     assert all(torch.equal(ema_full[k], ema_cut[k]) for k in ema_full)
 
 

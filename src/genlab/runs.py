@@ -46,7 +46,11 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Every global RNG state, for a checkpoint (so that a resumed run draws the same numbers)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # plain lists and tensors only, so a checkpoint loads with torch.load(weights_only=True)
+    state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                     int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -54,7 +58,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -324,7 +329,7 @@ class Run:
             path = self.last_checkpoint
         if not path.exists():
             raise RunError(f"run {str(self.path)!r} has no checkpoint yet; train it first (or --resume it)")
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return load_tensors(path, map_location)
 
     # -- outputs
     def figure_path(self, name: str) -> Path:
@@ -371,6 +376,19 @@ class Run:
         if is_main_process():
             atomic_write_json(self.summary_path, summary)
         return summary
+
+
+def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a checkpoint that
+    someone handed you cannot run code. A damaged or foreign file is a one-line :class:`RunError`."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(f"cannot load {str(path)!r} safely ({first[:160]}); it is damaged, from another program "
+                       f"or an older genlab: train the run again (or --resume from an intact checkpoint)") from None
 
 
 def reuse_or_create(lab: str, config: Any, *, root: str | Path, name: str, reuse: bool = True) -> Run:
