@@ -73,6 +73,12 @@ def figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None =
     return fig, axes
 
 
+def scatter(ax: Any, points: Any, *, s: float = 2, alpha: float = 0.6, **kw: Any) -> Any:
+    """Small, borderless dots for a point cloud: ``points`` is an (N, 2) tensor or array."""
+    xy = points.detach().cpu().numpy() if hasattr(points, "detach") else np.asarray(points)
+    return ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=alpha, lw=0, **kw)
+
+
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
