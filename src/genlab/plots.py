@@ -79,6 +79,24 @@ def scatter(ax: Any, points: Any, *, s: float = 2, alpha: float = 0.6, **kw: Any
     return ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=alpha, lw=0, **kw)
 
 
+def square_limits(axes: Any, lim: float) -> None:
+    """Equal aspect and the limits [-lim, lim] on both axes of each of ``axes`` (one Axes or several)."""
+    for ax in np.atleast_1d(axes).flat:
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+
+
+def outline_square(ax: Any, lim: float | None = 1.6, *, cells: int = 1, color: str = "0.3") -> None:
+    """The dashed square [-1, 1]^2 that 2D data lives in (cut into ``cells`` x ``cells`` dotted cells), with
+    equal aspect and the limits [-lim, lim] (``lim=None`` keeps the axes' limits)."""
+    ax.plot([-1, 1, 1, -1, -1], [-1, -1, 1, 1, -1], color=color, lw=1, ls="--")
+    for v in np.linspace(-1, 1, cells + 1)[1:-1]:
+        ax.axvline(v, color="0.6", lw=0.6, ls=":")
+        ax.axhline(v, color="0.6", lw=0.6, ls=":")
+    if lim:
+        square_limits(ax, lim)
+    ax.set_aspect("equal")
+
+
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
