@@ -45,17 +45,60 @@ def test_sinusoidal_positions_make_order_matter():
     assert not torch.allclose(a[0, 0], a[0, 1])  # the same token at two positions differs
 
 
-def test_transformer_learns_to_reverse_in_seconds():
-    torch.set_num_threads(1)
-    _, acc = tr.train_toy("reverse", steps=150, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
-                          n_layers=1)
-    assert acc > 0.9, acc
+def _train(tmp_path, task, variant="full", steps=150, length=5, vocab=8):
+    from genlab.labs.theory.config import TheoryConfig
+    from genlab.labs.theory.core import train_seq2seq
+    from genlab.runs import Run
+
+    cfg = TheoryConfig(steps=steps, length=length, vocab=vocab, d_model=32, n_head=4, d_ff=64, n_layers=1,
+                       eval_size=256)
+    run = Run.create("theory", cfg, name="t", root=tmp_path)
+    return train_seq2seq(run, cfg, task, variant), run
 
 
-def test_copy_task_learned_too():
-    _, acc = tr.train_toy("copy", steps=100, length=5, vocab=8, lr=3e-3, d_model=32, n_head=4, d_ff=64,
-                          n_layers=1)
-    assert acc > 0.9, acc
+def test_transformer_learns_to_reverse_in_seconds_through_fit(tmp_path):
+    acc, run = _train(tmp_path, "reverse")
+    assert acc["greedy_seq_acc"] > 0.9, acc
+    sub = run.path / "stages" / "seq2seq-reverse-full"
+    assert (sub / "checkpoints" / "last.pt").exists() and (sub / "metrics.jsonl").exists()  # fit's run folder
+    again, _ = _train(tmp_path, "reverse")  # a finished stage is reused, not retrained
+    assert again == acc
+
+
+def test_copy_task_learned_too(tmp_path):
+    acc, _ = _train(tmp_path, "copy", steps=100)
+    assert acc["greedy_seq_acc"] > 0.9, acc
+
+
+def test_without_positions_the_model_sees_a_bag_of_tokens():
+    torch.manual_seed(0)
+    model = tr.Seq2SeqTransformer(vocab=9, d_model=16, n_head=2, d_ff=32, n_layers=1, positional=False).eval()
+    src = torch.tensor([[1, 2, 3, 4]])
+    mem, mem_perm = model.encode(src), model.encode(src.flip(1))
+    torch.testing.assert_close(mem.flip(1), mem_perm)  # permuting the source only permutes the encoding
+    tgt = torch.tensor([[0, 5]])
+    torch.testing.assert_close(model.decode(tgt, mem), model.decode(tgt, mem_perm))  # the order is lost
+
+
+def test_without_the_mask_the_decoder_reads_the_future():
+    torch.manual_seed(0)
+    model = tr.Seq2SeqTransformer(vocab=9, d_model=16, n_head=2, d_ff=32, n_layers=1, causal=False).eval()
+    src = torch.randint(1, 9, (1, 5))
+    tgt = torch.randint(1, 9, (1, 5))
+    other = tgt.clone()
+    other[0, 3:] = (other[0, 3:] % 8) + 1
+    assert not torch.allclose(model(src, tgt)[0, :3], model(src, other)[0, :3])
+
+
+def test_no_mask_decoder_cheats_in_training_and_fails_at_generation(tmp_path):
+    # length 8 over 15 symbols: copying the next input (the answer) is easier to learn than reading the encoder
+    acc, _ = _train(tmp_path, "reverse", "no_mask", steps=300, length=8, vocab=16)
+    assert acc["forced_token_acc"] > 0.9 and acc["greedy_seq_acc"] < 0.5, acc
+
+
+def test_no_positions_cannot_reverse(tmp_path):
+    acc, _ = _train(tmp_path, "reverse", "no_positions")
+    assert acc["greedy_seq_acc"] < 0.5, acc
 
 
 def test_residual_branch_init_has_zero_mean_output():

@@ -108,35 +108,45 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_head: int, d_ff: int):
+    def __init__(self, d_model: int, n_head: int, d_ff: int, causal: bool = True):
         super().__init__()
+        self.causal = causal
         self.self_attn = MultiHeadAttention(d_model, n_head)
         self.cross_attn = MultiHeadAttention(d_model, n_head)
         self.ffn = FeedForward(d_model, d_ff)
         self.an1, self.an2, self.an3 = AddNorm(d_model), AddNorm(d_model), AddNorm(d_model)
 
     def forward(self, y: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        y = self.an1(y, self.self_attn(y, mask=causal_mask(y.size(1), y.device)))
+        mask = causal_mask(y.size(1), y.device) if self.causal else None
+        y = self.an1(y, self.self_attn(y, mask=mask))
         y = self.an2(y, self.cross_attn(y, memory))
         return self.an3(y, self.ffn(y))
 
 
 class Seq2SeqTransformer(nn.Module):
-    """Encoder-decoder transformer. Token 0 is the decoder's start symbol (BOS)."""
+    """Encoder-decoder transformer. Token 0 is the decoder's start symbol (BOS).
 
-    def __init__(self, vocab: int, d_model: int = 32, n_head: int = 4, d_ff: int = 64, n_layers: int = 2):
+    Two switches exist for the ablations of the theory lab: ``positional=False`` drops the positional
+    encoding (the model then sees a bag of tokens), ``causal=False`` drops the decoder's mask (each target
+    position may look at the tokens after it, which in training are the answers).
+    """
+
+    def __init__(self, vocab: int, d_model: int = 32, n_head: int = 4, d_ff: int = 64, n_layers: int = 2,
+                 positional: bool = True, causal: bool = True):
         super().__init__()
-        self.d_model = d_model
+        self.d_model, self.positional = d_model, positional
         self.embed = nn.Embedding(vocab, d_model)
         # std d^-1/2, times sqrt(d) below: unit scale, like the sinusoidal positions
         nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, n_head, d_ff, causal) for _ in range(n_layers))
         self.head = nn.Linear(d_model, vocab)
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        pos = sinusoidal_embedding(torch.arange(tokens.size(1), device=tokens.device), self.d_model)
-        return self.embed(tokens) * math.sqrt(self.d_model) + pos
+        x = self.embed(tokens) * math.sqrt(self.d_model)
+        if not self.positional:
+            return x
+        return x + sinusoidal_embedding(torch.arange(tokens.size(1), device=tokens.device), self.d_model)
 
     def encode(self, src: torch.Tensor) -> torch.Tensor:
         x = self._inputs(src)
@@ -173,27 +183,25 @@ def toy_batch(task: str, batch: int, length: int, vocab: int, generator: torch.G
     return src, tgt_in, tgt
 
 
-def train_toy(task: str = "reverse", *, steps: int = 300, length: int = 6, vocab: int = 10, batch: int = 64,
-              lr: float = 3e-3, seed: int = 0, **model_kw) -> tuple[Seq2SeqTransformer, float]:
-    """Train a small transformer on the toy task; return it and its exact-sequence accuracy (greedy)."""
-    if task not in ("copy", "reverse"):
-        from genlab.errors import choose
+@torch.no_grad()
+def toy_accuracy(model: Seq2SeqTransformer, src: torch.Tensor, tgt_in: torch.Tensor, tgt: torch.Tensor) -> dict:
+    """How well ``model`` does the toy task: with the true previous tokens given (teacher forcing, as in
+    training) and generating its own (greedy). Exact-sequence and per-token accuracies."""
+    forced = model(src, tgt_in).argmax(-1) == tgt
+    greedy = model.greedy(src, tgt.size(1)) == tgt
+    return {"forced_token_acc": float(forced.float().mean()), "forced_seq_acc": float(forced.all(1).float().mean()),
+            "greedy_token_acc": float(greedy.float().mean()), "greedy_seq_acc": float(greedy.all(1).float().mean())}
 
-        choose("toy task", task, ["copy", "reverse"])
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    model = Seq2SeqTransformer(vocab, **model_kw)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        src, tgt_in, tgt = toy_batch(task, batch, length, vocab, g)
-        loss = F.cross_entropy(model(src, tgt_in).reshape(-1, vocab), tgt.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    src, _, tgt = toy_batch(task, 256, length, vocab, g)
-    acc = float((model.greedy(src, length) == tgt).all(dim=1).float().mean())
-    return model, acc
+
+def measured_attention_flops(T: int, D: int, M: int) -> int:
+    """FLOPs of :func:`attention` on (T, D) queries/keys and (T, M) values, counted by torch's FLOP counter
+    (a matmul of m x k by k x n counts 2 m k n: one multiply and one add per term)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q, k, v = torch.randn(T, D), torch.randn(T, D), torch.randn(T, M)
+    with FlopCounterMode(display=False) as counter:
+        attention(q, k, v)
+    return int(counter.get_total_flops())
 
 
 def init_residual_branch(last: nn.Linear, n_layers: int, std: float = 0.02) -> None:
@@ -207,3 +215,45 @@ def init_residual_branch(last: nn.Linear, n_layers: int, std: float = 0.02) -> N
     nn.init.normal_(last.weight, 0.0, std / math.sqrt(2 * n_layers))
     if last.bias is not None:
         nn.init.zeros_(last.bias)
+
+
+RESIDUAL_INITS = ("zero_mean", "nonzero_mean", "gpt")
+
+
+@torch.no_grad()
+def residual_stream_growth(depth: int, init: str, *, width: int = 64, d_ff: int = 128, n: int = 256,
+                           inits: int = 8, mean: float = 0.01, seed: int = 0) -> torch.Tensor:
+    """Mean square E[x_l^2] of the residual stream ``x_{l+1} = x_l + F_l(LN(x_l))`` for l = 0..depth.
+
+    ``F(u) = W2 relu(W1 u + b1) + b2`` (a pre-LN feed-forward branch, W1 and b1 as torch's default init),
+    averaged over ``n`` unit-variance inputs and ``inits`` draws of the weights. The last layer decides:
+
+    * ``zero_mean``: W2 ~ N(0, 1/d_ff), b2 = 0, so E[F(u) | u] = 0; the branches' outputs are uncorrelated
+      and their variances add up: E[x_l^2] grows linearly in l;
+    * ``nonzero_mean``: W2 ~ N(mean, 1/d_ff), so E[F(u) | u] = mean * sum_j relu_j(u) != 0 in the same
+      direction at every layer: the means add up coherently and E[x_l^2] grows quadratically;
+    * ``gpt``: :func:`init_residual_branch` (std 0.02 / sqrt(2 depth), zero bias): zero mean and a small
+      variance, so the stream stays near its input at any depth.
+    """
+    if init not in RESIDUAL_INITS:
+        from genlab.errors import choose
+
+        choose("residual init", init, RESIDUAL_INITS)
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(depth + 1, dtype=torch.float64)
+    for _ in range(inits):
+        x = torch.randn(n, width, generator=g, dtype=torch.float64)
+        out[0] += x.pow(2).mean()
+        for layer in range(depth):
+            bound = width ** -0.5
+            w1 = (torch.rand(d_ff, width, generator=g, dtype=torch.float64) * 2 - 1) * bound
+            b1 = (torch.rand(d_ff, generator=g, dtype=torch.float64) * 2 - 1) * bound
+            if init == "gpt":
+                w2 = torch.randn(width, d_ff, generator=g, dtype=torch.float64) * (0.02 / math.sqrt(2 * depth))
+            else:
+                w2 = torch.randn(width, d_ff, generator=g, dtype=torch.float64) * d_ff ** -0.5
+                w2 += mean if init == "nonzero_mean" else 0.0
+            u = F.layer_norm(x, (width,))
+            x = x + F.relu(u @ w1.T + b1) @ w2.T  # b2 = 0
+            out[layer + 1] += x.pow(2).mean()
+    return out / inits

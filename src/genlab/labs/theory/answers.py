@@ -1,0 +1,160 @@
+"""The theory questions and genlab's short answers: result first, then the reason, then the evidence's name.
+
+Each entry: the registered output that shows it (figure or table stem), its topic, the question in one line
+and the answer (a paragraph at most). The numbers themselves are in the figures and in the answers table's
+check column, measured on every run, so no answer here quotes a number that a run could contradict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Answer:
+    evidence: str  # the figure or table stem that shows it
+    topic: str
+    question: str
+    answer: str
+
+
+ANSWERS: tuple[Answer, ...] = (
+    Answer(
+        "seq2seq_ablations",
+        "Transformers and sequence models",
+        "What do positional encoding, Add&Norm and the feed-forward layer do; encoder vs decoder; why mask?",
+        "Without positional encoding the toy transformer cannot reverse a sequence, and without the causal "
+        "mask its decoder scores near-perfectly in training yet fails when it generates: figure "
+        "seq2seq_ablations, table seq2seq_accuracy. Attention is a weighted average over a set, blind to "
+        "order, so the positions must "
+        "be added to the inputs. The encoder reads the whole source with full self-attention; the decoder "
+        "emits the target one token at a time, attending to its own past (masked self-attention) and to the "
+        "encoder (cross-attention). In training the decoder is fed the true previous tokens (teacher "
+        "forcing), so position t's input row t+1 holds the answer; the mask hides it, so training matches "
+        "generation. Add&Norm (x + F(x), then LayerNorm) keeps an identity path for the gradient and each "
+        "token's features at a fixed scale; the feed-forward layer is the per-token non-linear map that "
+        "attention (a linear mix of values) lacks.",
+    ),
+    Answer(
+        "attention_cost",
+        "Transformers and sequence models",
+        "How many multiplications does one attention layer cost, and what is each output?",
+        "T^2 (D + M) multiplications for T tokens, D-wide queries and keys and M-wide values, exactly what "
+        "torch's FLOP counter measures (figure attention_cost): Q K^T is T x D times D x T (T^2 D), and the "
+        "weights times V is T x T times T x M (T^2 M). Output row i is y_i = sum_j softmax_j(q_i . k_j / "
+        "sqrt(D)) v_j, a convex combination of the values, rebuilt by hand in the check.",
+    ),
+    Answer(
+        "residual_init",
+        "Transformers and sequence models",
+        "How should a residual branch F be initialised, and why E[F(u) | u] = 0?",
+        "With zero-mean weights and zero biases in the branch's last layer E[F(u) | u] = 0, and the stream's "
+        "mean square then grows linearly with depth; a branch with a non-zero mean grows it quadratically "
+        "(figure residual_init). x_L = x_0 + sum_l F_l: uncorrelated zero-mean terms add their variances "
+        "(L terms), while terms sharing a mean m add coherently, (L m)^2. GPTs also shrink the last layer "
+        "(std 0.02 / sqrt(2 n_layers)), so every block starts near the identity at any depth.",
+    ),
+    Answer(
+        "bptt_formula",
+        "Transformers and sequence models",
+        "What is dl_T/dW[i, j] for h_t = phi(W h_{t-1} + U x_t) with a leaky-ReLU phi?",
+        "dl_T/dW[i, j] = sum_t g_t[i] h_{t-1}[j] with g_t = D_t W^T D_{t+1} ... W^T D_T dl_T/dh_T and D_tau = "
+        "diag(phi'(W h_{tau-1} + U x_tau)) (entries 1 or the leak slope); written out as matrix products "
+        "it equals autograd's gradient to rounding, and dropping the D_tau breaks it (figure bptt_formula). "
+        "W is used at every step, so the gradient sums one outer product per step, each carried back "
+        "through T - t factors W^T D.",
+    ),
+    Answer(
+        "bptt_cost",
+        "Transformers and sequence models",
+        "Why does BPTT's cost grow with the sequence length, and what does truncation save?",
+        "Full BPTT keeps every step's activations for the backward pass, so its memory (and time) grows "
+        "linearly with T; truncated BPTT back-propagates K steps at a time and holds K steps' worth, "
+        "whatever T (figure bptt_cost). The price: no gradient reaches further back than K steps, so "
+        "dependencies longer than K are not learned through the gradient.",
+    ),
+    Answer(
+        "gradient_flow",
+        "Transformers and sequence models",
+        "Why do RNN gradients explode or vanish, and what do clipping and gates do?",
+        "The gradient reaching h_t is multiplied by T - t Jacobians W^T D, so it grows or shrinks "
+        "geometrically with the size of W times the activation's slopes (figure gradient_flow: W = 2 Q, Q "
+        "orthogonal, explodes through a leaky ReLU; W = 0.8 Q vanishes). Clipping rescales a too-long "
+        "gradient to a fixed norm and keeps its direction: it "
+        "tames explosions but cannot bring back a vanished signal. GRU/LSTM gates add a path h_t = (1 - z) "
+        "h_{t-1} + ... whose Jacobian is near the identity when z is small, so the signal can survive many "
+        "steps; the sentiment lab trains both cells (its bptt figure shows them after training).",
+    ),
+    Answer(
+        "architectures",
+        "Transformers and sequence models",
+        "Which architecture for speech recognition, question answering, sentiment, image classification, "
+        "single-word translation?",
+        "Many-to-many with attention for speech (audio frames to a shorter text), an encoder-decoder or "
+        "encoder-only transformer for question answering, many-to-one (RNN or self-attention, then a "
+        "classifier) for sentiment, a residual CNN for images, and a one-to-one lookup or one-to-many decoder "
+        "for a single word's translation: table architectures, each row pointing at the genlab lab that "
+        "runs that kind of model.",
+    ),
+    Answer(
+        "jacobians",
+        "Convolutions and images",
+        "What are the Jacobians of Ax, x + b and the convolution x * f?",
+        "A, the identity, and for the convolution a banded (Toeplitz) matrix: row i holds the kernel "
+        "f_0..f_{K-1} starting at column i s - p, shifted by the stride s each row, with the taps on the "
+        "padding dropped; in 2D a block-banded matrix of banded blocks (figure jacobians, every one equal to "
+        "autograd's). diag(f) is the Jacobian of the elementwise product, not of the convolution.",
+    ),
+    Answer(
+        "receptive_field",
+        "Convolutions and images",
+        "Output size and receptive field of conv3, conv3, maxpool2, conv3, conv5 on 128x128?",
+        "117x117 with a 12x12 receptive field when the pool has stride 1, and 56x56 with 18x18 under "
+        "PyTorch's default (stride = kernel = 2): table receptive_field, where real torch layers give the same "
+        "sizes and the input pixels with a non-zero gradient span the same field. n_out = floor((n + 2p - "
+        "k) / s) + 1 per layer, and r = 1 + sum_l (k_l - 1) prod_{i<l} s_i.",
+    ),
+)
+
+ARCHITECTURES = (
+    {
+        "problem": "speech recognition",
+        "input -> output": "audio frames -> a shorter text",
+        "architecture": "many-to-many, encoder-decoder with attention (or CTC)",
+        "in genlab": "- (the textgen lab's attention, over text)",
+    },
+    {
+        "problem": "question answering",
+        "input -> output": "question + passage -> answer span or text",
+        "architecture": "many-to-many transformer (encoder, or encoder-decoder)",
+        "in genlab": "textgen (a GPT)",
+    },
+    {
+        "problem": "sentiment analysis",
+        "input -> output": "review -> positive / negative",
+        "architecture": "many-to-one: RNN/GRU or self-attention, then a classifier",
+        "in genlab": "sentiment (Elman, GRU, MLP + restricted attention)",
+    },
+    {
+        "problem": "image classification",
+        "input -> output": "image -> class",
+        "architecture": "a CNN with residual connections",
+        "in genlab": "latent (the judge CNN)",
+    },
+    {
+        "problem": "single-word translation",
+        "input -> output": "one word -> one word (or its letters)",
+        "architecture": "one-to-one (an embedding lookup) or one-to-many (a decoder spelling it)",
+        "in genlab": "theory (the toy seq2seq decoder)",
+    },
+)
+
+TEXT_TO_IMAGE = Answer(
+    "-",
+    "Generative models",
+    "How does a text-to-image model attend to the prompt (queries, keys, values)?",
+    "Image positions ask and the text answers: the queries come from the image (U-Net) features, the keys and "
+    "values from the prompt's token embeddings, so each pixel region mixes in the words relevant to it "
+    "(cross-attention); self-attention among image positions then spreads that across the picture. The image "
+    "lab's composition experiment is the evidence, where it exists.",
+)

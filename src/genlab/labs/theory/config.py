@@ -1,0 +1,37 @@
+"""The theory lab's config: the sizes of its small experiments (the toy seq2seq ablations train through fit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from genlab.config import param
+from genlab.train import TrainConfig
+
+
+@dataclass
+class TheoryConfig(TrainConfig):
+    steps: int = param(300, "training steps of each toy seq2seq transformer (copy/reverse ablations)", min=0)
+    lr: float = param(3e-3, "learning rate of the toy transformers", min=0.0)
+    batch_size: int = param(64, "toy sequences per step", min=1)
+    log_every: int = param(25, "log metrics every N steps", min=1)
+    threads: int = param(1, "torch CPU threads (the experiments are tiny: one thread is fastest)", min=0)
+    length: int = param(8, "toy sequence length", min=2)
+    vocab: int = param(16, "toy vocabulary (symbol 0 is the start token)", min=3)
+    d_model: int = param(32, "toy transformer width", min=4)
+    n_head: int = param(4, "attention heads", min=1)
+    d_ff: int = param(64, "feed-forward width", min=1)
+    n_layers: int = param(1, "encoder and decoder layers", min=1)
+    eval_size: int = param(512, "toy sequences to measure accuracy on", min=1)
+    depth: int = param(32, "residual blocks in the variance-against-depth experiment", min=2)
+    bptt_max_len: int = param(400, "longest sequence in the BPTT cost measurement", min=8)
+    gan_steps: int = param(1500, "training steps of each 2D GAN (plain, conditional, CycleGAN)", min=0)
+    imitate_steps: int = param(600, "training steps of the attention layers imitating a conv / FC layer", min=0)
+
+
+def _presets() -> dict[str, TheoryConfig]:
+    quick = TheoryConfig()
+    tiny = replace(quick, steps=40, eval_size=64, depth=8, bptt_max_len=64, gan_steps=30, imitate_steps=20)
+    return {"quick": quick, "tiny": tiny}
+
+
+PRESETS = _presets()

@@ -1,0 +1,235 @@
+"""The theory lab's outputs: the answers table first, then one figure or table per question's evidence.
+
+Every caption starts with the question and genlab's answer and ends with the check and whether it passed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genlab import plots
+from genlab.labs import Drawn, figure, table
+from genlab.labs.theory import evidence as _evidence  # noqa: F401  (registers the experiments)
+from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, TEXT_TO_IMAGE
+from genlab.labs.theory.core import EVIDENCE, TASKS, VARIANTS, Theory
+
+_BY_EVIDENCE = {a.evidence: a for a in ANSWERS}
+_NO_CHECK = {
+    "architectures": "(a design choice: nothing to measure; each row names the lab that runs it)",
+    "-": "(answered in words; the image lab's composition experiment is the evidence)",
+}
+
+
+def _caption(name: str, ev: dict | None = None, extra: str = "") -> str:
+    a = _BY_EVIDENCE[name]
+    text = f"Q: {a.question} A: {a.answer}"
+    if extra:
+        text += f" {extra}"
+    if ev is not None:
+        text += f" Check: {ev['check']} -> {'passed' if ev['passed'] else 'FAILED'}."
+    return text
+
+
+def _check(name: str, ev: dict) -> dict:
+    return {f"check_{name}": bool(ev["passed"])}
+
+
+@table("answers")
+def table_answers(th: Theory) -> Drawn:
+    rows, passed = [], 0
+    for a in (*ANSWERS, TEXT_TO_IMAGE):
+        ev = th.get(a.evidence) if a.evidence in EVIDENCE else None
+        passed += bool(ev and ev["passed"])
+        rows.append(
+            {
+                "topic": a.topic,
+                "question": a.question,
+                "answer": a.answer,
+                "evidence": a.evidence,
+                "check": ev["check"] if ev else _NO_CHECK.get(a.evidence, "(answered in words)"),
+                "passed": ("yes" if ev["passed"] else "NO") if ev else "-",
+            }
+        )
+    total = sum(a.evidence in EVIDENCE for a in ANSWERS)
+    return Drawn(
+        rows=rows,
+        caption=f"The theory questions, genlab's answers and their checks: {passed} of {total} "
+        f"checks passed on this run.",
+        summary={"checks_passed": passed, "checks_total": total},
+    )
+
+
+@figure("seq2seq_ablations")
+def fig_seq2seq_ablations(th: Theory) -> Drawn:
+    ev = th.get("seq2seq_ablations")
+    fig, axes = plots.figure(1, len(TASKS), size=(5.2 * len(TASKS), 3.6), squeeze=False)
+    x = np.arange(len(VARIANTS))
+    for ax, task in zip(axes[0], TASKS):
+        rows = {r["variant"]: r for r in ev["rows"] if r["task"] == task}
+        for i, (key, label) in enumerate(
+            (
+                ("forced_token_acc", "token acc., teacher forced (training)"),
+                ("greedy_seq_acc", "sequence acc., generating (greedy)"),
+            )
+        ):
+            ax.bar(x + (i - 0.5) * 0.38, [rows[v][key] for v in VARIANTS], 0.38, label=label, color=plots.PALETTE[i])
+        ax.set_xticks(x, [v.replace("_", " ") for v in VARIANTS])
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{task} task")
+        ax.set_ylabel("accuracy")
+    axes[0][0].legend(loc="lower left")
+    fig.tight_layout()
+    cfg = th.cfg
+    return Drawn(
+        fig,
+        _caption(
+            "seq2seq_ablations",
+            ev,
+            f"({cfg.n_layers}-layer encoder-decoder, width {cfg.d_model}, "
+            f"{cfg.steps} steps through fit, length {cfg.length}.)",
+        ),
+        data={"rows": ev["rows"]},
+        summary=_check("seq2seq_ablations", ev),
+    )
+
+
+@table("seq2seq_accuracy")
+def table_seq2seq_accuracy(th: Theory) -> Drawn:
+    ev = th.get("seq2seq_ablations")
+    keys = ("forced_token_acc", "forced_seq_acc", "greedy_token_acc", "greedy_seq_acc", "loss")
+    rows = [{"task": r["task"], "variant": r["variant"], **{k: round(r[k], 4) for k in keys}} for r in ev["rows"]]
+    return Drawn(
+        rows=rows,
+        caption="Toy seq2seq ablations: accuracy with the true previous tokens (teacher forcing, "
+        "as in training) and when generating (greedy), per token and per whole sequence.",
+    )
+
+
+@figure("attention_cost")
+def fig_attention_cost(th: Theory) -> Drawn:
+    ev = th.get("attention_cost")
+    fig, ax = plots.figure(size=(5.6, 3.9))
+    shapes = sorted({(r["D"], r["M"]) for r in ev["rows"]})
+    for i, (d, m) in enumerate(shapes):
+        rows = [r for r in ev["rows"] if (r["D"], r["M"]) == (d, m)]
+        t = [r["T"] for r in rows]
+        ax.plot(t, [r["formula"] for r in rows], color=plots.PALETTE[i], label=f"T^2 (D+M), D={d}, M={m}")
+        ax.plot(t, [r["flop_counter"] for r in rows], "o", color=plots.PALETTE[i], mfc="none")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens T")
+    ax.set_ylabel("multiplications")
+    ax.set_title("Attention cost: formula (lines), FLOP counter / 2 (circles)")
+    ax.legend()
+    return Drawn(fig, _caption("attention_cost", ev), data={"rows": ev["rows"]}, summary=_check("attention_cost", ev))
+
+
+@figure("residual_init")
+def fig_residual_init(th: Theory) -> Drawn:
+    ev = th.get("residual_init")
+    fig, ax = plots.figure(size=(5.8, 3.9))
+    names = {
+        "zero_mean": "zero-mean last layer (E[F(u)|u] = 0)",
+        "nonzero_mean": "non-zero-mean last layer",
+        "gpt": "GPT: zero mean, std 0.02/sqrt(2L)",
+    }
+    for i, (init, ms) in enumerate(ev["curves"].items()):
+        label = names[init] + (f", exponent {ev['slopes'][init]:.2f}" if init in ev["slopes"] else "")
+        ax.plot(range(len(ms)), ms, "o-", ms=3, label=label, color=plots.PALETTE[i])
+    ax.set_yscale("log")
+    ax.set_xlabel("residual blocks l")
+    ax.set_ylabel("E[x_l^2] (mean square of the stream)")
+    ax.set_title("x_{l+1} = x_l + F(LN(x_l)) at initialisation")
+    ax.legend()
+    return Drawn(fig, _caption("residual_init", ev), data=ev["curves"], summary=_check("residual_init", ev))
+
+
+@figure("bptt_formula")
+def fig_bptt_formula(th: Theory) -> Drawn:
+    ev = th.get("bptt_formula")
+    fig, ax = plots.figure(size=(4.6, 4.2))
+    ax.plot(ev["autograd"], ev["formula"], "o", label="formula (with D_tau)")
+    ax.plot(ev["autograd"], ev["wrong"], "x", label="formula without D_tau (wrong)")
+    lim = float(np.max(np.abs(ev["autograd"] + ev["wrong"]))) * 1.05
+    ax.plot([-lim, lim], [-lim, lim], color="grey", linewidth=0.8)
+    ax.set_xlabel("autograd dl_T/dW[i, j]")
+    ax.set_ylabel("BPTT formula")
+    ax.set_title("Leaky-ReLU RNN, T = 8, 6 units")
+    ax.legend()
+    return Drawn(
+        fig,
+        _caption("bptt_formula", ev),
+        data={k: ev[k] for k in ("formula", "autograd", "error")},
+        summary=_check("bptt_formula", ev),
+    )
+
+
+@figure("bptt_cost")
+def fig_bptt_cost(th: Theory) -> Drawn:
+    ev = th.get("bptt_cost")
+    fig, axes = plots.figure(1, 2, size=(10, 3.7))
+    t = [r["length"] for r in ev["rows"]]
+    for key, label, i in (("full", "full BPTT", 0), ("truncated", f"truncated, K = {ev['k']}", 1)):
+        axes[0].plot(t, [r[f"{key}_bytes"] / 2**20 for r in ev["rows"]], "o-", label=label, color=plots.PALETTE[i])
+        axes[1].plot(t, [r[f"{key}_seconds"] * 1e3 for r in ev["rows"]], "o-", label=label, color=plots.PALETTE[i])
+    for ax, what in zip(axes, ("memory held for backward (MiB, measured)", "forward + backward time (ms)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel(what)
+        ax.legend()
+    axes[0].set_title(f"Leaky-ReLU RNN, {ev['hidden']} units")
+    axes[1].set_title("Time (one run on this machine)")
+    fig.tight_layout()
+    return Drawn(fig, _caption("bptt_cost", ev), data={"rows": ev["rows"]}, summary=_check("bptt_cost", ev))
+
+
+@figure("gradient_flow")
+def fig_gradient_flow(th: Theory) -> Drawn:
+    ev = th.get("gradient_flow")
+    fig, axes = plots.figure(1, 2, size=(10.5, 3.9))
+    for i, (label, norms) in enumerate(ev["curves"].items()):
+        axes[0].plot(range(len(norms)), norms, label=label, color=plots.PALETTE[i])
+    label = [k for k in ev["curves"] if k.startswith("leaky")][1]
+    grow = ev["curves"][label]
+    axes[1].plot(range(len(grow)), grow, label=f"{label}, raw", color=plots.PALETTE[1])
+    axes[1].plot(range(len(grow)), ev["clipped"], "--", label=f"clipped to norm {ev['clip']:g}", color=plots.PALETTE[3])
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel(f"time step t (the loss reads the last state, t = {ev['steps']})")
+        ax.set_ylabel("||dl / dh_t||")
+        ax.legend(fontsize=8)
+    axes[0].set_title("Gradient reaching h_t, at initialisation")
+    axes[1].set_title("Clipping caps the norm")
+    fig.tight_layout()
+    return Drawn(fig, _caption("gradient_flow", ev), data=ev["curves"], summary=_check("gradient_flow", ev))
+
+
+@table("architectures")
+def table_architectures(th: Theory) -> Drawn:
+    return Drawn(rows=list(ARCHITECTURES), caption=_caption("architectures"))
+
+
+@figure("jacobians")
+def fig_jacobians(th: Theory) -> Drawn:
+    ev = th.get("jacobians")
+    mats = ev["matrices"]
+    fig, axes = plots.figure(1, len(mats), size=(3.3 * len(mats), 3.4), squeeze=False)
+    for ax, (label, m) in zip(axes[0], mats.items()):
+        top = float(np.abs(m).max()) or 1.0
+        ax.imshow(m, cmap="RdBu_r", vmin=-top, vmax=top)
+        plots.bare(ax)
+        ax.set_title(f"{label}\n{m.shape[0]}x{m.shape[1]}, error {ev['errors'][label]:.0e}", fontsize=8)
+    fig.tight_layout()
+    return Drawn(
+        fig,
+        _caption("jacobians", ev),
+        data={"errors": ev["errors"], "kernel": ev["kernel"]},
+        summary=_check("jacobians", ev),
+    )
+
+
+@table("receptive_field")
+def table_receptive_field(th: Theory) -> Drawn:
+    ev = th.get("receptive_field")
+    return Drawn(rows=ev["rows"], caption=_caption("receptive_field", ev), summary=_check("receptive_field", ev))
