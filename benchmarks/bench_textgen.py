@@ -110,12 +110,14 @@ def speed(args) -> None:
 
 def budget(args) -> None:
     """Train mini + bpe on Alice and report validation loss when 5 and 10 minutes of training have passed."""
-    from genlab.labs import textgen as tg
+    from genlab.labs.textgen import config as tgc
+    from genlab.labs.textgen import core as tg
+    from genlab.nn.gpt_tools import generate
     from genlab.runs import Run
     from genlab.train import fit, make_optimizer, warmup_cosine
 
     marks = sorted(float(m) * 60 for m in args.minutes.split(","))
-    cfg = tg.PRESETS["mini"].update({"eval_every": 0, "steps": args.steps})
+    cfg = tgc.PRESETS["mini"].update({"eval_every": 0, "steps": args.steps})
     torch.manual_seed(cfg.seed)
     root = Path(tempfile.mkdtemp(prefix="textgen-budget-"))
     run = Run.create("textgen", cfg, name="budget", root=root)
@@ -149,7 +151,7 @@ def budget(args) -> None:
         fit(run, model, opt, lambda m, b: {"loss": m(*b)[1]}, lambda s: data.batch("train", cfg.batch_size),
             cfg=cfg, device=torch.device("cpu"), scheduler=sched, quiet=True, callbacks=[on_step])
     model.eval()
-    sample = tg.generate(model, tok, "Alice was beginning", 60, temperature=0.8, top_k=40, seed=0)
+    sample = generate(model, tok, "Alice was beginning", 60, temperature=0.8, top_k=40, seed=0)
     emit(bench="sample", preset="mini", text="Alice was beginning" + sample)
 
 

@@ -36,6 +36,15 @@ def test_load_corpus_from_a_file_and_errors(tmp_path, monkeypatch):
         T.load_corpus("alice")
 
 
+def test_built_in_sample_corpus_needs_no_fetch_and_spells_the_lab_sentences(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty-cache"))
+    text = T.load_corpus("sample")
+    assert text == T.SAMPLE_TEXT and len(text) > 2000
+    tok = T.CharTokenizer.train(text)
+    for s in ("I am a little squirrel holding a walnut", "The little squirrel was around Alice but she kept saying"):
+        assert 1 not in tok.encode(s)  # no unknown characters in the tiny demo's inversion target and prompt
+
+
 def test_char_tokenizer_round_trip_unknown_characters_and_save(tmp_path):
     tok = T.CharTokenizer.train(BOOK)
     s = "Alice had a sister"  # every character is in the book: nothing is lost

@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.labs import textgen as tg
+from genlab.labs import draw
+from genlab.labs.textgen import core, figures
+from genlab.labs.textgen.config import PRESETS
+from genlab.nn.gpt_tools import invert, score, token_logprobs
 from genlab.runs import Run
 
 TEXT = ("Alice was beginning to get very tired of sitting by her sister on the bank. 'I am a little late,' "
@@ -29,8 +32,8 @@ def trained(tmp_path_factory):
         args += ["--set", s]
     assert main(args) == 0
     run = Run.open(root / "textgen" / "tiny")
-    _, tok, model = tg.load_run(run)
-    return run, tok, model
+    opened = core.open_run(run)
+    return run, opened.tok, opened.model
 
 
 def test_train_writes_run_folder_with_loss_and_samples(trained):
@@ -44,9 +47,24 @@ def test_train_writes_run_folder_with_loss_and_samples(trained):
     assert len(vals) == 2
 
 
+def test_time_budget_ends_with_a_normal_checkpoint(trained):
+    run, _, _ = trained
+    root = run.path.parent.parent
+    args = ["textgen", "train", "--text", str(root / "book.txt"), "--run-dir", str(root), "--name", "budget",
+            "--quiet", "--device", "cpu"]
+    for s in TINY + ["steps=1000", "max_seconds=0.001"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    short = Run.open(root / "textgen" / "budget")
+    summary = short.read_summary()
+    assert summary["stopped_by_time"] is True and 1 <= summary["steps"] < 1000
+    assert short.finished and short.load_checkpoint()["step"] == summary["steps"]
+    assert [r["step"] for r in short.read_metrics() if "val_loss" in r] == [summary["steps"]]
+
+
 def test_score_is_the_sum_of_per_token_logprobs(trained):
     _, tok, model = trained
-    res = tg.score(model, tok, " the bank.", prompt="Alice sat by")
+    res = score(model, tok, " the bank.", prompt="Alice sat by")
     assert res["n_tokens"] == len(" the bank.")  # char tokens; the prompt is not scored
     assert res["logprob"] == pytest.approx(sum(r["logprob"] for r in res["rows"]))
     assert res["prob"] == pytest.approx(math.prod(r["prob"] for r in res["rows"]), rel=1e-6)
@@ -61,7 +79,7 @@ def test_score_is_the_sum_of_per_token_logprobs(trained):
 def test_long_texts_are_scored_in_overlapping_windows(trained):
     _, tok, model = trained
     ids = tok.encode(TEXT[:130])  # longer than the block of 48
-    lps = tg.token_logprobs(model, ids, 1)
+    lps = token_logprobs(model, ids, 1)
     assert lps.shape == (129,) and torch.isfinite(lps).all()
     with torch.no_grad():
         lp = model(torch.tensor([ids[:48]]))[0][0].log_softmax(-1)
@@ -69,9 +87,12 @@ def test_long_texts_are_scored_in_overlapping_windows(trained):
     torch.testing.assert_close(lps[:47], first, atol=1e-5, rtol=0)
 
 
-def test_attention_rows_sum_to_one_and_figures_exist(trained):
+def test_attention_rows_sum_to_one_and_figures_exist(trained, capsys):
     run, tok, model = trained
-    res = tg.fig_attention(run, model, tok, "Alice was beginning to get", word=7)
+    prompt = "Alice was beginning to get"
+    assert main(["textgen", "attention", "--run", str(run.path), "--prompt", prompt, "--word", "7"]) == 0
+    assert "row sum 1.0000" in capsys.readouterr().out
+    res = core.open_run(run).attention(prompt, word=7)
     att = res["att"]
     assert att.shape[0] == 1 and att.shape[1] == att.shape[2] == len(res["tokens"])
     torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:2]))
@@ -80,12 +101,16 @@ def test_attention_rows_sum_to_one_and_figures_exist(trained):
     for name in ("attention_heatmaps", "attention_tokens", "attention_blocks"):
         assert (run.figures_dir / f"{name}.png").exists()
         meta = json.loads((run.figures_dir / f"{name}.json").read_text())
-        assert meta["command"].startswith("genlab textgen attention")
+        assert meta["command"].startswith("genlab textgen attention") and "--word 7" in meta["command"]
+    rows = (run.tables_dir / "attention.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(res["tokens"]) + 1  # header, one row per token, the sum
+    assert run.read_summary()["attention_row_sum_max_error"] < 1e-5
 
 
 def test_inversion_reaches_an_exact_match_on_the_trained_model(trained):
     run, tok, model = trained
-    res = tg.fig_inversion(run, model, tok, "I am a little squirrel", steps=400, every=20)
+    opened = core.open_run(run)
+    res = opened.inversion("I am a little squirrel", steps=400, every=20)
     assert res["matched_step"] is not None
     emb = res["embeds"]
     with torch.no_grad():
@@ -93,7 +118,13 @@ def test_inversion_reaches_an_exact_match_on_the_trained_model(trained):
     assert tok.decode(logits[0].argmax(-1).tolist()) == "I am a little squirrel"
     assert all(p.grad is None for p in model.parameters())  # the model stayed frozen
     assert res["losses"][-1] < res["losses"][0]
-    assert (run.figures_dir / "inversion.png").exists()
+    # the figure and the table draw the one cached inversion
+    for fn in (figures.fig_inversion, figures.table_inversion):
+        draw(fn, opened, run, target="I am a little squirrel", steps=400, every=20)
+    assert (run.figures_dir / "inversion.png").exists() and (run.tables_dir / "inversion.csv").exists()
+    assert run.read_summary()["inversion_match_step"] == res["matched_step"]
+    again = invert(model, tok, "I am a little squirrel", steps=400, every=20)
+    assert again["matched_step"] == res["matched_step"] and again["losses"] == res["losses"]  # seeded
 
 
 def test_cli_generate_score_and_invert(trained, capsys):
@@ -104,6 +135,8 @@ def test_cli_generate_score_and_invert(trained, capsys):
     assert out.startswith("Alice") and len(out.strip()) >= len("Alice") + 5
     assert main(["textgen", "score", "--run", str(run.path), "--text", "the bank", "--prompt", "on"]) == 0
     assert "sum log p" in capsys.readouterr().out
+    meta = json.loads((run.figures_dir / "score.json").read_text())
+    assert meta["command"].endswith("--prompt on --text 'the bank'") and meta["data"]["text"] == "the bank"
     book = run.path.parent.parent / "book.txt"
     assert main(["textgen", "score", "--run", str(run.path), "--file", str(book)]) == 0
     assert "perplexity" in capsys.readouterr().out
@@ -135,8 +168,8 @@ def test_cli_bad_train_options(tmp_path, capsys, args, message):
 
 
 def test_presets_are_the_documented_shapes():
-    assert (tg.PRESETS["gpt2"].n_layer, tg.PRESETS["gpt2"].n_head, tg.PRESETS["gpt2"].n_embd) == (12, 12, 768)
-    lab = tg.PRESETS["lab"]
+    assert (PRESETS["gpt2"].n_layer, PRESETS["gpt2"].n_head, PRESETS["gpt2"].n_embd) == (12, 12, 768)
+    lab = PRESETS["lab"]
     assert (lab.lr, lab.batch_size, lab.block_size, lab.steps, lab.tokenizer) == (5e-4, 32, 64, 2000, "gpt2")
 
 
@@ -147,12 +180,12 @@ def test_quick_demo_on_alice_writes_every_figure(tmp_path):
 
     if not is_fetched("alice"):
         pytest.skip("alice is not in the cache; run 'genlab data fetch alice', set GENLAB_TEST_REAL_DATA=1")
-    (run,) = tg.demo(tmp_path, quick=True, device="cpu", quiet=True)
+    (run,) = core.demo(tmp_path, quick=True, device="cpu", quiet=True)
     names = {p.stem for p in run.figures_dir.glob("*.png")}
     assert names >= {"loss", "samples", "score", "attention_heatmaps", "attention_tokens", "attention_blocks",
                      "inversion"}
     summary = run.read_summary()
     assert summary["inversion_match_step"] is not None
     assert summary["attention_row_sum_max_error"] < 1e-5
-    again = tg.demo(tmp_path, quick=True, device="cpu", quiet=True)[0]  # reused, not retrained
+    again = core.demo(tmp_path, quick=True, device="cpu", quiet=True)[0]  # reused, not retrained
     assert again.path == run.path and again.read_summary()["train_seconds"] == summary["train_seconds"]

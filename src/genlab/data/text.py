@@ -1,6 +1,7 @@
 """Text corpora and tokenizers for the GPT lab.
 
-Corpora: ``alice`` (Project Gutenberg #11), ``shakespeare`` (42 works), or any UTF-8 file (``--text PATH``).
+Corpora: ``alice`` (Project Gutenberg #11), ``shakespeare`` (42 works), or any UTF-8 file (``--text PATH``);
+``sample`` is a few built-in sentences (no fetching) for tests and the tiny demo.
 The Gutenberg header and licence footer are cut off; the last 10% of the tokens is the validation split.
 
 Tokenizers (all encode any string, "squirrel" included, and share ``encode / decode / piece / save``):
@@ -22,7 +23,7 @@ import torch
 
 from genlab.errors import ConfigError, DataError, choose
 
-CORPORA = ("alice", "shakespeare", "text")
+CORPORA = ("alice", "shakespeare", "text", "sample")
 TOKENIZERS = ("gpt2", "bpe", "char")
 EOT = "<|endoftext|>"
 
@@ -46,9 +47,21 @@ def strip_gutenberg(text: str) -> str:
     return text.strip() + "\n"
 
 
+# The built-in ``sample`` corpus: a short made-up story, repeated, so a character model learns it in seconds.
+SAMPLE_TEXT = (
+    "Alice was beginning to get very tired of sitting by the river with nothing to do. "
+    "The little squirrel was around Alice but she kept saying that she was not hungry at all. "
+    "I am a little squirrel holding a walnut, said the squirrel, and I will not give it to the Queen. "
+    "The Queen said that every walnut in the garden was hers. 'Off with his head!' she shouted. "
+    "Alice sat by the bank and watched the squirrel run up the tree with the walnut in its paws.\n"
+) * 12
+
+
 def load_corpus(corpus: str, path: str | Path | None = None) -> str:
-    """The cleaned text of ``corpus`` (``alice``, ``shakespeare``, or ``text`` with ``path``)."""
+    """The cleaned text of ``corpus`` (``alice``, ``shakespeare``, ``sample``, or ``text`` with ``path``)."""
     choose("corpus", corpus, CORPORA)
+    if corpus == "sample":
+        return SAMPLE_TEXT
     if corpus == "text":
         if not path:
             raise ConfigError("corpus 'text' needs a file: pass --text PATH (or --set text=PATH)")

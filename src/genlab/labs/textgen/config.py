@@ -1,0 +1,67 @@
+"""The textgen config (training settings of a GPT on a corpus) and its presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from genlab.config import param
+from genlab.data.text import CORPORA, TOKENIZERS
+from genlab.nn.gpt import MODEL_PRESETS
+from genlab.train import TrainConfig
+
+ATTENTION_PROMPT = "The little squirrel was around Alice but she kept saying"
+INVERSION_TARGET = "I am a little squirrel holding a walnut"
+SAMPLE_PROMPTS = ("Alice was beginning", "The Queen said", "'Off with")
+
+
+@dataclass
+class TextgenConfig(TrainConfig):
+    corpus: str = param("alice", "text to train on: alice, shakespeare, sample (built in), or text (with "
+                        "text=PATH)", choices=CORPORA)
+    text: str = param("", "path of a UTF-8 text file, used when corpus=text")
+    tokenizer: str = param("bpe", "gpt2 (tiktoken, 50257), bpe (trained on the corpus) or char",
+                           choices=TOKENIZERS)
+    bpe_vocab: int = param(2048, "vocabulary size of the bpe tokenizer", min=260)
+    n_layer: int = param(4, "transformer blocks", min=1)
+    n_head: int = param(4, "attention heads per block", min=1)
+    n_embd: int = param(128, "model width", min=8)
+    block_size: int = param(64, "context length in tokens", min=2)
+    dropout: float = param(0.0, "dropout probability", min=0.0)
+    bias: bool = param(True, "biases in linear layers and LayerNorm")
+    weight_decay: float = param(0.1, "AdamW weight decay", min=0.0)
+    warmup: int = param(50, "linear warm-up steps before the cosine decay", min=0)
+    cosine: bool = param(True, "cosine learning-rate decay to 10% after the warm-up")
+    eval_iters: int = param(20, "validation batches per evaluation", min=1)
+    # loop defaults suited to this lab (the time budget is TrainConfig's max_seconds)
+    steps: int = param(2000, "optimisation steps", min=0)
+    lr: float = param(1e-3, "learning rate", min=0.0)
+    batch_size: int = param(32, "sequences per step", min=1)
+    grad_clip: float = param(1.0, "clip the gradient norm to this (0 = off)", min=0.0)
+    eval_every: int = param(100, "evaluate every N steps (0 = only at the end)", min=0)
+    log_every: int = param(10, "log metrics every N steps", min=1)
+
+
+def _preset(name: str, **kw: Any) -> TextgenConfig:
+    return TextgenConfig(**{**MODEL_PRESETS[name], **kw})
+
+
+PRESETS: dict[str, TextgenConfig] = {
+    # seconds on a CPU: checks the pipeline, samples are word salad
+    "nano": _preset("nano", steps=300, lr=2e-3, bpe_vocab=1024, eval_every=50),
+    # minutes on a CPU: samples that read like the book. Alice is only ~45k BPE tokens, so a 1M-parameter
+    # model overfits within ~500 steps without dropout (measured: validation loss rose from 4.76 at 5 minutes
+    # to 4.87 at 10 with dropout 0 and a 2048-token BPE); dropout 0.2 and a 1024-token BPE hold it back.
+    "mini": _preset("mini", steps=2000, lr=1e-3, dropout=0.2, bpe_vocab=1024),
+    # the lab's recipe: GPT-2 tokens, lr 5e-4, batch 32, block 64, 2000 iterations, a 6-layer 384-wide model
+    "lab": _preset("lab", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
+    # GPT-2 small (12 layers, 12 heads, 768 wide) with the lab's recipe: a GPU job
+    "gpt2": _preset("gpt2", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
+}
+# The quick demo: mini with a 1024-token BPE (see core.demo for why).
+QUICK = PRESETS["mini"].update(dict(steps=350, eval_every=50, warmup=30, lr=2e-3, dropout=0.0))
+# The tiny demo (seconds, no fetched data): a 1-block character model on the built-in sample text, on one
+# thread (measured on a busy 2-core machine: 40 steps took 22 s on the default threads, 0.5 s on one). After
+# 150 steps the inversion reaches the target (at step 99); after 40 it does not within 500.
+TINY = QUICK.update(dict(corpus="sample", tokenizer="char", n_layer=1, n_head=2, n_embd=32, block_size=48,
+                         steps=150, batch_size=8, eval_every=50, eval_iters=2, warmup=5, lr=3e-3, threads=1))

@@ -1,0 +1,215 @@
+"""Train a GPT on a corpus, open a trained run, and the demo: library pieces wired together, no plotting."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.data.text import TokenData, Tokenizer, build_tokenizer, load_corpus, load_tokenizer
+from genlab.labs import draw_all
+from genlab.labs.textgen.config import (
+    ATTENTION_PROMPT,
+    INVERSION_TARGET,
+    PRESETS,
+    QUICK,
+    SAMPLE_PROMPTS,
+    TINY,
+    TextgenConfig,
+)
+from genlab.nn.gpt import GPT, GPTConfig
+from genlab.nn.gpt_tools import attention_at_word, generate, invert, score
+from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create, seed_everything
+from genlab.train import fit, load_weights, make_optimizer, warmup_cosine
+
+LAB = "textgen"
+
+
+def model_config(cfg: TextgenConfig, vocab_size: int) -> GPTConfig:
+    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+
+
+def prepare_data(cfg: TextgenConfig, folder: Path | None = None,
+                 device: torch.device | str = "cpu") -> tuple[Tokenizer, TokenData]:
+    """Load the corpus, build (and save in ``folder``) the tokenizer, and split the tokens 90/10."""
+    text = load_corpus(cfg.corpus, cfg.text or None)
+    tok = build_tokenizer(cfg.tokenizer, text, vocab_size=cfg.bpe_vocab)
+    if folder is not None:
+        tok.save(folder)
+    return tok, TokenData(tok.encode(text), cfg.block_size, device=device)
+
+
+@torch.no_grad()
+def estimate_loss(model: GPT, data: TokenData, cfg: TextgenConfig, seed: int = 1234) -> dict[str, float]:
+    """Mean loss over ``eval_iters`` random batches of each split (the same batches at every evaluation)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for split, key in (("val", "val_loss"), ("train", "train_eval_loss")):
+        losses = [model(*data.batch(split, cfg.batch_size, g))[1].item() for _ in range(cfg.eval_iters)]
+        out[key] = float(np.mean(losses))
+    return out
+
+
+def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = None, resume: bool = False,
+          device: str = "auto", quiet: bool = False, run: Run | None = None) -> Run:
+    """Train a GPT on ``cfg.corpus`` into a run folder (checkpoint, metrics, tokenizer, summary).
+
+    ``run``: an already created run folder to train in (the demo's ``reuse_or_create``) instead of
+    ``root/textgen/name``. ``cfg.max_seconds`` stops early with a normal checkpoint (``stopped_by_time``).
+    """
+    dev = choose_device(device)
+    run = run or Run.create(LAB, cfg, name=name, root=root, resume=resume)
+    seed_everything(cfg.seed)
+    tok, data = prepare_data(cfg, run.path, dev)
+    model = GPT(model_config(cfg, tok.vocab_size))
+    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay,
+                         betas=(0.9, 0.95))
+    sched = warmup_cosine(opt, cfg.steps, cfg.warmup, 0.1 if cfg.cosine else 1.0)
+    if not quiet:
+        print(f"textgen: {model.num_params() / 1e6:.2f}M parameters, {cfg.tokenizer} tokenizer "
+              f"(vocabulary {tok.vocab_size}), {len(data.train)} train / {len(data.val)} validation tokens "
+              f"on {dev}; run folder {run.path}", file=sys.stderr)
+    res = fit(run, model, opt, lambda m, batch: {"loss": m(*batch)[1]},
+              lambda step: data.batch("train", cfg.batch_size), cfg=cfg, device=dev, scheduler=sched,
+              eval_fn=lambda m: estimate_loss(m, data, cfg), best_key="val_loss", resume=resume, quiet=quiet,
+              desc="textgen train")
+    model.eval()
+    final = estimate_loss(model, data, cfg)
+    tokens = (res.step - (res.resumed_from or 0)) * cfg.batch_size * cfg.block_size
+    run.update_summary({
+        "params_M": round(model.num_params() / 1e6, 3), "tokenizer": cfg.tokenizer,
+        "vocab_size": tok.vocab_size,
+        "steps": res.step, "train_seconds": round(res.seconds, 1), "stopped_by_time": res.stopped_by_time,
+        "tokens_per_s": round(tokens / max(res.seconds, 1e-9)), "val_loss": round(final["val_loss"], 4),
+        "train_loss": round(final["train_eval_loss"], 4),
+        "val_perplexity": round(math.exp(final["val_loss"]), 2),
+        "device": str(dev)})
+    if not quiet:
+        print(f"textgen: validation loss {final['val_loss']:.3f} after {res.step} steps "
+              f"({res.seconds:.0f} s); run folder {run.path}", file=sys.stderr)
+    return run
+
+
+# ------------------------------------------------------------------------------------------ an opened run
+
+@dataclass
+class Opened:
+    """A trained run opened for its verbs and figures: config, tokenizer and frozen model (eval mode).
+
+    The methods compute what the figures show; each result is kept, so the figures and the table drawn
+    from one computation (e.g. the three attention figures and the attention table) share it.
+    """
+
+    run: Run
+    cfg: TextgenConfig
+    tok: Tokenizer
+    model: GPT
+    quiet: bool = True
+    _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+
+    def _once(self, key: tuple, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def samples(self, prompts: Sequence[str] = SAMPLE_PROMPTS, n_tokens: int = 48) -> list[dict]:
+        """Continuations of each prompt: greedy, and sampled (T 0.8, top-k 40) with seeds 0 and 1."""
+
+        def make() -> list[dict]:
+            rows = []
+            for p in prompts:
+                text = generate(self.model, self.tok, p, n_tokens, greedy=True)
+                rows.append({"prompt": p, "decoding": "greedy", "text": text})
+                for seed in (0, 1):
+                    rows.append({"prompt": p, "decoding": f"T=0.8 top-k 40 seed {seed}",
+                                 "text": generate(self.model, self.tok, p, n_tokens, temperature=0.8, top_k=40,
+                                                  seed=seed)})
+            return rows
+
+        return self._once(("samples", tuple(prompts), n_tokens), make)
+
+    def scored(self, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0,
+               text: str | None = None) -> dict[str, Any]:
+        """Score ``text`` after ``prompt`` (default: a sampled continuation of it); the text is in ``"text"``."""
+
+        def make() -> dict[str, Any]:
+            body = text
+            if body is None:
+                body = generate(self.model, self.tok, prompt, n_tokens, temperature=1.0, seed=seed)
+            return {**score(self.model, self.tok, body, prompt), "prompt": prompt, "text": body}
+
+        return self._once(("score", prompt, n_tokens, seed, text), make)
+
+    def attention(self, prompt: str = ATTENTION_PROMPT, word: int = 12) -> dict[str, Any]:
+        return self._once(("attention", prompt, word),
+                          lambda: attention_at_word(self.model, self.tok, prompt, word))
+
+    def inversion(self, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5,
+                  seed: int = 0) -> dict[str, Any]:
+        return self._once(("inversion", target, lr, steps, every, seed),
+                          lambda: invert(self.model, self.tok, target, lr=lr, steps=steps, every=every,
+                                         seed=seed, quiet=self.quiet))
+
+
+def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -> Opened:
+    """The config, tokenizer and trained model (eval mode, frozen) of a run folder."""
+    cfg = run.config(TextgenConfig)
+    tok = load_tokenizer(cfg.tokenizer, run.path)
+    model = GPT(model_config(cfg, tok.vocab_size))
+    load_weights(run, model, device=device)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Opened(run, cfg, tok, model, quiet)
+
+
+# ----------------------------------------------------------------------------------------------------- demo
+
+def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto", quiet: bool = False,
+         reuse: bool = True, tiny: bool = False) -> list[Run]:
+    """Train (or reuse) the lab's run and write every figure.
+
+    quick: the ``mini`` model (4 blocks, 128 wide) with a 1024-token BPE learned on Alice, 350 steps. A BPE of
+    1024 tokens puts about 3.5 characters in a token, so 64 tokens of context cover ~220 characters and
+    samples are made of real words after a few hundred steps. GPT-2's 50257-way output layer would make each
+    step ~17x slower on a CPU (measured, see benchmarks/bench_textgen.py), and characters need many more
+    steps before words appear.
+    No dropout: 350 steps see the training tokens ~15 times, before overfitting sets in.
+    Full: the ``mini`` preset (1024-token BPE, dropout 0.2), 2000 steps.
+    tiny: a 1-block character model on the built-in sample text, 40 steps (seconds, no fetched data).
+    """
+    if tiny:
+        cfg, name = TINY, "sample-tiny-char"
+    else:
+        cfg, name = (QUICK, "alice-mini-bpe-quick") if quick else (PRESETS["mini"], "alice-mini-bpe")
+    run = reuse_or_create(LAB, cfg, root=root, name=name, reuse=reuse)
+    if not run.finished:
+        train(cfg, run=run, resume=run.last_checkpoint.exists(), device=device, quiet=quiet)
+    dev = choose_device("cpu" if device == "auto" else device)
+    with cpu_threads(cfg.threads if dev.type == "cpu" else 0):
+        draw_all(LAB, open_run(run, dev, quiet=quiet), run)
+    return [run]
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Validation loss, inversion and attention checks for the report's front table."""
+    rows = []
+    for run in runs:
+        s = run.read_summary()
+        if "val_loss" in s:
+            rows.append({"metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
+                         "value": s["val_loss"], "reference": ""})
+        if s.get("inversion_match_step") is not None:
+            rows.append({"metric": "inversion: Adam steps to an exact match", "value": s["inversion_match_step"],
+                         "reference": "79 (GPT-2 small)"})
+        if "attention_row_sum_max_error" in s:
+            rows.append({"metric": "attention rows: max |sum - 1|", "value": s["attention_row_sum_max_error"],
+                         "reference": "0"})
+    return rows
