@@ -1,31 +1,16 @@
 """The ``genlab sentiment`` verbs end to end on a tiny Kaggle-format CSV (learned embeddings: no download)."""
 
-import csv
 import json
-import random
 
 import pytest
 
 from genlab.cli import main
-
-POS = ["great", "good", "wonderful", "fun", "moving", "superb"]
-NEG = ["bad", "dull", "awful", "boring", "worst", "weak"]
-FILL = ["the", "movie", "film", "plot", "was", "this", "acting", "story"]
+from genlab.data.reviews import write_tiny_reviews
 
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
-    rng = random.Random(0)
-    path = tmp_path_factory.mktemp("data") / "IMDB Dataset.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["review", "sentiment"])
-        for i in range(80):
-            pos = i % 2 == 0
-            words = rng.choices(FILL, k=6) + rng.choices(POS if pos else NEG, k=2)
-            rng.shuffle(words)
-            w.writerow([" ".join(words).capitalize() + "!", "positive" if pos else "negative"])
-    return path
+    return write_tiny_reviews(tmp_path_factory.mktemp("data") / "IMDB Dataset.csv", n=80)
 
 
 def _train(tmp_path, csv_path, name, *extra):
@@ -62,6 +47,18 @@ def test_eval_and_figures(runs, capsys):
     assert (runs / "sentiment" / "gru" / "figures" / "bptt.png").exists()
 
 
+def test_figures_with_other_runs_compares_them_in_model_order(runs, capsys):
+    gru, mlp, att = (str(runs / "sentiment" / m) for m in ("gru", "mlp", "attention"))
+    assert main(["sentiment", "figures", "--run", gru, "--with", att, "--with", mlp, "--quiet"]) == 0
+    rows = (runs / "sentiment" / "gru" / "tables" / "comparison.csv").read_text().splitlines()
+    assert [r.split(",")[-1] for r in rows[1:]] == ["gru", "mlp", "attention", "-"]  # the last row: TF-IDF
+    meta = json.loads((runs / "sentiment" / "gru" / "figures" / "bptt.json").read_text())
+    assert meta["command"] == f"genlab sentiment figures --run {gru} --with {mlp} --with {att}"
+    summary = json.loads((runs / "sentiment" / "gru" / "summary.json").read_text())
+    assert set(summary["comparison"]) == {"GRU (8x1)", "token-wise MLP [8]", "attention (k=2, H=8) + MLP [8]",
+                                          "TF-IDF + logistic regression"}
+
+
 def test_explain_prints_per_word_scores_and_draws(runs, capsys):
     mlp, att = runs / "sentiment" / "mlp", runs / "sentiment" / "attention"
     assert main(["sentiment", "explain", "--run", str(mlp), "--run", str(att), "the movie was not good"]) == 0
@@ -86,6 +83,11 @@ def test_sweep_runs_cells_and_skips_finished_ones(tmp_path, tiny_csv, capsys):
     assert main(args) == 0
     summary = json.loads((tmp_path / "sentiment" / "sweep" / "summary.json").read_text())
     assert summary["reused"] == 6
+    table = (tmp_path / "sentiment" / "sweep" / "tables" / "sweep.csv").read_text()
+    assert main(["sentiment", "figures", "--run", str(tmp_path / "sentiment" / "sweep")]) == 0  # redrawn from cells
+    assert (tmp_path / "sentiment" / "sweep" / "tables" / "sweep.csv").read_text() == table
+    assert main(["sentiment", "eval", "--run", str(tmp_path / "sentiment" / "sweep")]) == 2
+    assert "is a sweep" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra,needle", [

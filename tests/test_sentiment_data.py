@@ -97,3 +97,16 @@ def test_glove_vocab_from_fixture(tmp_path):
     v = rv.Vocab("glove", glove=index)
     assert v.encode("The good zzz") == [2, 3, rv.UNK]
     assert matrix[index["movie"]].tolist() == [4.0, 5.0]
+
+
+def test_prepare_is_cached_and_long_sequences_end_in_the_review_they_are_labelled_by(tmp_path):
+    path = str(rv.write_tiny_reviews(tmp_path / "reviews.csv", n=20))
+    p = rv.prepare(path, n_train=15, embeddings="learned", min_count=1)
+    assert rv.prepare(path, n_train=15, embeddings="learned", min_count=1) is p
+    assert len(p.train_ids) == 15 and len(p.test_ids) == 5 and p.train_len.tolist() == [8] * 15
+    again = rv.prepare(path, n_train=15, embeddings="learned", vocab_words=p.vocab.words())
+    assert torch.equal(again.train_ids, p.train_ids)
+    ids, y = rv.long_sequences(p, length=20, count=2)
+    assert ids.shape == (2, 20)
+    last = torch.randperm(15, generator=torch.Generator().manual_seed(0))[2]  # 3 reviews of 8 words reach 20
+    assert torch.equal(ids[0, -8:], p.train_ids[last, :8]) and y[0] == p.train_y[last]

@@ -83,11 +83,31 @@ def test_padding_does_not_change_the_final_state(cell):
 def test_truncated_bptt_cuts_the_gradient():
     torch.manual_seed(0)
     rnn = Recurrent(3, 4, 1, "gru", tbptt=3).train()
-    rnn.keep_states = True
-    _, last = rnn(_x(2, 8, 3, seed=10))
-    grads = torch.autograd.grad(last.sum(), rnn.step_states, allow_unused=True)
+    states, last = rnn.states_along_time(_x(2, 8, 3, seed=10))
+    grads = torch.autograd.grad(last.sum(), states, allow_unused=True)
     norms = [0.0 if g is None else g.norm().item() for g in grads]
     assert all(n == 0.0 for n in norms[:6]) and all(n > 0 for n in norms[6:])
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_states_along_time_are_the_forward_states(layers):
+    torch.manual_seed(0)
+    rnn = Recurrent(3, 5, layers, "rnn")
+    x, mask = _x(2, 6, 3, seed=13), torch.tensor([[1] * 6, [1] * 4 + [0] * 2], dtype=torch.bool)
+    out, last = rnn(x, mask)
+    states, final = rnn.states_along_time(x, mask)
+    assert len(states) == 6 and torch.equal(torch.stack(states, 1), out) and torch.equal(final, last)
+
+
+def test_gradient_norms_along_time_match_autograd_on_the_states():
+    torch.manual_seed(0)
+    model = RecurrentClassifier(WordEmbedding(12, 4), "rnn", 6)
+    ids, y = torch.randint(1, 12, (3, 9)), torch.tensor([0, 1, 1])
+    norms = model.gradient_norms_along_time(ids, y)
+    states, last = model.rnn.states_along_time(model.embed(ids), torch.ones_like(ids, dtype=torch.bool))
+    grads = torch.autograd.grad(nn.functional.cross_entropy(model.head(last), y), states)
+    assert norms == [g.norm(dim=-1).mean().item() for g in grads]
+    assert norms[-1] > norms[0] > 0  # tanh Elman at initialisation: the gradient fades going back in time
 
 
 def _naive_attention(att, x, mask):

@@ -18,6 +18,10 @@ Word vectors: GloVe 6B 50-d (``genlab data fetch glove``): a ``(400000, 50)`` fl
 parquet file whose single string column ``index`` holds the word of each row. Token ids for GloVe are
 ``row + 2``; id 0 is padding and id 1 is an unknown word, both with a zero vector. With learned embeddings the
 vocabulary is instead the training set's words (those seen at least ``min_count`` times).
+
+:func:`prepare` does all of it (read, clean, build the vocabulary, encode, drop empty reviews) once per process
+for each setting; :func:`write_tiny_reviews` writes a small generated review set in the Kaggle format, for
+tests and the tiny demo (no fetched data).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from __future__ import annotations
 import bz2
 import csv
 import functools
+import io
+import random
 import re
 import sys
 from collections import Counter
@@ -239,3 +245,93 @@ def embedding_matrix(vocab: Vocab) -> torch.Tensor:
     table = np.zeros((vocab.size, matrix.shape[1]), dtype=np.float32)
     table[vocab.offset :] = matrix
     return torch.from_numpy(table)
+
+
+# ------------------------------------------------------------------------------------------ prepared data
+
+
+@dataclass
+class Prepared:
+    """A split encoded for one vocabulary: padded token ids, lengths and labels of train and test."""
+
+    split: ReviewSplit
+    vocab: Vocab
+    train_ids: torch.Tensor
+    train_len: torch.Tensor
+    train_y: torch.Tensor
+    test_ids: torch.Tensor
+    test_len: torch.Tensor
+    test_y: torch.Tensor
+
+
+_PREPARED: dict[tuple, Prepared] = {}
+
+
+def prepare(csv_path: str = "", n_train: int = 30000, embeddings: str = "glove", min_count: int = 2,
+            max_len: int = MAX_LEN, vocab_words: Sequence[str] | None = None) -> Prepared:
+    """Load, clean and encode the reviews (cached per process: a demo trains four models on them).
+
+    ``embeddings='glove'`` uses the GloVe vocabulary; ``'learned'`` the training words seen ``min_count`` times,
+    or ``vocab_words`` (a trained run's vocabulary) when given. Reviews with no words are dropped.
+    """
+    key = (csv_path, n_train, embeddings, min_count, max_len, None if vocab_words is None else tuple(vocab_words))
+    if key in _PREPARED:
+        return _PREPARED[key]
+    split = load_reviews(csv_path, n_train)
+    if embeddings == "glove":
+        vocab = Vocab("glove")
+    elif vocab_words is not None:
+        vocab = Vocab("learned", vocab_words)
+    else:
+        vocab = Vocab.build(split.train_texts, min_count, max_len)
+    tr_ids, tr_len = encode_texts(split.train_texts, vocab, max_len)
+    te_ids, te_len = encode_texts(split.test_texts, vocab, max_len)
+    keep_tr, keep_te = tr_len > 0, te_len > 0  # a review with no letters has nothing to read
+    p = Prepared(split, vocab, tr_ids[keep_tr], tr_len[keep_tr], torch.as_tensor(split.train_labels)[keep_tr],
+                 te_ids[keep_te], te_len[keep_te], torch.as_tensor(split.test_labels)[keep_te])
+    _PREPARED[key] = p
+    return p
+
+
+def long_sequences(data: Prepared, length: int = 100, count: int = 32, seed: int = 0) -> tuple[torch.Tensor,
+                                                                                                 torch.Tensor]:
+    """``count`` sequences of exactly ``length`` words, each a run of consecutive training reviews joined;
+    labelled as the review the sequence ends in (the signal sits at the end, the far past is noise)."""
+    g = torch.Generator().manual_seed(seed)
+    words = []
+    ys = []
+    order = torch.randperm(len(data.train_ids), generator=g).tolist()
+    pos = 0
+    for _ in range(count):
+        seq: list[int] = []
+        while len(seq) < length:
+            i = order[pos % len(order)]
+            pos += 1
+            seq = seq + data.train_ids[i, : data.train_len[i]].tolist()
+            last = i
+        words.append(seq[-length:])
+        ys.append(int(data.train_y[last]))
+    return torch.tensor(words), torch.tensor(ys)
+
+
+TINY_POSITIVE = ("great", "good", "wonderful", "fun", "moving", "superb")
+TINY_NEGATIVE = ("bad", "dull", "awful", "boring", "worst", "weak")
+TINY_FILLER = ("the", "movie", "film", "plot", "was", "this", "acting", "story")
+
+
+def write_tiny_reviews(path: str | Path, n: int = 80, seed: int = 0) -> Path:
+    """A Kaggle-format CSV of ``n`` generated reviews (six filler words and two sentiment words each, every
+    other one positive): learnable in a few steps, for tests and the tiny demo. The same ``n`` and ``seed``
+    always write the same file."""
+    from genlab.io import atomic_write_text
+
+    rng = random.Random(seed)
+    rows = [["review", "sentiment"]]
+    for i in range(n):
+        pos = i % 2 == 0
+        words = rng.choices(TINY_FILLER, k=6) + rng.choices(TINY_POSITIVE if pos else TINY_NEGATIVE, k=2)
+        rng.shuffle(words)
+        rows.append([" ".join(words).capitalize() + "!", "positive" if pos else "negative"])
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return atomic_write_text(path, buf.getvalue())

@@ -161,9 +161,9 @@ class GRUCell(nn.Module):
 class Recurrent(nn.Module):
     """A stack of ``layers`` Elman or GRU cells run over a padded batch, looping over time only.
 
-    ``forward(x (B, T, I), mask (B, T)) -> (states (B, T, H) of the top layer, final state (B, H))``.
-    With ``keep_states=True`` the top layer's per-step states stay as separate graph nodes in
-    ``self.step_states`` (for d loss / d h_t in the BPTT figure).
+    ``forward(x (B, T, I), mask (B, T)) -> (states (B, T, H) of the top layer, final state (B, H))``;
+    :meth:`states_along_time` gives the top layer's states as one graph node per step instead, so that
+    ``torch.autograd.grad(loss, states)`` is ``d loss / d h_t`` for every ``t`` (the BPTT figure).
     """
 
     def __init__(
@@ -188,31 +188,32 @@ class Recurrent(nn.Module):
             self.cells = nn.ModuleList(ElmanCell(s, hidden_size, activation) for s in sizes)
         else:
             self.cells = nn.ModuleList(GRUCell(s, hidden_size, reset_after) for s in sizes)
-        self.keep_states = False
-        self.step_states: list[torch.Tensor] = []
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, h = self.states_along_time(x, mask, h0)
+        return torch.stack(states, dim=1), h
+
+    def states_along_time(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, h0: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The top layer's state after every step, ``T`` tensors ``(B, H)`` that are each a node of the graph
+        (the final state is computed from them), and the final state ``(B, H)``."""
         b, t, _ = x.shape
         m = None if mask is None else mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
-        out = x
+        out, states = x, []
         for li, cell in enumerate(self.cells):
+            if li:
+                out = torch.stack(states, dim=1)
             xp = cell.input_part(out)  # (B, T, gates*H): the input half of every gate, all steps at once
             w = cell.recurrent_weights()
             h = x.new_zeros(b, self.hidden_size) if h0 is None else h0[li]
-            top = li == len(self.cells) - 1
-            keep = top and self.keep_states
-            if keep:
-                self.step_states = []
             states = []
             for step in range(t):
                 if self.tbptt and self.training and step > 0 and step % self.tbptt == 0:
                     h = h.detach()
                 new = cell.step(xp[:, step], h, w)
                 h = new if m is None else m[:, step] * new + (1 - m[:, step]) * h
-                if keep:
-                    self.step_states.append(h)
                 states.append(h)
-            out = torch.stack(states, dim=1)
-        return out, h
+        return states, h

@@ -12,14 +12,23 @@ and padding; kept out of the checkpoint, since they are the fetched file) or a l
 * :class:`AttentionMLP`: each word first attends to its ``k`` neighbours on each side
   (:class:`~genlab.nn.attention.RestrictedSelfAttention`), then the token-wise MLP reads the attention output,
   so a word's sub-score can depend on its context ("not good").
+
+Beside them: :func:`predict_proba` (P(positive) of many reviews), :func:`scores` (accuracy, F1, ROC-AUC),
+:func:`explain_review` (a token-wise model's per-word sub-scores of one review) and :func:`tfidf_baseline`, the
+TF-IDF + logistic-regression reference every model is compared with.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
-from genlab.nn.attention import RestrictedSelfAttention
+from genlab.data import reviews as rv
+from genlab.errors import ConfigError
+from genlab.nn.attention import RestrictedSelfAttention, window_to_matrix
 from genlab.nn.recurrent import Recurrent
 
 MODELS = ("rnn", "gru", "mlp", "attention")
@@ -79,6 +88,15 @@ class RecurrentClassifier(nn.Module):
         _, last = self.rnn(self.embed(ids), mask)
         return self.head(last)
 
+    def gradient_norms_along_time(self, ids: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """Mean over the batch of ``|| d loss / d h_t ||`` at every step ``t`` of the top recurrent layer, for
+        the cross-entropy of labels ``y`` read after the last word of unpadded ``ids`` (B, T): how far back
+        in time the gradient reaches."""
+        mask = torch.ones_like(ids, dtype=torch.bool)
+        states, last = self.rnn.states_along_time(self.embed(ids), mask)
+        loss = nn.functional.cross_entropy(self.head(last), y)
+        return [g.norm(dim=-1).mean().item() for g in torch.autograd.grad(loss, states)]
+
 
 class TokenMLP(nn.Module):
     """Per-word sub-scores ``MLP(x_i) -> (neg, pos)``; the review score is their mean over real words."""
@@ -114,3 +132,71 @@ class AttentionMLP(TokenMLP):
         out, w = self.attn(self.embed(ids), mask)
         self.last_weights = w.detach()
         return out
+
+
+# ---------------------------------------------------------------------------------- scoring and explaining
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, device: torch.device | str = "cpu",
+                  batch: int = 512) -> np.ndarray:
+    """P(positive) for every review (batched, each batch trimmed to its longest review)."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(ids), batch):
+        idx = torch.arange(i, min(i + batch, len(ids)))
+        x, m = rv.batch_of(ids, lengths, idx)
+        out.append(torch.softmax(model(x.to(device), m.to(device)).float(), -1)[:, 1].cpu())
+    model.train(was)
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Accuracy, F1 (positive class) and ROC-AUC from labels and P(positive)."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    pred = (p >= 0.5).astype(int)
+    auc = roc_auc_score(y, p) if len(np.unique(y)) == 2 else float("nan")
+    return {"acc": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0)),
+            "auc": float(auc)}
+
+
+def train_test_scores(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    """``{train_acc, train_f1, train_auc, test_acc, ...}`` from ``(labels, P(positive))`` of both parts."""
+    return {f"{part}_{k}": v for part, (y, p) in (("train", train), ("test", test)) for k, v in scores(y, p).items()}
+
+
+def tfidf_baseline(split: rv.ReviewSplit) -> dict[str, float]:
+    """TF-IDF of words and word pairs + logistic regression, on the same cleaned split: a reference row."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(preprocessor=lambda t: " ".join(rv.clean(t)), ngram_range=(1, 2), min_df=2,
+                          sublinear_tf=True)
+    x = vec.fit_transform(split.train_texts)
+    clf = LogisticRegression(max_iter=2000, C=4.0).fit(x, split.train_labels)
+    return train_test_scores((split.train_labels, clf.predict_proba(x)[:, 1]),
+                             (split.test_labels, clf.predict_proba(vec.transform(split.test_texts))[:, 1]))
+
+
+@torch.no_grad()
+def explain_review(model: nn.Module, vocab: rv.Vocab, text: str, max_len: int = rv.MAX_LEN) -> dict[str, Any]:
+    """Per-word (negative, positive) sub-scores of a token-wise model, the review's scores and prediction, and
+    (attention model) the full attention matrix of the review."""
+    if not isinstance(model, TokenMLP):
+        raise ConfigError("explain needs a run of model 'mlp' or 'attention' (they score each word); "
+                          "train one with --set model=mlp")
+    words = rv.clean(text, max_len)
+    if not words:
+        raise ConfigError(f"review {text!r} has no words after cleaning (letters only); give a review with words")
+    ids = torch.tensor([[vocab.id(w) for w in words]])
+    sub = model.sub_scores(ids, torch.ones_like(ids, dtype=torch.bool))[0]
+    final = sub.mean(0)
+    out = {"text": text, "words": words, "neg": sub[:, 0].tolist(), "pos": sub[:, 1].tolist(),
+           "known": [vocab.id(w) != rv.UNK for w in words], "score_neg": float(final[0]),
+           "score_pos": float(final[1]), "p_pos": float(torch.softmax(final, -1)[1]),
+           "prediction": "positive" if final[1] > final[0] else "negative"}
+    if isinstance(model, AttentionMLP) and model.last_weights is not None:
+        out["attention"] = window_to_matrix(model.last_weights[0], model.attn.k).tolist()
+    return out

@@ -1,0 +1,23 @@
+"""Lab 4: movie-review sentiment with an Elman RNN, a GRU, a token-wise MLP and restricted self-attention.
+
+Each model reads a review's words (frozen GloVe 6B 50-d vectors, or learned embeddings) and gives two
+logits, negative and positive; training follows the lab: batches of 32 reviews, Adam, cross-entropy, one test
+batch scored every 50 steps (the curves), then accuracy, F1 and ROC-AUC on the whole train and test sets,
+next to a TF-IDF + logistic-regression baseline on the same split. The recurrent models show how far back
+the gradient reaches (backpropagation through time: it vanishes in the tanh Elman RNN, the GRU's gate keeps
+a path open); the token-wise MLP explains itself, since the review's score is the mean of per-word
+sub-scores, and restricted self-attention lets a word's sub-score depend on its neighbours ("not good").
+The models are in :mod:`genlab.nn.recurrent`, :mod:`genlab.nn.attention` and :mod:`genlab.nn.sentiment_models`,
+the data in :mod:`genlab.data.reviews`. Outputs spanning several runs (the comparison table, the trained BPTT
+curves, explain over the mlp and attention runs) read them through the opened run's ``runs``
+(``genlab sentiment figures --run DIR --with DIR ...``).
+"""
+
+from genlab.labs import LabSpec
+from genlab.labs.sentiment import figures as _figures  # noqa: F401  (registers the lab's outputs)
+from genlab.labs.sentiment.cli import TITLE, register
+from genlab.labs.sentiment.config import PRESETS, SentimentConfig
+from genlab.labs.sentiment.core import demo, key_metrics
+
+SPEC = LabSpec(name="sentiment", title=TITLE, order=4, Config=SentimentConfig, presets=PRESETS, register=register,
+               demo=demo, key_metrics=key_metrics, story=__doc__)

@@ -1,0 +1,188 @@
+"""``genlab sentiment <verb>``: train, eval, sweep, explain, figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from genlab.data import reviews as rv
+from genlab.errors import ConfigError, choose
+from genlab.io import check_path
+from genlab.labs.sentiment.config import EXAMPLES, LAB, PRESETS, SentimentConfig, describe_model, sweep_cells
+from genlab.labs.sentiment.core import (
+    Sweep,
+    baseline,
+    load_model,
+    open_run,
+    prepare_data,
+    run_data,
+    score,
+    sweep,
+    train,
+    write_outputs,
+)
+from genlab.nn.recurrent import ACTIVATIONS
+from genlab.nn.sentiment_models import MODELS
+from genlab.runs import Run, cpu_threads, markdown_table
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+
+TITLE = "Sentiment: Elman RNN, GRU, token-wise MLP and restricted self-attention on movie reviews"
+
+_SHORT = (("model", str), ("activation", str), ("hidden", int), ("layers", int), ("window", int),
+          ("embeddings", str), ("csv", str), ("tbptt", int), ("steps", int), ("lr", float))
+
+
+def _add_short(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("shortcuts for --set KEY=VALUE")
+    for key, tp in _SHORT:
+        g.add_argument(f"--{key}", type=str, default=None, metavar=tp.__name__.upper(), help=f"--set {key}=...")
+    g.add_argument("--clip", type=str, default=None, metavar="NORM", help="--set grad_clip=... (gradient clipping)")
+
+
+def _short_overrides(args: argparse.Namespace) -> list[str]:
+    out = [f"{k}={getattr(args, k)}" for k, _ in _SHORT if getattr(args, k, None) is not None]
+    if getattr(args, "clip", None) is not None:
+        out.append(f"grad_clip={args.clip}")
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.csv is not None:
+        check_path(args.csv, "CSV file")
+    args.overrides = _short_overrides(args) + list(args.overrides)
+    cfg = config_from_args(SentimentConfig, args, PRESETS)
+    prepare_data(cfg)  # a bad CSV fails before a run folder is made
+    run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
+    train(cfg, run, device=args.device, quiet=args.quiet, resume=args.resume)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    run, dev = open_run_arg(args, LAB)
+    if isinstance(open_run(run), Sweep):
+        raise ConfigError(f"{args.run!r} is a sweep; eval one of its cells (folders under {args.run}/stages)")
+    model, cfg, vocab = load_model(run, dev)
+    if args.csv:
+        cfg = cfg.update({"csv": args.csv})
+    data = run_data(cfg, vocab)
+    with cpu_threads(cfg.threads):
+        rows = [{"model": describe_model(cfg), "dataset": data.split.name,
+                 **{k: round(v, 4) for k, v in score(model, data, dev).items()}}]
+    if args.baseline:
+        rows.append({"model": "TF-IDF + logistic regression", "dataset": data.split.name,
+                     **{k: round(v, 4) for k, v in baseline(cfg, data).items()}})
+    print(markdown_table(rows), end="")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    acts = [a.strip() for a in args.activations.split(",") if a.strip()]
+    for m in models:
+        choose("model", m, MODELS)
+    for a in acts:
+        choose("activation", a, ACTIVATIONS)
+    try:
+        hiddens = ([int(h) for h in args.hidden.split(",")] if "," in args.hidden or ":" not in args.hidden
+                   else list(range(*[int(v) for v in args.hidden.split(":")])))
+        layers = [int(v) for v in args.layers.split(",")]
+    except ValueError:
+        raise ConfigError(f"bad --hidden {args.hidden!r} or --layers {args.layers!r}; write e.g. --hidden 64:129:8 "
+                          f"or --hidden 64,96,128 and --layers 1,2") from None
+    if not hiddens or min(hiddens) < 1 or not layers or min(layers) < 1:
+        raise ConfigError("--hidden and --layers need positive integers")
+    args.overrides = ([f"steps={args.steps}"] if args.steps is not None else []) + list(args.overrides)
+    if args.csv:
+        args.overrides.append(f"csv={args.csv}")
+    base = config_from_args(SentimentConfig, args)
+    sweep(sweep_cells(models, acts, hiddens, layers), base, root=args.run_dir, name=args.name, jobs=args.jobs,
+          quiet=args.quiet)
+    return 0
+
+
+def explain_table(results: dict[str, dict]) -> str:
+    """The per-word table of one review for several models (columns: word, then neg/pos per model)."""
+    names = list(results)
+    first = results[names[0]]
+    head = ["word"] + [f"{n} {c}" for n in names for c in ("neg", "pos", "pos-neg")]
+    lines = ["  ".join(f"{h:>14}" for h in head)]
+    for i, w in enumerate(first["words"]):
+        cells = [w + ("" if first["known"][i] else " (?)")]
+        for n in names:
+            r = results[n]
+            cells += [f"{r['neg'][i]:+.3f}", f"{r['pos'][i]:+.3f}", f"{r['pos'][i] - r['neg'][i]:+.3f}"]
+        lines.append("  ".join(f"{c:>14}" for c in cells))
+    cells = ["(mean)"]
+    for n in names:
+        r = results[n]
+        cells += [f"{r['score_neg']:+.3f}", f"{r['score_pos']:+.3f}", f"{r['score_pos'] - r['score_neg']:+.3f}"]
+    lines.append("  ".join(f"{c:>14}" for c in cells))
+    lines.append("prediction: " + ", ".join(f"{n}: {results[n]['prediction']} (P(pos) = {results[n]['p_pos']:.3f})"
+                                            for n in names))
+    return "\n".join(lines)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    texts = tuple(args.text) or EXAMPLES
+    for t in texts:
+        if not rv.clean(t):
+            raise ConfigError(f"review {t!r} has no words after cleaning (letters only); give a review with words")
+    opened = open_run(args.run[-1], args.run[:-1], texts=texts)
+    for r in opened.runs:
+        model = r.config(SentimentConfig).model
+        if model not in ("mlp", "attention"):
+            raise ConfigError(f"run {str(r.path)!r} is a {model!r} model; explain needs 'mlp' or 'attention'")
+    with cpu_threads(opened.threads):
+        for res in opened.explained:
+            print(f"\nreview: {res[next(iter(res))]['text']!r}")
+            print(explain_table(res))
+    if not args.no_figures:
+        write_outputs(opened, ("explain_words", "attention_weights"))
+        print(f"figures in {opened.run.figures_dir}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    opened = open_run(args.run, args.with_runs or [], bptt=args.bptt)
+    write_outputs(opened)
+    print(f"figures in {opened.run.figures_dir}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    verbs = add_lab_parser(sub, LAB, "lab 4: review sentiment with RNN, GRU, token-wise MLP and attention", TITLE)
+
+    t = verbs.add_parser("train", help="train one model (default: GRU on rt)")
+    add_train_args(t, list(PRESETS))
+    _add_short(t)
+    t.set_defaults(func=cmd_train)
+
+    e = verbs.add_parser("eval", help="accuracy, F1 and ROC-AUC of a trained run on train and test")
+    add_run_arg(e)
+    e.add_argument("--csv", default=None, help="score on a Kaggle-format CSV instead of the run's data")
+    e.add_argument("--baseline", action="store_true", help="add the TF-IDF + logistic-regression row")
+    e.set_defaults(func=cmd_eval)
+
+    s = verbs.add_parser("sweep", help="grid of model x activation x hidden x layers in parallel processes")
+    add_train_args(s)
+    s.add_argument("--models", default="rnn,gru", help="comma-separated models (default: rnn,gru)")
+    s.add_argument("--activations", default="tanh,relu", help="Elman activations (default: tanh,relu)")
+    s.add_argument("--hidden", default="64:129:8", help="start:stop:step or a list (default: 64:129:8)")
+    s.add_argument("--layers", default="1", help="comma-separated layer counts (default: 1)")
+    s.add_argument("--steps", type=int, default=None, help="steps per cell (default: the config's)")
+    s.add_argument("--csv", default=None, help="a Kaggle-format CSV instead of rt")
+    s.add_argument("--jobs", type=int, default=1, help="parallel processes (default: 1)")
+    s.set_defaults(func=cmd_sweep, name="sweep")
+
+    x = verbs.add_parser("explain", help="per-word sub-scores of mlp / attention runs for reviews")
+    x.add_argument("text", nargs="*", help="reviews to explain (default: the lab's examples)")
+    x.add_argument("--run", action="append", required=True, metavar="DIR",
+                   help="a trained mlp or attention run (repeatable; figures go into the last)")
+    x.add_argument("--no-figures", action="store_true", help="print the tables only")
+    x.set_defaults(func=cmd_explain)
+
+    f = verbs.add_parser("figures", help="redraw every figure and table of a run (or a sweep)")
+    add_run_arg(f)
+    f.add_argument("--with", dest="with_runs", action="append", metavar="DIR",
+                   help="another run for the outputs spanning several (comparison, BPTT after training, explain)")
+    f.add_argument("--bptt", action="store_true", help="also draw the BPTT gradient figure for a non-recurrent run")
+    f.set_defaults(func=cmd_figures)

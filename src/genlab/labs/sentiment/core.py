@@ -1,0 +1,387 @@
+"""Train, evaluate and open sentiment runs; sweeps and the demo. Library pieces wired together, no plotting."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab.data import reviews as rv
+from genlab.errors import ConfigError, RunError
+from genlab.io import atomic_write_json
+from genlab.labs import draw, registered
+from genlab.labs.sentiment.config import (
+    EXAMPLES,
+    FULL_STEPS,
+    LAB,
+    QUICK_STEPS,
+    TINY,
+    TINY_STEPS,
+    SentimentConfig,
+    cell_config,
+    cell_name,
+    describe_model,
+    sweep_cells,
+)
+from genlab.nn.sentiment_models import (
+    MODELS,
+    AttentionMLP,
+    RecurrentClassifier,
+    TokenMLP,
+    WordEmbedding,
+    explain_review,
+    predict_proba,
+    tfidf_baseline,
+    train_test_scores,
+)
+from genlab.runs import Run, choose_device, cpu_threads, markdown_table, reuse_or_create, seed_everything
+from genlab.train import fit, load_weights, make_optimizer
+
+# --------------------------------------------------------------------------------------------- model, data
+
+
+def prepare_data(cfg: SentimentConfig, vocab_words: list[str] | None = None) -> rv.Prepared:
+    """The reviews of ``cfg`` encoded for its vocabulary (``vocab_words``: a trained run's learned one)."""
+    return rv.prepare(cfg.csv, cfg.n_train, cfg.embeddings, cfg.min_count, cfg.max_len, vocab_words)
+
+
+def build_model(cfg: SentimentConfig, vocab: rv.Vocab) -> nn.Module:
+    """The classifier of ``cfg.model`` over frozen GloVe or learned embeddings."""
+    if cfg.embeddings == "glove":
+        embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab))
+    else:
+        embed = WordEmbedding(vocab.size, cfg.embed_dim)
+    if cfg.model in ("rnn", "gru"):
+        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt,
+                                   cfg.reset_after)
+    if cfg.model == "mlp":
+        return TokenMLP(embed, tuple(cfg.widths))
+    return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths))
+
+
+def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module, SentimentConfig, rv.Vocab]:
+    """A trained run's model (eval mode), config and vocabulary."""
+    cfg = run.config(SentimentConfig)
+    if cfg.embeddings == "learned":
+        vf = run.path / "vocab.json"
+        if not vf.exists():
+            raise RunError(f"run {str(run.path)!r} has no vocab.json; train it again")
+        vocab = rv.Vocab("learned", json.loads(vf.read_text()))
+    else:
+        vocab = rv.Vocab("glove")
+    model = build_model(cfg, vocab)
+    load_weights(run, model, device=device)
+    model.eval()
+    return model, cfg, vocab
+
+
+def run_data(cfg: SentimentConfig, vocab: rv.Vocab) -> rv.Prepared:
+    return prepare_data(cfg, vocab.words() if cfg.embeddings == "learned" else None)
+
+
+# ------------------------------------------------------------------------------------- training, evaluation
+
+_BASELINES: dict[str, dict[str, float]] = {}
+
+
+def score(model: nn.Module, data: rv.Prepared, device: torch.device | str = "cpu") -> dict[str, float]:
+    """``{train,test}_{acc,f1,auc}`` of ``model`` on the whole train and test sets of ``data``."""
+    return train_test_scores((data.train_y.numpy(), predict_proba(model, data.train_ids, data.train_len, device)),
+                             (data.test_y.numpy(), predict_proba(model, data.test_ids, data.test_len, device)))
+
+
+def baseline(cfg: SentimentConfig, data: rv.Prepared) -> dict[str, float]:
+    """The TF-IDF + logistic-regression scores on the split of ``cfg`` (computed once per process)."""
+    key = f"{cfg.csv}:{cfg.n_train}"
+    if key not in _BASELINES:
+        _BASELINES[key] = tfidf_baseline(data.split)
+    return _BASELINES[key]
+
+
+def evaluate(run: Run, model: nn.Module | None = None, data: rv.Prepared | None = None,
+             device: torch.device | str = "cpu", **extra: Any) -> dict[str, Any]:
+    """Accuracy, F1 and ROC-AUC on the whole train and test sets next to the TF-IDF baseline, into
+    ``summary.json`` (``extra``: timing numbers of the training just done). Idempotent."""
+    cfg = run.config(SentimentConfig)
+    if model is None:
+        model, _, vocab = load_model(run, device)
+        data = run_data(cfg, vocab)
+    with cpu_threads(cfg.threads):
+        metrics = score(model, data, device)
+    base = {k: round(v, 4) for k, v in baseline(cfg, data).items()}
+    return run.update_summary({
+        "model": cfg.model, "description": describe_model(cfg), "dataset": data.split.name,
+        **{k: round(v, 4) for k, v in metrics.items()}, "baseline_test_acc": base["test_acc"],
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad), "steps": cfg.steps,
+        **extra, "baseline": base})
+
+
+def train(cfg: SentimentConfig, run: Run, *, device: str = "auto", quiet: bool = False, resume: bool = False,
+          figures: bool = True) -> Run:
+    """Train one model into ``run`` as the lab does (batches of 32, Adam, a test batch scored every 50 steps),
+    evaluate it, and write its metrics table and (``figures``) curves."""
+    dev = choose_device(device)
+    data = prepare_data(cfg)
+    if cfg.embeddings == "learned":
+        atomic_write_json(run.path / "vocab.json", data.vocab.words())
+    seed_everything(cfg.seed)
+    model = build_model(cfg, data.vocab).to(dev)
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
+    n = len(data.train_ids)
+    per_epoch = max(1, n // cfg.batch_size)
+
+    def batches(step: int):
+        epoch, i = divmod(step - 1, per_epoch)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+        x, m = rv.batch_of(data.train_ids, data.train_len, idx)
+        return x.to(dev), m.to(dev), data.train_y[idx].to(dev)
+
+    def step_fn(model: nn.Module, batch) -> dict[str, Any]:
+        x, m, y = batch
+        logits = model(x, m)
+        return {"loss": nn.functional.cross_entropy(logits.float(), y), "acc": (logits.argmax(-1) == y).float().mean()}
+
+    n_eval = [0]
+
+    def eval_fn(model: nn.Module) -> dict[str, Any]:
+        """One test batch (the next one of a fixed shuffled order), as the lab scores every 50 steps."""
+        perm = torch.randperm(len(data.test_ids), generator=torch.Generator().manual_seed(12345))
+        k = n_eval[0] % max(1, len(perm) // cfg.batch_size)
+        n_eval[0] += 1
+        idx = perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
+        x, m = rv.batch_of(data.test_ids, data.test_len, idx)
+        y = data.test_y[idx].to(dev)
+        logits = model(x.to(dev), m.to(dev)).float()
+        return {"test_loss": nn.functional.cross_entropy(logits, y),
+                "test_acc": (logits.argmax(-1) == y).float().mean()}
+
+    result = fit(run, model, opt, step_fn, batches, cfg=cfg, device=dev, eval_fn=eval_fn, resume=resume,
+                 quiet=quiet, desc=f"sentiment {cfg.model}")
+    trained = cfg.steps - (result.resumed_from or 0)
+    s = evaluate(run, model, data, dev, train_seconds=round(result.seconds, 1),
+                 train_reviews_per_s=round(trained * cfg.batch_size / max(result.seconds, 1e-9), 1))
+    write_outputs(open_run(run), only=("metrics", "curves") if figures else ("metrics",))
+    if not quiet:
+        print(f"{s['description']}: test acc {s['test_acc']:.4f}, F1 {s['test_f1']:.4f}, AUC {s['test_auc']:.4f} "
+              f"(TF-IDF baseline {s['baseline_test_acc']:.4f}); run folder {run.path}")
+    return run
+
+
+def complete(run: Run, cfg: SentimentConfig, *, device: str = "auto", quiet: bool = False,
+             figures: bool = True) -> bool:
+    """Bring ``run`` (made for ``cfg``) to done: trained to its last step (:attr:`Run.finished`; a cut-off run
+    continues from its checkpoint) and evaluated. Returns whether any work was needed."""
+    if not run.finished:
+        train(cfg, run, device=device, quiet=quiet, resume=True, figures=figures)
+    elif "test_acc" not in run.read_summary():
+        evaluate(run, device=choose_device(device))
+        write_outputs(open_run(run), only=("metrics", "curves") if figures else ("metrics",))
+    else:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------- opened runs
+
+
+@dataclass
+class Opened:
+    """A trained run (``run``: where outputs go) and the runs that outputs spanning several read beside it
+    (``runs``: all of them, in model order: the comparison table, the BPTT figure's trained curves, explain)."""
+
+    run: Run
+    cfg: SentimentConfig
+    runs: list[Run]
+    texts: tuple[str, ...] = EXAMPLES
+    bptt: bool = False  # draw the BPTT figure for a run that is not recurrent too
+
+    @property
+    def threads(self) -> int:
+        return self.cfg.threads
+
+    @cached_property
+    def loaded(self) -> tuple[nn.Module, SentimentConfig, rv.Vocab]:
+        return load_model(self.run)
+
+    @cached_property
+    def data(self) -> rv.Prepared:
+        return run_data(self.cfg, self.loaded[2])
+
+    @property
+    def explainers(self) -> list[Run]:
+        """The mlp / attention runs among ``runs``, this run last (explain draws into the last one)."""
+        return [r for r in self.runs if r.path != self.run.path and r.config(SentimentConfig).model in
+                ("mlp", "attention")] + [self.run]
+
+    @cached_property
+    def explained(self) -> list[dict[str, dict[str, Any]]]:
+        """For each of ``texts``: ``{model name: per-word sub-scores, scores, prediction, attention}``."""
+        loaded = []
+        for r in self.explainers:
+            model, cfg, vocab = load_model(r)
+            if cfg.model not in ("mlp", "attention"):
+                raise ConfigError(f"run {str(r.path)!r} is a {cfg.model!r} model; explain needs 'mlp' or 'attention'")
+            name = cfg.model if cfg.model not in [c.model for _, _, c, _ in loaded] else r.path.name
+            loaded.append((name, model, cfg, vocab))
+        return [{name: explain_review(m, v, t, c.max_len) for name, m, c, v in loaded} for t in self.texts]
+
+    def command(self, verb: str) -> str:
+        if verb == "explain":
+            first, *rest = self.explainers
+            texts = [] if self.texts == EXAMPLES else [shlex.quote(t) for t in self.texts]
+            return first.command("explain", *[f"--run {shlex.quote(str(r.path))}" for r in rest], *texts)
+        others = [f"--with {shlex.quote(str(r.path))}" for r in self.runs if r.path != self.run.path]
+        return self.run.command("figures", *others, bptt=self.bptt)
+
+
+@dataclass
+class Sweep:
+    """A sweep run: its base config, its cells and their child runs (``<sweep>/stages/<cell>``)."""
+
+    run: Run
+    base: SentimentConfig
+    cells: list[dict]
+
+    @property
+    def threads(self) -> int:
+        return self.base.threads
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per trained cell, in grid order: its settings and test metrics."""
+        rows = []
+        for c in self.cells:
+            name = cell_name(c, self.base.steps)
+            s = Run(self.run.path / "stages" / name).read_summary()
+            if "test_acc" in s:
+                rows.append({**c, "params": s["params"], "train_acc": s["train_acc"], "test_acc": s["test_acc"],
+                             "test_f1": s["test_f1"], "test_auc": s["test_auc"],
+                             "seconds": s.get("train_seconds", ""), "run": name})
+        return rows
+
+    def command(self, verb: str) -> str:
+        return self.run.command("figures")
+
+
+def open_run(path: str | Path | Run, others: list = (), *, texts: tuple[str, ...] = EXAMPLES,
+             bptt: bool = False) -> Opened | Sweep:
+    """Open a sentiment run (with ``others`` beside it) or a sweep for its figures and tables."""
+    run = Run.open(getattr(path, "path", path), LAB)
+    config = run.read_config_file()["config"]
+    if "cells" in config:
+        base = SentimentConfig.from_dict({k: v for k, v in config.items() if k not in ("models", "cells")})
+        return Sweep(run, base, config["cells"])
+    runs = [run] + [Run.open(getattr(p, "path", p), LAB) for p in others]
+    runs.sort(key=lambda r: MODELS.index(r.config(SentimentConfig).model))
+    return Opened(run, run.config(SentimentConfig), runs, tuple(texts), bptt)
+
+
+def write_outputs(opened: Opened | Sweep, only: tuple[str, ...] | None = None) -> list[Path]:
+    """Draw every registered output that applies to ``opened`` (or only those named) into its run."""
+    with cpu_threads(opened.threads):
+        return [draw(spec, opened, opened.run, command=opened.command(spec.verb)) for spec in registered(LAB)
+                if (only is None or spec.name in only) and spec.applies(opened)]
+
+
+# ----------------------------------------------------------------------------------------------- the sweep
+
+
+def _run_cell(task: tuple) -> tuple[str, bool]:
+    cell, cfg_dict, sweep_path = task
+    cfg = SentimentConfig.from_dict(cfg_dict)
+    name = cell_name(cell, cfg.steps)
+    sub = Run(Path(sweep_path) / "stages" / name)
+    if sub.path.exists() and not sub.same_config(cfg):
+        shutil.rmtree(sub.path)
+    return name, not complete(Run(sweep_path).child(name, cfg), cfg, quiet=True, figures=False)
+
+
+def sweep(cells: list[dict], base: SentimentConfig, *, root: str | Path = "runs", name: str = "sweep",
+          jobs: int = 1, quiet: bool = False) -> Sweep:
+    """Train every cell (in ``jobs`` processes), skip finished ones, write the table and plot."""
+    import contextlib
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise ConfigError(f"bad --jobs {jobs}; it must be >= 1")
+    prepare_data(base)  # fail early (missing data, bad CSV) before starting processes
+    grid = {"models": sorted({c["model"] for c in cells}), "cells": cells, **base.to_dict()}
+    out = Run.create(LAB, grid, name=name, root=root)
+    tasks = [(c, cell_config(c, base).to_dict(), str(out.path)) for c in cells]
+    reused = {}
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) if jobs > 1 else contextlib.nullcontext()
+    with tqdm(total=len(tasks), desc="sweep", disable=quiet, leave=False) as bar, pool as ex:
+        for name, was_reused in (ex.map if ex else map)(_run_cell, tasks):
+            reused[name] = was_reused
+            bar.update(1)
+    s = open_run(out)
+    best = max(s.rows, key=lambda r: r["test_acc"])
+    out.update_summary({"cells": len(s.rows), "reused": sum(reused.values()), "best_cell": best})
+    write_outputs(s)
+    if not quiet:
+        print(markdown_table(s.rows))
+        print(f"best cell: {best['run']} test acc {best['test_acc']:.4f}; results in {out.tables_dir}")
+    return s
+
+
+# ------------------------------------------------------------------------------------------------ the demo
+
+
+def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto", quiet: bool = False,
+         reuse: bool = True, tiny: bool = False) -> list[Run]:
+    """Train rnn, gru, mlp and attention on rt, then write every figure and table of the lab.
+
+    Quick: short runs (about a minute and a half of training on one free core) and a tiny sweep of the
+    token-wise MLP; the full version trains ten epochs per model and leaves sweeps to the sweep verb.
+    Tiny: generated reviews and learned 8-d embeddings, a few steps each (seconds, no fetched data).
+    """
+    root = Path(root)
+    if tiny:
+        base = SentimentConfig(csv=str(rv.write_tiny_reviews(root / LAB / "tiny-reviews.csv")), **TINY)
+        steps, prefix, tag = TINY_STEPS, "tiny", "tiny"
+    else:
+        base, prefix, tag = SentimentConfig(), "rt", "quick" if quick else "full"
+        steps = QUICK_STEPS if quick else FULL_STEPS
+    runs = {}
+    for model in MODELS:
+        cfg = base.update({"model": model, "steps": steps[model]})
+        runs[model] = reuse_or_create(LAB, cfg, root=root, name=f"{prefix}-{model}-{tag}", reuse=reuse)
+        complete(runs[model], cfg, device=device, quiet=quiet)
+    write_outputs(open_run(runs["gru"], [runs[m] for m in ("rnn", "mlp", "attention")]), ("comparison", "bptt"))
+    write_outputs(open_run(runs["attention"], [runs["mlp"]]), ("explain_words", "attention_weights"))
+    result = list(runs.values())
+    if quick or tiny:
+        cells = sweep_cells(["mlp"], ["-"], [8, 16] if tiny else [64, 96, 128], [1] if tiny else [1, 2])
+        s = sweep(cells, base.update({"steps": 10 if tiny else 400}), root=root, name=f"sweep-{tag}", quiet=quiet)
+        result.append(s.run)
+    return result
+
+
+REFERENCE_TEST_ACC = {"rnn": "0.50-0.73 (IMDB)", "gru": "0.79-0.86 (IMDB)", "mlp": "0.69-0.83 (IMDB)",
+                      "attention": "0.77-0.83 (IMDB)"}
+
+
+def key_metrics(runs: list[Run]) -> list[dict]:
+    """Test accuracy of each model next to the student reports (which used IMDB 50k, not rt snippets)."""
+    rows = []
+    for run in runs:
+        s = run.read_summary()
+        if "test_acc" in s and "model" in s:
+            rows.append({"metric": f"test accuracy, {s.get('description', s['model'])} ({s.get('dataset')})",
+                         "value": s["test_acc"], "reference": REFERENCE_TEST_ACC.get(s["model"], "")})
+    base = next((r.read_summary()["baseline_test_acc"] for r in runs if "baseline_test_acc" in r.read_summary()),
+                None)
+    if base is not None:
+        rows.append({"metric": "test accuracy, TF-IDF + logistic regression", "value": base, "reference": ""})
+    return rows
