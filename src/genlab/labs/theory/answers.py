@@ -116,6 +116,22 @@ ANSWERS: tuple[Answer, ...] = (
     ),
 )
 
+GENERATIVE = (
+    Answer(
+        "gan_pairing",
+        "Generative models",
+        "A GAN, a CycleGAN and a conditional GAN map domain A to B: which can learn the pairing, from what data?",
+        "Only the conditional GAN trained on pairs learns which b belongs to which a; without pairs no model "
+        "can (figure gan_pairing, table gan_pairing). A plain GAN's discriminator sees b alone, so any map "
+        "that carries A's distribution onto B's wins, pairing or not. A CycleGAN adds that the map be "
+        "invertible (the cycle losses), which rules out collapse, not the many invertible maps between two "
+        "symmetric domains: it reaches B's distribution but picks its own partners. A conditional "
+        "GAN's discriminator judges pairs (a, b): on true pairs it sees the joint distribution and only the "
+        "true map fools it; on unpaired data (a and b independent) the joint it must imitate ignores a, so it "
+        "learns no pairing either.",
+    ),
+)
+
 ARCHITECTURES = (
     {
         "problem": "speech recognition",

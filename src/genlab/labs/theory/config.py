@@ -24,7 +24,7 @@ class TheoryConfig(TrainConfig):
     eval_size: int = param(512, "toy sequences to measure accuracy on", min=1)
     depth: int = param(32, "residual blocks in the variance-against-depth experiment", min=2)
     bptt_max_len: int = param(400, "longest sequence in the BPTT cost measurement", min=8)
-    gan_steps: int = param(1500, "training steps of each 2D GAN (plain, conditional, CycleGAN)", min=0)
+    gan_steps: int = param(1000, "training steps of each 2D GAN (plain, conditional, CycleGAN)", min=0)
     imitate_steps: int = param(600, "training steps of the attention layers imitating a conv / FC layer", min=0)
 
 

@@ -68,6 +68,43 @@ def _stage(run: Run, name: str, config: dict[str, Any]) -> tuple[Run, bool]:
     return run.child(name, config), False
 
 
+def fit_stage(
+    th: Theory,
+    name: str,
+    model: torch.nn.Module,
+    optimizers: Any,
+    step_fn: Callable,
+    batches: Callable,
+    *,
+    steps: int,
+    config: dict[str, Any],
+    manual: bool = False,
+) -> torch.nn.Module:
+    """Train ``model`` in the child run ``stages/<name>`` through :func:`genlab.train.fit`, or load its weights
+    when that stage already finished with the same ``config`` (plus the seed and ``steps``)."""
+    from dataclasses import replace
+
+    from genlab.train import load_weights
+
+    sub, done = _stage(th.run, name, {"seed": th.cfg.seed, "steps": steps, **config})
+    if done:
+        load_weights(sub, model, device=th.device)
+    else:
+        fit(
+            sub,
+            model,
+            optimizers,
+            step_fn,
+            batches,
+            cfg=replace(th.cfg, steps=steps),
+            device=th.device,
+            manual=manual,
+            quiet=th.quiet,
+            desc=f"theory {name}",
+        )
+    return model.eval()
+
+
 def train_seq2seq(
     run: Run, cfg: TheoryConfig, task: str, variant: str, device: torch.device | None = None, quiet: bool = True
 ) -> dict[str, float]:

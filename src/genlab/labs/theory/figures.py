@@ -10,10 +10,12 @@ import numpy as np
 from genlab import plots
 from genlab.labs import Drawn, figure, table
 from genlab.labs.theory import evidence as _evidence  # noqa: F401  (registers the experiments)
-from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, TEXT_TO_IMAGE
+from genlab.labs.theory import gans as _gans  # noqa: F401
+from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, GENERATIVE, TEXT_TO_IMAGE
 from genlab.labs.theory.core import EVIDENCE, TASKS, VARIANTS, Theory
 
-_BY_EVIDENCE = {a.evidence: a for a in ANSWERS}
+QUESTIONS = (*ANSWERS, *GENERATIVE)
+_BY_EVIDENCE = {a.evidence: a for a in QUESTIONS}
 _NO_CHECK = {
     "architectures": "(a design choice: nothing to measure; each row names the lab that runs it)",
     "-": "(answered in words; the image lab's composition experiment is the evidence)",
@@ -37,7 +39,7 @@ def _check(name: str, ev: dict) -> dict:
 @table("answers")
 def table_answers(th: Theory) -> Drawn:
     rows, passed = [], 0
-    for a in (*ANSWERS, TEXT_TO_IMAGE):
+    for a in (*QUESTIONS, TEXT_TO_IMAGE):
         ev = th.get(a.evidence) if a.evidence in EVIDENCE else None
         passed += bool(ev and ev["passed"])
         rows.append(
@@ -50,7 +52,7 @@ def table_answers(th: Theory) -> Drawn:
                 "passed": ("yes" if ev["passed"] else "NO") if ev else "-",
             }
         )
-    total = sum(a.evidence in EVIDENCE for a in ANSWERS)
+    total = sum(a.evidence in EVIDENCE for a in QUESTIONS)
     return Drawn(
         rows=rows,
         caption=f"The theory questions, genlab's answers and their checks: {passed} of {total} "
@@ -233,3 +235,47 @@ def fig_jacobians(th: Theory) -> Drawn:
 def table_receptive_field(th: Theory) -> Drawn:
     ev = th.get("receptive_field")
     return Drawn(rows=ev["rows"], caption=_caption("receptive_field", ev), summary=_check("receptive_field", ev))
+
+
+@figure("gan_pairing")
+def fig_gan_pairing(th: Theory) -> Drawn:
+    ev = th.get("gan_pairing")
+    a = ev["a"]
+    hue = (np.arctan2(a[:, 1], a[:, 0]) / (2 * np.pi)) % 1.0
+    size = np.where(np.linalg.norm(a, axis=1) > 0.75, 7, 2)  # outer half of A: big dots
+    panels = {"domain A (input)": a, "true partners f(a)": ev["truth"], **ev["samples"]}
+    fig, axes = plots.figure(1, len(panels), size=(2.7 * len(panels), 2.9), squeeze=False)
+    errors = {r["model"]: r["partner_error"] for r in ev["rows"]}
+    for ax, (title, pts) in zip(axes[0], panels.items()):
+        ax.scatter(pts[:, 0], pts[:, 1], c=hue, s=size, cmap="hsv", vmin=0, vmax=1, linewidths=0)
+        ax.set_aspect("equal")
+        if title != "domain A (input)":  # every B panel on the same square, so shapes compare
+            ax.set_xlim(1.5, 4.5)
+            ax.set_ylim(-1.5, 1.5)
+        ax.set_title(title + (f"\nerror to partner {errors[title]:.2f}" if title in errors else ""), fontsize=8.5)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return Drawn(
+        fig,
+        _caption(
+            "gan_pairing",
+            ev,
+            "(Colour: the angle of the input point a; big dots: the outer half "
+            "of A. A model that learned f repeats the colours and sizes of "
+            "the true-partner panel.)",
+        ),
+        data={"rows": ev["rows"]},
+        summary=_check("gan_pairing", ev),
+    )
+
+
+@table("gan_pairing")
+def table_gan_pairing(th: Theory) -> Drawn:
+    ev = th.get("gan_pairing")
+    rows = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in ev["rows"]]
+    return Drawn(
+        rows=rows,
+        caption="A -> B translation on the 2D paired domains: mean distance from each output to "
+        "its input's true partner, and energy distance from the outputs to domain B "
+        "(energy_floor: two fresh samples of B).",
+    )
