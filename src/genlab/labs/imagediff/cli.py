@@ -1,0 +1,133 @@
+"""Image diffusion steered by a text prompt:
+
+1. ``train``: train the U-Net (``--preset quick|full|tiny``, ``--set cond=text|class|none dataset=...``), then
+   draw every figure and table into the run.
+2. ``sample``: ``--prompt TEXT`` (text runs; an empty prompt samples unconditionally) or ``--label K`` (class
+   runs), ``--n``, ``--guidance``, ``--steps``, ``--sampler``, ``--seed``; ``--out FILE.png`` (a grid) or
+   ``FILE.npy`` (an (N, H, W) float array in [0, 1]).
+3. ``figures``: every figure and table again from the trained run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genlab import plots
+from genlab.diffusion.samplers import SAMPLERS
+from genlab.errors import ConfigError
+from genlab.io import atomic_write_bytes
+from genlab.labs import draw_all
+from genlab.labs.imagediff import core
+from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
+from genlab.runs import Run, choose_device
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+
+LAB = core.LAB
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(ImageDiffConfig, args, PRESETS)
+    core.load_data(cfg)  # a missing dataset fails before a run folder is made
+    if cfg.cond == "text":
+        core.Conditioner.make(cfg, 10)  # so does a missing text encoder
+    run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
+    device = choose_device(args.device)
+    core.train(run, cfg, device=device, quiet=args.quiet, resume=args.resume)
+    o = core.open_run(run, device, quiet=args.quiet)
+    draw_all(LAB, o, run)
+    s = run.read_summary()
+    print(f"trained {s['train_steps_done']} steps in {s['train_seconds']:.0f} s; adherence "
+          f"{s.get('adherence_train', '-')} (training phrasings), {s.get('adherence_heldout', '-')} (held-out) at "
+          f"guidance {cfg.guidance:g}; run: {run.path}")
+    print(f"next: genlab imagediff sample --run {run.path} --prompt 'a handwritten 7' --out seven.png")
+    return 0
+
+
+def _check_out(out: str) -> Path:
+    path = Path(out)
+    if path.suffix not in (".png", ".npy"):
+        raise ConfigError(f"bad --out {out!r}; end it in .png (a grid) or .npy (an (N, H, W) array)")
+    if not path.parent.exists():
+        raise ConfigError(f"bad --out {out!r}; folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    run, device = open_run_arg(args, LAB)
+    cfg = run.config(ImageDiffConfig)
+    out = _check_out(args.out or str(run.path / "samples.png"))
+    if args.guidance is not None and args.guidance < 0:
+        raise ConfigError(f"bad --guidance {args.guidance}; it must be >= 0 (0 = unconditional, 1 = plain)")
+    if args.n < 1:
+        raise ConfigError(f"bad --n {args.n}; it must be >= 1")
+    if args.prompt is not None and args.prompt.strip() and cfg.cond != "text":
+        raise ConfigError(f"this run is conditioned on {cfg.cond if cfg.cond != 'none' else 'nothing'}, not on "
+                          f"text; drop --prompt{' and pass --label K' if cfg.cond == 'class' else ''}")
+    if args.label is not None and cfg.cond != "class":
+        raise ConfigError(f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
+                          + (" (use --prompt)" if cfg.cond == "text" else ""))
+    o = core.open_run(run, device, quiet=args.quiet)
+    guidance = args.guidance
+    if args.prompt is not None and not args.prompt.strip():
+        print("empty prompt: sampling unconditionally (guidance 0)", file=sys.stderr)
+        cond, guidance, what = o.cond.unconditional(args.n, device), 0.0, "no prompt"
+    elif args.prompt is not None:
+        cond, what = o.cond.of_prompts([args.prompt] * args.n, device), repr(args.prompt)
+    elif args.label is not None:
+        if not 0 <= args.label < o.data.num_classes:
+            raise ConfigError(f"bad --label {args.label}; choose 0..{o.data.num_classes - 1}")
+        cond = o.cond.of_labels(torch.full((args.n,), args.label), device)
+        what = f"class {o.data.classes[args.label]}"
+    else:
+        cond, guidance, what = o.cond.unconditional(args.n, device), 0.0, "no prompt"
+    x = core.generate(o, cond, args.n, guidance=guidance, steps=args.steps, sampler=args.sampler,
+                      seed=args.seed if args.seed is not None else 0)
+    if out.suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, x[:, 0].numpy().astype(np.float32))
+        atomic_write_bytes(out, buf.getvalue())
+    else:
+        side = int(np.ceil(np.sqrt(args.n)))
+        fig, ax = plots.figure(size=(0.6 * side + 1, 0.6 * side + 1))
+        plots.show_images(ax, x[:, 0].numpy(), int(np.ceil(args.n / side)), what)
+        plots.save_figure(fig, out)
+    pred, _ = core.judged(o, x)
+    counts = torch.bincount(pred, minlength=o.data.num_classes).tolist()
+    seen = ", ".join(f"{o.data.classes[k]} x{c}" for k, c in enumerate(counts) if c)
+    print(f"{args.n} samples of {what} -> {out}; the judge sees: {seen}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    run, device = open_run_arg(args, LAB)
+    o = core.open_run(run, device, quiet=args.quiet)
+    for p in draw_all(LAB, o, run, only=args.only.split(",") if args.only else None):
+        print(p)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    vs = add_lab_parser(sub, LAB, "image diffusion steered by a text prompt (U-Net, MiniLM, guidance)", __doc__)
+    q = vs.add_parser("train", help="train the U-Net in a new run folder, then draw every figure")
+    add_train_args(q, PRESETS)
+    q.set_defaults(func=cmd_train)
+    q = vs.add_parser("sample", help="generate images for a prompt (or a label) into a .png grid or .npy array")
+    add_run_arg(q)
+    q.add_argument("--prompt", default=None, help="text prompt (text runs); '' samples without a prompt")
+    q.add_argument("--label", type=int, default=None, help="class index (class-conditioned runs)")
+    q.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    q.add_argument("--guidance", type=float, default=None, help="guidance scale >= 0 (default: the run's)")
+    q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's)")
+    q.add_argument("--sampler", default=None, choices=SAMPLERS, help="sampler (default: the run's)")
+    q.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npy (default: <run>/samples.png)")
+    q.set_defaults(func=cmd_sample)
+    q = vs.add_parser("figures", help="every figure and table again from a trained run")
+    add_run_arg(q)
+    q.add_argument("--only", default=None, help="comma-separated output names")
+    q.set_defaults(func=cmd_figures)
