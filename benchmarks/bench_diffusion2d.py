@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from genlab.data.toy2d import make_toy2d  # noqa: E402
 from genlab.diffusion import VEExpSchedule, diffusion_loss, elbo, model_eps_fn, sample  # noqa: E402
-from genlab.labs import diffusion2d as lab  # noqa: E402
+from genlab.labs.diffusion2d import config, core  # noqa: E402
 from genlab.nn.denoisers import MLPDenoiser  # noqa: E402
 from genlab.runs import Run  # noqa: E402
 
@@ -40,7 +40,7 @@ def emit(**kw) -> None:
 def bench_train(threads: int, steps: int = 200) -> None:
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    cfg = lab.Diffusion2DConfig()
+    cfg = config.Diffusion2DConfig()
     model = MLPDenoiser(2, cfg.hidden, cfg.depth, time_embedding=cfg.time_embedding)
     opt = torch.optim.Adam(model.parameters(), cfg.lr)
     x = make_toy2d("square", cfg.n_points).x
@@ -61,7 +61,7 @@ def bench_train(threads: int, steps: int = 200) -> None:
 
 def bench_sampling_and_elbo() -> None:
     torch.set_num_threads(1)
-    cfg = lab.Diffusion2DConfig()
+    cfg = config.Diffusion2DConfig()
     model = MLPDenoiser(2, cfg.hidden, cfg.depth, time_embedding=cfg.time_embedding).eval()
     sch = VEExpSchedule(cfg.k)
     fn = model_eps_fn(model)
@@ -79,7 +79,7 @@ def bench_sampling_and_elbo() -> None:
 
 def bench_figures(run: Run) -> None:
     t0 = time.perf_counter()
-    paths = lab.figures(run, device="cpu", quiet=True)
+    paths = core.draw_figures(run, "cpu", quiet=True)
     emit(what="figures_seconds", run=str(run.path), figures=len(paths),
          value=round(time.perf_counter() - t0, 1), limit=300)
 
@@ -99,7 +99,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        run = lab.train(lab.PRESETS["square"], root=root, name="square", device="cpu", quiet=True)
+        run = core.train(config.PRESETS["square"], root=root, name="square", device="cpu", quiet=True)
         s = run.read_summary()
         emit(what="train_square_default", seconds=round(time.perf_counter() - t0, 1),
              train_seconds=s["train_seconds"], energy_distance=s["energy_distance"],

@@ -9,8 +9,10 @@ import torch
 
 from genlab.cli import main
 from genlab.data.toy2d import DATASETS, NUM_CLASSES, grid_class, in_support, make_toy2d, region
+from genlab.diffusion import data_prior
 from genlab.errors import ConfigError
-from genlab.labs import diffusion2d as lab
+from genlab.labs import draw, get_lab
+from genlab.labs.diffusion2d import core, figures
 from genlab.nn.denoisers import TIME_EMBEDDINGS, MLPDenoiser
 from genlab.runs import Run
 
@@ -120,22 +122,22 @@ def test_training_is_deterministic_and_logs(tiny_run, tmp_path):
 def test_conditional_run_reports_in_region(tiny_grid_run):
     s = tiny_grid_run.read_summary()
     assert 0 <= s["in_region"] <= 1
-    tr = lab.load_trained(tiny_grid_run)
+    tr = core.open_run(tiny_grid_run)
     assert tr.classes == 9 and tr.model.null_label == 9
 
 
 def test_matched_prior_is_wider_than_sigma1(tiny_run):
-    tr = lab.load_trained(tiny_run)
+    tr = core.open_run(tiny_run)
     assert tr.prior_std.shape == (1, 2)
     assert tr.prior_std[0].tolist() == pytest.approx([(1 + 1 / 3) ** 0.5] * 2, rel=0.05)
-    mean, std = lab.prior_for(tr.cfg.update({"prior": "sigma"}), tr.schedule)
+    mean, std = data_prior(tr.schedule, make_toy2d("square", 200).x, kind="sigma")
     assert std.tolist() == [[1.0, 1.0]] and mean.abs().max() == 0
 
 
 def test_conditional_prior_is_per_class(tiny_grid_run):
     """Each class starts from a Gaussian centred on its own cell (alpha(1) = 1 for VE) and narrower than the
     all-data one; the null label, and ``prior=global``, give the all-data Gaussian."""
-    tr = lab.load_trained(tiny_grid_run)
+    tr = core.open_run(tiny_grid_run)
     assert tr.prior_mean.shape == (10, 2)
     centres = torch.tensor([[(c // 3 - 1) * 2 / 3, (c % 3 - 1) * 2 / 3] for c in range(9)])
     from genlab.data.toy2d import grid_class
@@ -145,7 +147,8 @@ def test_conditional_prior_is_per_class(tiny_grid_run):
     p = tr.prior(torch.tensor([4, 9]))
     assert torch.equal(p["prior_mean"][1], tr.prior_mean[9]) and p["prior_mean"].shape == (2, 2)
     assert torch.equal(tr.prior()["prior_std"], tr.prior_std[9:])
-    mean, std = lab.prior_for(tr.cfg.update({"prior": "global"}), tr.schedule)
+    data = make_toy2d("grid", tr.cfg.n_points, tr.cfg.data_seed)
+    mean, std = data_prior(tr.schedule, data.x, data.y, tr.classes, kind="global")
     assert torch.allclose(mean, tr.prior_mean[9].expand(10, 2)) and torch.allclose(std, tr.prior_std[9:].expand(10, 2))
 
 
@@ -179,6 +182,12 @@ def test_elbo_and_invert_verbs(tiny_run, capsys):
     s = tiny_run.read_summary()
     assert s["bonus_endpoint_error"] < 1e-2
     assert (tiny_run.figures_dir / "09_bonus_inversion.png").exists()
+    meta = json.loads((tiny_run.figures_dir / "09_bonus_inversion.json").read_text())
+    assert meta["command"] == f"genlab diffusion2d invert --run {tiny_run.path} --steps 50"
+    assert main(["diffusion2d", "invert", "--run", str(tiny_run.path), "--steps", "20", "--point=-1,2.5"]) == 0
+    meta = json.loads((tiny_run.figures_dir / "09_bonus_inversion.json").read_text())
+    assert meta["command"].endswith("--point=-1,2.5 --steps 20") and "(-1.0, 2.5)" in meta["caption"]
+    assert tiny_run.read_summary()["bonus_target"] == [-1.0, 2.5]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -216,13 +225,33 @@ def test_missing_run_is_one_line_error(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------ figures
 
 def test_some_figures_on_a_tiny_run(tiny_run):
-    tr = lab.load_trained(tiny_run)
-    paths = [lab.figure_loss(tr), lab.figure_forward_trajectory(tr), lab.figure_same_noise(tr, steps=10)]
+    tr = core.open_run(tiny_run, tiny=True)
+    paths = [draw(fn, tr, tiny_run) for fn in (figures.fig_loss, figures.fig_forward_trajectory,
+                                                 figures.fig_same_noise)]
     for p in paths:
         assert p.exists() and p.stat().st_size > 1000
         meta = json.loads(p.with_suffix(".json").read_text())
-        assert meta["command"].startswith("genlab diffusion2d") and meta["caption"]
+        assert meta["command"] == f"genlab diffusion2d figures --run {tiny_run.path}" and meta["caption"]
     assert json.loads(paths[2].with_suffix(".json").read_text())["data"]["ode_max_difference"] == 0.0
+
+
+def test_figure_sets_follow_the_kind_of_run(tiny_run, tiny_grid_run):
+    """The registry's when= predicates pick the unconditional, conditional or DDPM set."""
+    specs = get_lab("diffusion2d").figures
+    pick = {run.path.name: {s.name for s in specs if s.applies(core.open_run(run, tiny=True))}
+            for run in (tiny_run, tiny_grid_run)}
+    assert {"01_forward_trajectory", "steps_sweep", "08_elbo", "09_bonus_inversion"} <= pick["sq"]
+    assert not any(n.startswith(("07", "s1", "s2", "s3")) or n == "guidance" for n in pick["sq"])
+    assert {"07a_class_data", "07c_class_samples", "guidance", "08_elbo", "elbo_points"} <= pick["g"]
+    assert not any(n.startswith(("01", "03", "04", "05", "06", "s")) for n in pick["g"])
+
+
+def test_a_table_and_its_figure_share_one_sample_set(tiny_run):
+    tr = core.open_run(tiny_run, tiny=True)
+    rows = figures.table_steps_sweep(tr).rows
+    assert [(r["grid"], r["steps"]) for r in rows] == [(g, s) for g in ("uniform", "edm") for s in (2, 5)]
+    assert core.steps_sweep(tr) is core.steps_sweep(tr)  # computed once per opened run
+    assert figures.fig_steps_sweep(tr).data["rows"] == rows
 
 
 @pytest.mark.slow
@@ -249,7 +278,7 @@ def test_ddpm_spiral_figures(tmp_path):
 
 def test_key_metrics_report_the_checks(tiny_run):
     tiny_run.update_summary({"elbo_le_ode_within_se_all": False})
-    rows = {r["metric"]: r["value"] for r in lab.key_metrics([tiny_run])}
+    rows = {r["metric"]: r["value"] for r in get_lab("diffusion2d").key_metrics([tiny_run])}
     name = tiny_run.path.name
     assert rows[f"{name}: ELBO <= ODE log p + se at the reference points"] == "no"
     assert f"{name}: sample distance / noise floor" in rows

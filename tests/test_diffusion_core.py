@@ -12,15 +12,20 @@ from genlab.diffusion import (
     SCHEDULES,
     VEExpSchedule,
     VPLinearSchedule,
+    data_prior,
+    diffusion_step,
     drop_labels,
     elbo,
     energy_distance,
+    energy_vs_floor,
+    forward_path,
     invert,
     make_sampler,
     make_schedule,
     mmd_rbf,
     model_eps_fn,
     ode_log_likelihood,
+    prior_rows,
     sample,
     time_grid,
 )
@@ -283,3 +288,61 @@ def test_prior_std_scales_the_start_and_enters_the_likelihoods():
     inv = invert(fn, sch, x, steps=100, prior_std=1.5)
     back = sample(fn, sch, "heun", noise=inv.x, steps=100, prior_std=1.5)
     assert torch.allclose(back.x, x, atol=1e-4)
+
+
+def test_energy_vs_floor_is_near_one_for_data_and_far_for_other_samples():
+    def fresh(n, seed):
+        return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+
+    same = energy_vs_floor(fresh(400, 7), fresh)
+    shifted = energy_vs_floor(fresh(400, 7) + 1.0, fresh)
+    assert same["noise_floor"] == shifted["noise_floor"] > 0  # the floor depends on the data only
+    assert same["distance_ratio"] < 3 < shifted["distance_ratio"]
+    assert same["energy_distance"] / same["noise_floor"] == pytest.approx(same["distance_ratio"])
+    assert energy_vs_floor(fresh(400, 7), fresh, repeats=2) != same  # means over `repeats` fresh sets
+
+
+def test_data_prior_per_class_global_and_sigma():
+    sch = VEExpSchedule()  # alpha = 1, sigma(1) = 1
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0], [12.0, 14.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    mean, std = data_prior(sch, x, y, num_classes=2)
+    assert mean.tolist() == [[1.0, 0.0], [11.0, 12.0], [6.0, 6.0]]
+    assert std[0].tolist() == pytest.approx([math.sqrt(1 + 2), 1.0])  # sigma^2 + Var (unbiased)
+    g_mean, g_std = data_prior(sch, x, y, num_classes=2, kind="global")
+    assert torch.equal(g_mean, mean[2:].expand(3, 2)) and torch.equal(g_std, std[2:].expand(3, 2))
+    s_mean, s_std = data_prior(sch, x, kind="sigma")
+    assert s_mean.tolist() == [[0.0, 0.0]] and s_std.tolist() == [[1.0, 1.0]]
+    with pytest.raises(ConfigError, match="class 1 has 1 training points"):
+        data_prior(sch, x[:3], y[:3], num_classes=2)
+    with pytest.raises(ConfigError, match="unknown prior 'wide'"):
+        data_prior(sch, x, kind="wide")
+    rows = prior_rows(mean, std, torch.tensor([1, 2, 0]))  # 2 is the null label: the all-data row
+    assert torch.equal(rows["prior_mean"], mean[[1, 2, 0]]) and torch.equal(prior_rows(mean, std)["prior_std"], std[2:])
+    one = prior_rows(*data_prior(sch, x), torch.tensor([3, 3]))  # no classes: one row for every label
+    assert one["prior_mean"].shape == (2, 2) and torch.equal(one["prior_mean"][0], one["prior_mean"][1])
+
+
+def test_forward_path_has_the_ve_marginal_variance():
+    sch = VEExpSchedule()
+    x0 = torch.tensor([1.4, -1.25])
+    times, path = forward_path(sch, x0, 100, torch.Generator().manual_seed(0))
+    assert times.shape == (101,) and path.shape == (101, 2) and path.dtype == torch.float64
+    assert torch.allclose(path[0], x0.double(), atol=0.05)  # starts within sigma(0) = e^-5 of x_0
+    ends = torch.stack([forward_path(sch, x0, 20, torch.Generator().manual_seed(s))[1][-1] for s in range(2000)])
+    assert ends.mean(0).tolist() == pytest.approx(x0.tolist(), abs=0.1)
+    assert ends.var(0).tolist() == pytest.approx([1.0, 1.0], rel=0.1)  # sigma(1)^2
+
+
+def test_diffusion_step_drops_labels_for_guidance():
+    sch, seen = VEExpSchedule(), []
+
+    def net(x, t, y=None):
+        seen.append(None if y is None else y.clone())
+        return torch.zeros_like(x)
+
+    x = torch.randn(64, 2)
+    out = diffusion_step(sch)(net, (x, None))
+    assert seen[-1] is None and out["loss"].item() == pytest.approx(1.0, rel=0.3)  # predicting 0: E[eps^2]
+    diffusion_step(sch, 0.5, null_label=9)(net, (x, torch.zeros(64, dtype=torch.long)))
+    assert 0 < int((seen[-1] == 9).sum()) < 64 and set(seen[-1].tolist()) == {0, 9}

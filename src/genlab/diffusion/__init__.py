@@ -1,4 +1,5 @@
-"""Diffusion maths shared by the 2D and image labs: schedules, samplers, likelihood, guidance.
+"""Diffusion maths shared by the 2D and image labs: schedules, samplers, priors, likelihood, guidance and
+the sample-quality protocol.
 
 Everything here works on tensors of any shape ``(B, ...)`` and sees the network only as
 ``eps_fn(x, t) -> eps_hat``::
@@ -10,10 +11,11 @@ Everything here works on tensors of any shape ``(B, ...)`` and sees the network 
 
 from genlab.diffusion.guidance import drop_labels, model_eps_fn
 from genlab.diffusion.likelihood import ElboResult, LogLikResult, elbo, ode_log_likelihood
-from genlab.diffusion.metrics import energy_distance, mmd_rbf
+from genlab.diffusion.metrics import energy_distance, energy_vs_floor, mmd_rbf
 from genlab.diffusion.samplers import (
     DDIM,
     GRIDS,
+    PRIORS,
     SAMPLERS,
     DDPMAncestral,
     EulerMaruyama,
@@ -21,6 +23,7 @@ from genlab.diffusion.samplers import (
     HeunODE,
     Sampler,
     SampleResult,
+    data_prior,
     ddim_sample,
     ddpm_sample,
     euler_sample,
@@ -29,6 +32,7 @@ from genlab.diffusion.samplers import (
     make_sampler,
     ode_velocity,
     prior_params,
+    prior_rows,
     run_steps,
     sample,
     sde_sample,
@@ -44,6 +48,7 @@ from genlab.diffusion.schedules import (
     VEPolySchedule,
     VPCosineSchedule,
     VPLinearSchedule,
+    forward_path,
     make_schedule,
 )
 
@@ -64,12 +69,26 @@ def diffusion_loss(eps_fn, schedule: Schedule, x0, t=None, eps=None, generator=N
     return ((eps_fn(xt, t.to(x0.dtype)) - eps) ** 2).mean()
 
 
+def diffusion_step(schedule: Schedule, label_dropout: float = 0.0, null_label: int | None = None):
+    """A training step for :func:`genlab.train.fit`: ``step(net, (x0, labels or None)) -> {"loss": ...}``;
+    with labels, each is dropped to ``null_label`` with probability ``label_dropout`` (for guidance)."""
+
+    def step(net, batch):
+        x0, labels = batch
+        if labels is None:
+            return {"loss": diffusion_loss(net, schedule, x0)}
+        labels = drop_labels(labels, label_dropout, null_label)
+        return {"loss": diffusion_loss(lambda z, t: net(z, t, labels), schedule, x0)}
+
+    return step
+
+
 __all__ = [
-    "DDIM", "GRIDS", "SAMPLERS", "SCHEDULES", "DDPMAncestral", "DiscreteVPSchedule", "ElboResult",
-    "EulerMaruyama", "EulerODE", "HeunODE", "LogLikResult", "SampleResult", "Sampler", "Schedule",
-    "VEExpSchedule", "VEGeometricSchedule", "VEPolySchedule", "VPCosineSchedule", "VPLinearSchedule",
-    "ddim_sample", "ddpm_sample", "diffusion_loss", "drop_labels", "elbo", "energy_distance",
+    "DDIM", "GRIDS", "PRIORS", "SAMPLERS", "SCHEDULES", "DDPMAncestral", "DiscreteVPSchedule", "ElboResult",
+    "EulerMaruyama", "EulerODE", "HeunODE", "LogLikResult", "SampleResult", "Sampler", "Schedule", "VEExpSchedule",
+    "VEGeometricSchedule", "VEPolySchedule", "VPCosineSchedule", "VPLinearSchedule", "data_prior", "ddim_sample",
+    "ddpm_sample", "diffusion_loss", "diffusion_step", "drop_labels", "elbo", "energy_distance", "energy_vs_floor",
     "euler_sample", "heun_sample", "invert", "make_sampler", "make_schedule", "mmd_rbf", "model_eps_fn",
-    "ode_log_likelihood", "ode_velocity", "prior_params", "run_steps", "sample", "sde_sample", "time_grid",
-    "x0_from_eps",
+    "forward_path", "ode_log_likelihood", "ode_velocity", "prior_params", "prior_rows", "run_steps", "sample",
+    "sde_sample", "time_grid", "x0_from_eps",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
 Tensor = torch.Tensor
@@ -29,3 +32,27 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
         bandwidth = float(torch.sqrt(torch.median(dxy) / 2).clamp(min=1e-6))
     k = lambda d: torch.exp(-d / (2 * bandwidth**2))  # noqa: E731
     return float(k(dxx).mean() + k(dyy).mean() - 2 * k(dxy).mean())
+
+
+def energy_vs_floor(x: Tensor, fresh: Callable[[int, int], Tensor], *, seed: int = 1000,
+                    repeats: int = 5) -> dict[str, float]:
+    """The sample-quality protocol: energy distance of samples ``x`` to fresh data beside its noise floor.
+
+    ``fresh(n, seed)`` draws ``n`` new data points. One energy distance between samples of a few thousand
+    points is noisy (two fresh 2D data sets of 2000 points score anywhere from 0.0002 to 0.0012), so both
+    numbers are means over ``repeats`` fresh data sets (seeds ``seed``, ``seed + 1``, ...):
+    ``energy_distance`` of ``x`` to each, ``noise_floor`` between pairs of fresh sets of the same size (what
+    a perfect model would score), and ``distance_ratio`` = their ratio. The samples themselves are one draw,
+    and that draw's own noise stays: 20 fresh spiral sets of 2000 points scored as if they were samples give
+    ratios from 0.66 to 2.34 (mean 1.08), so read a ratio near 1-2 as "at the floor" and compare models on
+    several draws or on ``energy_distance - noise_floor`` at larger ``n``.
+    """
+    x = x.detach().cpu()
+    n = x.shape[0]
+    eds, floors = [], []
+    for r in range(repeats):
+        a, b = fresh(n, seed + 2 * r), fresh(n, seed + 2 * r + 1)
+        eds.append(energy_distance(x, a))
+        floors.append(energy_distance(b, a))
+    ed, floor = float(np.mean(eds)), float(np.mean(floors))
+    return {"energy_distance": ed, "noise_floor": floor, "distance_ratio": ed / floor}

@@ -253,6 +253,22 @@ class VPCosineSchedule(DiscreteVPSchedule):
 SCHEDULES = ("ve-exp", "ve-poly", "ve-geometric", "vp-linear", "vp-cosine")
 
 
+def forward_path(schedule: Schedule, x0: Tensor, steps: int = 1000,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """One sample path of the forward process from ``x0`` (one point, any shape): ``(times, path)`` with
+    ``steps + 1`` rows, float64. It is a Brownian path in "variance time" (independent increments with
+    variance d(sigma^2)) scaled by alpha(t): exactly the forward SDE for VE schedules, and a path with the
+    right marginal mean for the others."""
+    times = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    var = (schedule.sigma(times) ** 2 - schedule.sigma(times[0]) ** 2).clamp(min=0)
+    shape = (-1,) + (1,) * x0.dim()
+    inc = torch.randn(steps, *x0.shape, generator=generator, dtype=torch.float64)
+    inc = inc * torch.sqrt(var.diff()).reshape(shape)
+    base = schedule.sigma(times[0]) * torch.randn(*x0.shape, generator=generator, dtype=torch.float64)
+    walk = base + torch.cat([torch.zeros(1, *x0.shape, dtype=torch.float64), inc.cumsum(0)])
+    return times, schedule.alpha(times).reshape(shape) * (x0.double() + walk)
+
+
 def make_schedule(name: str, *, k: float = 5.0, eps: float = 1e-4, sigma_min: float = 0.01,
                   sigma_max: float = 2.0, T: int = 1000, beta_start: float = 1e-4,
                   beta_end: float = 0.02) -> Schedule:

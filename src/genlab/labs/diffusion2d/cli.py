@@ -1,0 +1,164 @@
+"""``genlab diffusion2d train | sample | figures | elbo | invert``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+import torch
+
+from genlab.diffusion import GRIDS, SAMPLERS
+from genlab.errors import ConfigError
+from genlab.io import atomic_write_text
+from genlab.labs import draw
+from genlab.labs.diffusion2d import core, figures
+from genlab.labs.diffusion2d.config import BONUS_POINT, LAB, PRESETS, REF_POINTS, Diffusion2DConfig
+from genlab.runs import cpu_threads
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """'x,y' -> (x, y); anything else is a one-line error."""
+    parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"bad point {text!r}; write it as x,y, e.g. --point 0.5,-0.5") from None
+    if len(vals) != 2:
+        raise ConfigError(f"bad point {text!r}: it has {len(vals)} coordinates, a 2D point needs 2 (x,y)")
+    return vals  # type: ignore[return-value]
+
+
+def _open(args: argparse.Namespace) -> core.Trained:
+    run, device = open_run_arg(args, LAB)
+    return core.open_run(run, device, quiet=args.quiet)
+
+
+def _check_label(tr: core.Trained, label: int | None) -> None:
+    if label is None:
+        return
+    if not tr.classes:
+        raise ConfigError(f"--label {label} given but run {str(tr.run.path)!r} is unconditional; drop --label")
+    if not 0 <= label < tr.classes:
+        raise ConfigError(f"bad label {label}; this run has classes 0..{tr.classes - 1}")
+
+
+def describe_quality(q: dict) -> str:
+    """One line of :func:`core.quality` numbers (also read back from ``summary.json``)."""
+    return (f"energy distance {q['energy_distance']:.5f} (noise floor {q['noise_floor']:.5f}), "
+            f"{100 * q['in_support']:.1f}% in support"
+            + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else ""))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(Diffusion2DConfig, args, PRESETS)
+    run = core.train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device,
+                     quiet=args.quiet)
+    s = run.read_summary()
+    print(f"run: {run.path}")
+    print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; {describe_quality(s)}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    tr = _open(args)
+    _check_label(tr, args.label)
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"bad --steps {args.steps}; it must be >= 1")
+    labels = torch.full((args.n,), args.label) if args.label is not None else None
+    with cpu_threads(tr.cfg.threads):
+        x = core.samples(tr, args.n, seed=args.seed or 0, sampler=args.sampler, steps=args.steps, grid=args.grid,
+                         labels=labels, guidance=args.guidance, eta=args.eta).x.cpu()
+        lab = labels if labels is not None else (torch.arange(args.n) % tr.classes if tr.classes else None)
+        q = core.quality(tr, x, lab)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["x", "y"] + (["label"] if tr.classes else []))
+    for i in range(args.n):
+        w.writerow([f"{x[i, 0]:.6f}", f"{x[i, 1]:.6f}"] + ([int(lab[i])] if lab is not None else []))
+    out = Path(args.out) if args.out else tr.run.path / "samples.csv"
+    atomic_write_text(out, buf.getvalue())
+    print(f"{args.n} samples -> {out}; {describe_quality(q)}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    run, device = open_run_arg(args, LAB)
+    for p in core.draw_figures(run, device, quiet=args.quiet):
+        print(p)
+    return 0
+
+
+def cmd_elbo(args: argparse.Namespace) -> int:
+    tr = _open(args)
+    _check_label(tr, args.label)
+    if tr.classes and args.label is None:
+        raise ConfigError("this run is conditional: pass --label C (the class to score the points with)")
+    if args.mc < 2:
+        raise ConfigError(f"bad --mc {args.mc}; it needs >= 2 draws for a standard error")
+    points = [parse_point(p) for p in (args.point or [])] or list(REF_POINTS)
+    labels = [args.label] * len(points) if args.label is not None else None
+    with cpu_threads(tr.cfg.threads):
+        rows = core.elbo_rows(tr, points, labels, n_mc=args.mc)
+    print(f"{'point':>18} {'ELBO':>10} {'+-se':>7} {'ODE log p':>10} {'z':>7}")
+    for r in rows:
+        print(f"{'(' + format(r['x'], 'g') + ', ' + format(r['y'], 'g') + ')':>18} {r['elbo']:>10.3f} "
+              f"{r['stderr']:>7.3f} {r['ode_logp']:>10.3f} {r['z']:>7.2f}")
+    print("z = (ELBO - ODE log p) / se: the ELBO bounds the stochastic model's likelihood, so z <= 1 is expected "
+          "on the data")
+    return 0
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    tr = _open(args)
+    target = parse_point(args.point)
+    if args.steps < 1:
+        raise ConfigError(f"bad --steps {args.steps}; it must be >= 1")
+    point = f"--point={target[0]:g},{target[1]:g}" if target != BONUS_POINT else ""
+    command = tr.run.command("invert", *([point] if point else []), steps=args.steps if args.steps != 1000 else None)
+    with cpu_threads(tr.cfg.threads):
+        path = draw(figures.fig_bonus, tr, tr.run, command=command, target=target, steps=args.steps)
+    s = tr.run.read_summary()
+    print(f"noise z = {s['bonus_noise']} -> sampled back to {s['bonus_endpoint']} "
+          f"(error {s['bonus_endpoint_error']:.2e}); figure {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, description: str | None = None) -> None:
+    """``genlab diffusion2d <verb>``; ``description`` is the lab's story (its ``--help`` text)."""
+    vs = add_lab_parser(sub, LAB, "2D diffusion: VE-SDE samplers, conditional model, ELBO, DDPM spiral", description)
+    q = vs.add_parser("train", help="train a denoiser (presets: square, grid, spiral) and score its samples")
+    add_train_args(q, list(PRESETS))
+    q.set_defaults(func=cmd_train)
+
+    q = vs.add_parser("sample", help="draw samples from a trained run into a CSV file")
+    add_run_arg(q)
+    q.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the run's)")
+    q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's)")
+    q.add_argument("--grid", default="uniform", help=f"time grid: {', '.join(GRIDS)}")
+    q.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    q.add_argument("--n", type=int, default=1000, help="number of samples")
+    q.add_argument("--label", type=int, default=None, help="class of every sample (conditional runs)")
+    q.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    q.add_argument("--out", default=None, help="CSV file (default: RUN/samples.csv)")
+    q.set_defaults(func=cmd_sample)
+
+    q = vs.add_parser("figures", help="write every figure and table of the lab for a trained run")
+    add_run_arg(q)
+    q.set_defaults(func=cmd_figures)
+
+    q = vs.add_parser("elbo", help="ELBO (+- standard error) and exact ODE log-density of points")
+    add_run_arg(q)
+    q.add_argument("--point", action="append", default=None, metavar="X,Y",
+                   help="a point (repeatable); write --point=-0.66,0.66 when x < 0")
+    q.add_argument("--label", type=int, default=None, help="class to score the points with (conditional)")
+    q.add_argument("--mc", type=int, default=1000, help="Monte-Carlo draws per point")
+    q.set_defaults(func=cmd_elbo)
+
+    q = vs.add_parser("invert", help="find the noise that the ODE sampler maps to a point; plot its path")
+    add_run_arg(q)
+    q.add_argument("--point", default="4,5.5", metavar="X,Y", help="target point (default: 4,5.5)")
+    q.add_argument("--steps", type=int, default=1000, help="ODE steps each way")
+    q.set_defaults(func=cmd_invert)
