@@ -16,14 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup  ## fetch the data the labs need, run every lab's quick config, write report/index.html
-	$(BIN)/genlab data fetch alice gpt2 mnist rt glove
+	$(BIN)/genlab data fetch alice gpt2 mnist rt glove minilm
 	$(BIN)/genlab report --quick --reuse --out report
 
 test: setup  ## the test suite (fast and CLI tests; `make test-all` adds the slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: setup  ## every test; the slow demo tests use the real datasets (fetched first)
-	$(BIN)/genlab data fetch alice gpt2 mnist rt glove
+	$(BIN)/genlab data fetch alice gpt2 mnist rt glove minilm
 	GENLAB_TEST_REAL_DATA=1 $(BIN)/python -m pytest -q
 
 lint: setup
