@@ -188,3 +188,23 @@ def test_missing_text_encoder_names_the_fetch_command(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "genlab data fetch minilm" in err
     text_encoder._minilm.cache_clear()
+
+
+def test_predictions_convert_back_to_the_true_noise():
+    from genlab.diffusion import VPCosineSchedule
+    from genlab.diffusion.prediction import PREDICTIONS, target, to_eps
+
+    sch = VPCosineSchedule()
+    torch.manual_seed(0)
+    x0, eps = torch.rand(6, 1, 4, 4) * 2 - 1, torch.randn(6, 1, 4, 4)
+    t = torch.tensor([0.01, 0.1, 0.3, 0.5, 0.8, 0.95])
+    xt = sch.perturb(x0, t, eps)
+    for p in PREDICTIONS:
+        out = target(p, sch, x0, eps, t)
+        assert torch.allclose(to_eps(p, sch, xt, t, out), eps, atol=1e-3), p
+        # clipping a guess that is already in range changes nothing
+        assert torch.allclose(to_eps(p, sch, xt, t, out, (-1.0, 1.0)), eps, atol=1e-3), p
+    # a guess outside the range is pulled back: the implied x0 lies in [-1, 1]
+    e = to_eps("x0", sch, xt, t, 3 * torch.ones_like(x0), (-1.0, 1.0))
+    a, s = sch.alpha(t).float().view(-1, 1, 1, 1), sch.sigma(t).float().view(-1, 1, 1, 1)
+    assert torch.allclose((xt - s * e) / a, torch.ones_like(x0), atol=1e-3)

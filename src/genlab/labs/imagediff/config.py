@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from genlab.config import param
 from genlab.data.text_encoder import ENCODERS
+from genlab.diffusion.prediction import PREDICTIONS
 from genlab.diffusion.samplers import SAMPLERS
 from genlab.train import TrainConfig
 
@@ -36,7 +37,7 @@ class ImageDiffConfig(TrainConfig):
     blocks: int = param(1, "residual blocks per resolution (down path; one more on the way up)", min=1)
     attn: tuple[int, ...] = param((1, 2), "resolution levels (0 = full) with cross-attention to the prompt tokens")
     p_uncond: float = param(0.1, "prompt dropout: share of training images seen without their prompt", min=0.0)
-    prediction: str = param("v", "network target: v (alpha eps - sigma x0) or eps", choices=("v", "eps"))
+    prediction: str = param("v", "network target: v (alpha eps - sigma x0), eps or x0", choices=PREDICTIONS)
     schedule: str = param("vp-cosine", "VP noise schedule", choices=("vp-cosine", "vp-linear"))
     T: int = param(1000, "discrete diffusion steps of the schedule", min=1)
     guidance: float = param(3.0, "default classifier-free guidance scale for sampling", min=0.0)

@@ -15,6 +15,7 @@ from genlab.data.captions import Captions, make_captions
 from genlab.data.images import ImageData, load_images
 from genlab.data.text_encoder import TextBank, encode, encoder_dim
 from genlab.diffusion import make_schedule, sample
+from genlab.diffusion.prediction import target, to_eps
 from genlab.diffusion.schedules import Schedule
 from genlab.errors import ConfigError
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
@@ -131,11 +132,6 @@ def schedule_of(cfg: ImageDiffConfig) -> Schedule:
     return make_schedule(cfg.schedule, T=cfg.T)
 
 
-def _ab(schedule: Schedule, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    return (schedule.alpha(t).to(x.dtype).reshape(shape), schedule.sigma(t).to(x.dtype).reshape(shape))
-
-
 def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool = False,
           resume: bool = False) -> UNet:
     """Train the U-Net: a random image, a random training phrasing of its class, prompt dropout, v- (or eps-)
@@ -167,10 +163,8 @@ def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool =
             c = cond.of_labels(y, device)
         if c is not None:
             c = c.dropped(drop.to(device))
-        a, s = _ab(schedule, t, x0)
-        xt = a * x0 + s * eps
-        target = a * eps - s * x0 if cfg.prediction == "v" else eps
-        return {"loss": ((m(xt, t, c).float() - target) ** 2).mean()}
+        xt = schedule.perturb(x0, t, eps)
+        return {"loss": ((m(xt, t, c).float() - target(cfg.prediction, schedule, x0, eps, t)) ** 2).mean()}
 
     opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup)
@@ -253,16 +247,7 @@ def guided_eps_fn(o: Opened, cond: Cond | None, guidance: float):
         else:
             c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).chunk(2)
             out = u + guidance * (c - u)
-        a, s = _ab(schedule, t, x)
-        if cfg.prediction == "v":
-            x0, eps = a * x - s * out, s * x + a * out
-        else:
-            eps = out
-            x0 = (x - s * eps) / a
-        if cfg.clip_x0:
-            x0 = x0.clamp(-1, 1)
-            eps = (x - a * x0) / s
-        return eps
+        return to_eps(cfg.prediction, schedule, x, t, out, (-1.0, 1.0) if cfg.clip_x0 else None)
 
     return eps_fn
 
