@@ -208,3 +208,15 @@ def test_predictions_convert_back_to_the_true_noise():
     e = to_eps("x0", sch, xt, t, 3 * torch.ones_like(x0), (-1.0, 1.0))
     a, s = sch.alpha(t).float().view(-1, 1, 1, 1), sch.sigma(t).float().view(-1, 1, 1, 1)
     assert torch.allclose((xt - s * e) / a, torch.ones_like(x0), atol=1e-3)
+
+
+def test_latent_space_trains_an_autoencoder_stage_and_decodes_samples(tmp_path):
+    cfg = PRESETS["tiny"].update({"space": "latent", "ae_steps": 3, "code_dim": 8, "latent_width": 16,
+                                  "latent_depth": 1, "steps": 3})
+    run = Run.create("imagediff", cfg, name="l", root=tmp_path)
+    core.train(run, cfg, device=torch.device("cpu"), quiet=True)
+    assert (run.path / "stages" / "ae").is_dir() and Run(run.path / "stages" / "ae").finished
+    o = core.open_run(run, torch.device("cpu"))
+    c = o.cond.of_prompts(["a 3", "a 4"], o.device)
+    x, res = core.generate(o, c, 2, guidance=2.0, steps=2, trajectory=True)
+    assert x.shape == (2, 1, 32, 32) and res.x.shape == (2, 8) and float(x.min()) >= 0 and float(x.max()) <= 1

@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(ImageDiffConfig, args, PRESETS)
     core.load_data(cfg)  # a missing dataset fails before a run folder is made
     if cfg.cond == "text":
-        core.Conditioner.make(cfg, 10)  # so does a missing text encoder
+        core.conditioner(cfg, 10)  # so does a missing text encoder
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
     device = choose_device(args.device)
     core.train(run, cfg, device=device, quiet=args.quiet, resume=args.resume)

@@ -25,7 +25,8 @@ class ImageDiffConfig(TrainConfig):
     grad_clip: float = param(1.0, "clip the gradient norm to this (0 = off)", min=0.0)
     log_every: int = param(25, "log metrics every N steps", min=1)
     warmup: int = param(100, "learning-rate warm-up steps", min=0)
-    space: str = param("pixel", "where diffusion runs: pixel (U-Net on images)", choices=("pixel",))
+    space: str = param("pixel", "where diffusion runs: pixel (U-Net on images) or latent (MLP on autoencoder "
+                       "codes, decoded to 32x32 images)", choices=("pixel", "latent"))
     dataset: str = param("mnist", "image dataset", choices=DATASETS)
     train_limit: int = param(0, "use only the first N training images (0 = all)", min=0)
     resolution: int = param(16, "image side the model sees: 28 (MNIST's own pixels), 32 (padded), 16 or 8 "
@@ -46,6 +47,10 @@ class ImageDiffConfig(TrainConfig):
     clip_x0: bool = param(True, "clip the denoised guess x0_hat to the data range at every sampling step")
     eval_per_class: int = param(40, "samples per class for adherence and Frechet distance", min=1)
     guidance_sweep: tuple[float, ...] = param((0.0, 1.0, 2.0, 3.0, 5.0, 8.0), "guidance scales of the sweep")
+    code_dim: int = param(64, "latent space: autoencoder code size", min=2)
+    ae_steps: int = param(1500, "latent space: autoencoder steps (batch 128), trained once in stages/ae", min=0)
+    latent_width: int = param(512, "latent space: width of the MLP denoiser", min=8)
+    latent_depth: int = param(4, "latent space: residual blocks of the MLP denoiser", min=1)
     judge_steps: int = param(600, "steps of the judge CNN (batch 128) trained on the real training images", min=0)
 
 

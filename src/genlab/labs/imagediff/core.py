@@ -11,14 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.data.captions import Captions, make_captions
+from genlab.data.conditions import Conditioner
 from genlab.data.images import ImageData, load_images
-from genlab.data.text_encoder import TextBank, encode, encoder_dim
 from genlab.diffusion import make_schedule, sample
 from genlab.diffusion.prediction import target, to_eps
 from genlab.diffusion.schedules import Schedule
 from genlab.errors import ConfigError
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
+from genlab.nn.autoencoder import ConvAutoencoder, encode_all
+from genlab.nn.code_denoiser import CodeDenoiser
 from genlab.nn.gan import JudgeCNN, frechet_distance, judge_outputs
 from genlab.nn.unet import Cond, UNet
 from genlab.runs import Run, choose_device, reuse_or_create
@@ -50,76 +51,83 @@ def to_judge(x: torch.Tensor) -> torch.Tensor:
 _DATA: dict[tuple, ImageData] = {}
 
 
+def resolution(cfg: ImageDiffConfig) -> int:
+    """The image side the run works at (latent space: the autoencoder's 32x32)."""
+    return 32 if cfg.space == "latent" else cfg.resolution
+
+
 def load_data(cfg: ImageDiffConfig) -> ImageData:
-    """The dataset at ``cfg.resolution`` (cached per process)."""
-    key = (cfg.dataset, cfg.train_limit, cfg.resolution)
+    """The dataset at the run's resolution (cached per process)."""
+    key = (cfg.dataset, cfg.train_limit, resolution(cfg))
     if key not in _DATA:
         d = load_images(cfg.dataset).subset(train=cfg.train_limit)
-        _DATA[key] = ImageData(d.name, prepare(d.train_x, cfg.resolution), d.train_y,
-                               prepare(d.test_x, cfg.resolution), d.test_y, d.classes)
+        _DATA[key] = ImageData(d.name, prepare(d.train_x, key[2]), d.train_y, prepare(d.test_x, key[2]),
+                               d.test_y, d.classes)
     return _DATA[key]
 
 
-# -------------------------------------------------------------------------------------------- conditions
+def conditioner(cfg: ImageDiffConfig, num_classes: int) -> Conditioner:
+    return Conditioner.make(cfg.cond, cfg.dataset, num_classes, cfg.encoder)
+
+
+# ---------------------------------------------------------------------------------------------- spaces
 
 @dataclass
-class Conditioner:
-    """Turns captions, labels or free prompts into the U-Net's :class:`~genlab.nn.unet.Cond`."""
+class Space:
+    """Where diffusion runs: ``pixel`` (images scaled to [-1, 1]) or ``latent`` (autoencoder codes, each
+    coordinate standardised over the training set)."""
 
-    kind: str  # text | class | none
-    num_classes: int
-    captions: Captions
-    encoder: str = "minilm"
-    bank: TextBank | None = None  # every caption, encoded once
+    kind: str
+    ae: ConvAutoencoder | None = None
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
 
-    @classmethod
-    def make(cls, cfg: ImageDiffConfig, num_classes: int) -> Conditioner:
-        caps = make_captions(cfg.dataset, num_classes)
-        bank = encode(caps.texts, cfg.encoder) if cfg.cond == "text" else None
-        return cls(cfg.cond, num_classes, caps, cfg.encoder, bank)
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ae is None:
+            return x * 2 - 1
+        return (encode_all(self.ae.encoder, x) - self.mean) / self.std
 
-    @property
-    def dims(self) -> tuple[int, int]:
-        """(vector size, token size) the U-Net is built for."""
-        if self.kind == "text":
-            d = encoder_dim(self.encoder)
-            return d, d
-        return (self.num_classes, 0) if self.kind == "class" else (0, 0)
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Model-space tensors -> images in [0, 1] (on the CPU)."""
+        if self.ae is None:
+            return ((z.clamp(-1, 1) + 1) / 2).cpu()
+        return torch.cat([self.ae.decode(z[i:i + 1000] * self.std + self.mean).cpu()
+                          for i in range(0, len(z), 1000)])
 
-    def train_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, M) caption indices of each class's training phrasings (padded) and their counts."""
-        rows = [self.captions.of(y) for y in range(self.num_classes)]
-        m = max(len(r) for r in rows)
-        table = torch.tensor([r + [r[0]] * (m - len(r)) for r in rows])
-        return table, torch.tensor([len(r) for r in rows])
 
-    def of_captions(self, idx: torch.Tensor, device: torch.device) -> Cond:
-        b = self.bank
-        return Cond(b.vec[idx].to(device), b.tokens[idx].to(device), b.mask[idx].to(device))
+def make_space(run: Run, cfg: ImageDiffConfig, data: ImageData, *, device: torch.device,
+               quiet: bool = True) -> Space:
+    """Pixel space, or the latent space of an autoencoder trained (once) in ``<run>/stages/ae``."""
+    if cfg.space == "pixel":
+        return Space("pixel")
+    loop = TrainConfig(seed=cfg.seed + 7, steps=cfg.ae_steps, lr=2e-3, batch_size=128, log_every=50,
+                       threads=cfg.threads, amp=cfg.amp)
+    sub = run.child("ae", loop, dataset=cfg.dataset, code_dim=cfg.code_dim, train_limit=cfg.train_limit)
+    ae = ConvAutoencoder(cfg.code_dim)
+    if sub.finished:
+        load_weights(sub, ae, device=device)
+    else:
+        x = data.train_x
 
-    def of_labels(self, y: torch.Tensor, device: torch.device) -> Cond | None:
-        if self.kind == "class":
-            return Cond(F.one_hot(y, self.num_classes).float().to(device))
-        if self.kind == "text":  # the first training phrasing of each class
-            return self.of_captions(torch.tensor([self.captions.of(int(c))[0] for c in y]), device)
-        return None
+        def step_fn(m: nn.Module, batch: torch.Tensor) -> dict[str, Any]:
+            return {"loss": m.loss(batch)}
 
-    def of_prompts(self, texts: list[str], device: torch.device) -> Cond:
-        bank = encode(texts, self.encoder)
-        return Cond(bank.vec.to(device), bank.tokens.to(device), bank.mask.to(device))
-
-    def unconditional(self, n: int, device: torch.device) -> Cond | None:
-        """A batch of empty prompts (dropped conditions)."""
-        if self.kind == "none":
-            return None
-        c = self.of_labels(torch.zeros(n, dtype=torch.long), device)
-        return c.dropped(torch.ones(n, dtype=torch.bool, device=device))
+        opt = make_optimizer(ae.parameters(), "adam", loop.lr)
+        fit(sub, ae, opt, step_fn, lambda step: x[torch.randint(0, len(x), (128,))].to(device), cfg=loop,
+            device=device, scheduler=warmup_cosine(opt, loop.steps, 50), quiet=quiet, desc="autoencoder")
+    ae.eval()
+    codes = encode_all(ae.encoder, data.train_x.to(device))
+    return Space("latent", ae, codes.mean(0), codes.std(0) + 1e-3)
 
 
 # ---------------------------------------------------------------------------------------------- model
 
-def make_model(cfg: ImageDiffConfig, cond: Conditioner) -> UNet:
+def make_model(cfg: ImageDiffConfig, cond: Conditioner) -> nn.Module:
     vec, tok = cond.dims
+    if cfg.space == "latent":
+        return CodeDenoiser(cfg.code_dim, cfg.latent_width, cfg.latent_depth, vec_dim=vec)
     if max(cfg.attn, default=0) >= len(cfg.widths):
         raise ConfigError(f"bad attn levels {cfg.attn}; the U-Net has levels 0..{len(cfg.widths) - 1}")
     if cfg.resolution % 2 ** (len(cfg.widths) - 1):
@@ -133,14 +141,15 @@ def schedule_of(cfg: ImageDiffConfig) -> Schedule:
 
 
 def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool = False,
-          resume: bool = False) -> UNet:
-    """Train the U-Net: a random image, a random training phrasing of its class, prompt dropout, v- (or eps-)
-    prediction at a uniform random time."""
+          resume: bool = False) -> nn.Module:
+    """Train the denoiser: a random image (or its code), a random training phrasing of its class, prompt
+    dropout, v- (or eps- / x0-) prediction at a uniform random time."""
+    t0 = time.perf_counter()
     data = load_data(cfg)
-    cond = Conditioner.make(cfg, data.num_classes)
+    cond = conditioner(cfg, data.num_classes)
     model = make_model(cfg, cond)
     schedule = schedule_of(cfg)
-    x_all = (data.train_x * 2 - 1).to(device)
+    x_all = make_space(run, cfg, data, device=device, quiet=quiet).encode(data.train_x.to(device))
     y_all = data.train_y.to(device)
     table, counts = cond.train_table() if cfg.cond == "text" else (None, None)
     t_min = schedule.t_min
@@ -171,6 +180,7 @@ def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool =
     res = fit(run, model, opt, step_fn, batches, cfg=cfg, device=device, scheduler=sched, quiet=quiet,
               resume=resume, desc="unet")
     run.update_summary({"train_steps_done": res.step, "train_seconds": round(res.seconds, 1),
+                        "train_wall_seconds": round(time.perf_counter() - t0, 1),
                         "stopped_by_time": res.stopped_by_time,
                         "parameters": sum(p.numel() for p in model.parameters())})
     return (res.ema if res.ema is not None else model).eval()
@@ -212,8 +222,9 @@ class Opened:
     cfg: ImageDiffConfig
     data: ImageData
     cond: Conditioner
-    model: UNet
+    model: nn.Module
     schedule: Schedule
+    space: Space
     judge: JudgeCNN
     device: torch.device
     cache: dict[str, Any] = field(default_factory=dict)
@@ -224,11 +235,12 @@ def open_run(run: Run, device: torch.device, *, quiet: bool = True) -> Opened:
     if not run.last_checkpoint.exists():
         raise ConfigError(f"run {str(run.path)!r} has no checkpoint yet; train it first")
     data = load_data(cfg)
-    cond = Conditioner.make(cfg, data.num_classes)
+    cond = conditioner(cfg, data.num_classes)
     model = make_model(cfg, cond)
     load_weights(run, model, device=device)
+    space = make_space(run, cfg, data, device=device, quiet=quiet)
     judge = train_judge(run, cfg, data, device=device, quiet=quiet)
-    return Opened(run, cfg, data, cond, model.eval(), schedule_of(cfg), judge, device)
+    return Opened(run, cfg, data, cond, model.eval(), schedule_of(cfg), space, judge, device)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -247,7 +259,8 @@ def guided_eps_fn(o: Opened, cond: Cond | None, guidance: float):
         else:
             c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).chunk(2)
             out = u + guidance * (c - u)
-        return to_eps(cfg.prediction, schedule, x, t, out, (-1.0, 1.0) if cfg.clip_x0 else None)
+        clip = (-1.0, 1.0) if cfg.clip_x0 and o.space.kind == "pixel" else None
+        return to_eps(cfg.prediction, schedule, x, t, out, clip)
 
     return eps_fn
 
@@ -256,14 +269,15 @@ def guided_eps_fn(o: Opened, cond: Cond | None, guidance: float):
 def generate(o: Opened, cond: Cond | None, n: int, *, guidance: float | None = None, steps: int | None = None,
              sampler: str | None = None, seed: int = 0, noise: torch.Tensor | None = None,
              trajectory: bool = False, batch: int = 500):
-    """``n`` images in [0, 1] ``(n, 1, R, R)`` (and the sampler's trajectory when asked)."""
+    """``n`` images in [0, 1] ``(n, 1, R, R)`` (and the sampler's trajectory, in model space, when asked)."""
     cfg = o.cfg
     w = cfg.guidance if guidance is None else guidance
     if w < 0:
         raise ConfigError(f"bad guidance {w}; it must be >= 0 (0 = unconditional, 1 = plain conditional)")
     r = cfg.resolution
+    shape = (n, cfg.code_dim) if o.space.kind == "latent" else (n, 1, r, r)
     if noise is None:
-        noise = torch.randn(n, 1, r, r, generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     gen = torch.Generator(device=o.device).manual_seed(seed + 1)
     outs, res = [], None
     for i in range(0, n, batch):
@@ -272,7 +286,7 @@ def generate(o: Opened, cond: Cond | None, n: int, *, guidance: float | None = N
                      steps=steps or cfg.sample_steps, t_end=o.schedule.t_min, generator=gen, device=o.device,
                      return_trajectory=trajectory)
         outs.append(res.x)
-    x = ((torch.cat(outs).clamp(-1, 1) + 1) / 2).cpu()
+    x = o.space.decode(torch.cat(outs))
     return (x, res) if trajectory else x
 
 
@@ -345,9 +359,7 @@ def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: b
     run = reuse_or_create(LAB, cfg, root=root, name="tiny" if tiny else ("quick" if quick else "full"),
                           reuse=reuse)
     if not run.finished:
-        t0 = time.perf_counter()
         train(run, cfg, device=dev, quiet=quiet, resume=run.last_checkpoint.exists())
-        run.update_summary({"train_wall_seconds": round(time.perf_counter() - t0, 1)})
     if not (reuse and run.read_summary().get("figures_done")):
         o = open_run(run, dev, quiet=quiet)
         draw_all(LAB, o, run)

@@ -47,8 +47,7 @@ def fig_denoise_strip(o: Opened, label: int = 3, frames: int = 10) -> Drawn:
     x, res = core.generate(o, c, 1, seed=0, trajectory=True)
     n = len(res.x0s)
     pick = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
-    xs = _np((res.xs[pick, 0].clamp(-1, 1) + 1) / 2)
-    x0s = _np((res.x0s[pick, 0].clamp(-1, 1) + 1) / 2)
+    xs, x0s = _np(o.space.decode(res.xs[pick, 0])), _np(o.space.decode(res.x0s[pick, 0]))
     fig, axes = plots.figure(2, len(pick) + 1, size=(1.2 * (len(pick) + 1), 2.8))
     times = res.times[pick].tolist()
     for j, (_i, t) in enumerate(zip(pick, times)):
@@ -57,7 +56,7 @@ def fig_denoise_strip(o: Opened, label: int = 3, frames: int = 10) -> Drawn:
         axes[1, j].imshow(x0s[j], cmap="gray", vmin=0, vmax=1)
     axes[0, -1].imshow(_np(x)[0], cmap="gray", vmin=0, vmax=1)
     axes[0, -1].set_title("result", fontsize=8)
-    axes[0, 0].set_ylabel("x_t")
+    axes[0, 0].set_ylabel("x_t" if o.space.kind == "pixel" else "decode(z_t)")
     axes[1, 0].set_ylabel("x0_hat")
     for ax in axes.flat:
         plots.bare(ax)

@@ -1,0 +1,71 @@
+"""Conditions for a diffusion model from captions, class labels or free prompts (one :class:`Conditioner`).
+
+``text``: a caption's sentence vector (FiLM) and token vectors (cross-attention) from the text encoder, every
+caption encoded once; ``class``: a one-hot vector; ``none``: no condition. Dropped conditions (classifier-free
+guidance) keep their tensors and set ``Cond.drop``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genlab.data.captions import Captions, make_captions
+from genlab.data.text_encoder import TextBank, encode, encoder_dim
+from genlab.nn.unet import Cond
+
+
+@dataclass
+class Conditioner:
+    """Turns captions, labels or free prompts into the U-Net's :class:`~genlab.nn.unet.Cond`."""
+
+    kind: str  # text | class | none
+    num_classes: int
+    captions: Captions
+    encoder: str = "minilm"
+    bank: TextBank | None = None  # every caption, encoded once
+
+    @classmethod
+    def make(cls, kind: str, dataset: str, num_classes: int, encoder: str = "minilm") -> Conditioner:
+        caps = make_captions(dataset, num_classes)
+        bank = encode(caps.texts, encoder) if kind == "text" else None
+        return cls(kind, num_classes, caps, encoder, bank)
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """(vector size, token size) the U-Net is built for."""
+        if self.kind == "text":
+            d = encoder_dim(self.encoder)
+            return d, d
+        return (self.num_classes, 0) if self.kind == "class" else (0, 0)
+
+    def train_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, M) caption indices of each class's training phrasings (padded) and their counts."""
+        rows = [self.captions.of(y) for y in range(self.num_classes)]
+        m = max(len(r) for r in rows)
+        table = torch.tensor([r + [r[0]] * (m - len(r)) for r in rows])
+        return table, torch.tensor([len(r) for r in rows])
+
+    def of_captions(self, idx: torch.Tensor, device: torch.device) -> Cond:
+        b = self.bank
+        return Cond(b.vec[idx].to(device), b.tokens[idx].to(device), b.mask[idx].to(device))
+
+    def of_labels(self, y: torch.Tensor, device: torch.device) -> Cond | None:
+        if self.kind == "class":
+            return Cond(F.one_hot(y, self.num_classes).float().to(device))
+        if self.kind == "text":  # the first training phrasing of each class
+            return self.of_captions(torch.tensor([self.captions.of(int(c))[0] for c in y]), device)
+        return None
+
+    def of_prompts(self, texts: list[str], device: torch.device) -> Cond:
+        bank = encode(texts, self.encoder)
+        return Cond(bank.vec.to(device), bank.tokens.to(device), bank.mask.to(device))
+
+    def unconditional(self, n: int, device: torch.device) -> Cond | None:
+        """A batch of empty prompts (dropped conditions)."""
+        if self.kind == "none":
+            return None
+        c = self.of_labels(torch.zeros(n, dtype=torch.long), device)
+        return c.dropped(torch.ones(n, dtype=torch.bool, device=device))
