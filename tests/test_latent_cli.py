@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.labs import latent
+from genlab.data.images import load_images
+from genlab.labs.latent import core
+from genlab.labs.latent.figures import key_metrics
+from genlab.runs import Run
 
 TINY = ["--preset", "tiny", "--quiet", "--device", "cpu", "--set", "steps=12", "--set", "batch_size=32"]
 
@@ -68,21 +71,30 @@ def test_unknown_dataset_in_api():
     from genlab.errors import DataError
 
     with pytest.raises(DataError, match="unknown dataset"):
-        latent.load_images("cifar")
+        load_images("cifar")
 
 
-@pytest.mark.slow
-def test_demo_tiny_pipeline(tmp_path, monkeypatch):
-    monkeypatch.setitem(latent.PRESETS, "quick", latent.PRESETS["tiny"])
-    runs = latent.demo(tmp_path, quick=True, device="cpu", quiet=True)
-    run = runs[0]
+def test_demo_tiny_pipeline(tmp_path):
+    run = core.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0]
     names = {p.stem for p in run.figures_dir.glob("*.png")}
-    assert {"reconstructions", "ae_loss", "few_label", "gan_samples", "gan_losses", "cgan_grid",
-            "cgan_losses",
+    assert {"reconstructions", "ae_loss", "few_label", "gan_samples", "gan_losses", "cgan_grid", "cgan_losses",
             "interpolation", "importance"} <= names
+    assert {p.stem for p in run.tables_dir.glob("*.csv")} == {"few_label", "receptive_field"}
     s = run.read_summary()
     for key in ("judge_test_accuracy", "cgan_judge_agreement", "fd_cgan_vs_test", "few_label_codes_mlp_first",
-                "receptive_field_117_case"):
+                "receptive_field_117_case", "interp_judge_confidence_ae_midpoint"):
         assert key in s
     assert s["receptive_field_117_case"] == {"output": 117, "receptive_field": 12}
-    assert latent.demo(tmp_path, quick=True, device="cpu", quiet=True)[0].path == run.path  # reuse
+    assert Run(run.path / "stages" / "gan").finished and Run(run.path / "stages" / "judge").finished
+    stamp = (run.path / "stages" / "cgan" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert core.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0].path == run.path  # reuse
+    assert (run.path / "stages" / "cgan" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp  # not retrained
+
+
+def test_key_metrics_reads_the_few_label_count(tmp_path):
+    run = Run.create("latent", core.PRESETS["tiny"], name="k", root=tmp_path)
+    method = "codes + MLP"
+    run.update_summary({"few_label_labels": 100, f"few_label/first 50/{method}": {"mean": 0.5, "std": 0.0},
+                        f"few_label/first 100/{method}": {"mean": 0.8, "std": 0.0}})
+    rows = [r for r in key_metrics([run]) if method in r["metric"]]
+    assert [(r["metric"].split(",")[0], r["value"]) for r in rows] == [("100 labels", 0.8)]

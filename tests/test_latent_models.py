@@ -9,18 +9,21 @@ import pytest
 import torch
 from torch import nn
 
+from genlab.data.splits import label_indices
 from genlab.errors import ConfigError
-from genlab.labs import latent
+from genlab.labs.latent.cli import parse_digits, parse_pair
 from genlab.nn import receptive_field as rf
-from genlab.nn.autoencoder import CodeClassifier, ConvAutoencoder, EncoderClassifier, encode_all
+from genlab.nn.autoencoder import CodeClassifier, ConvAutoencoder, EncoderClassifier, decode_codes, encode_all
 from genlab.nn.gan import (
     JudgeCNN,
     LatentGAN,
     discriminator_loss,
     frechet_distance,
     generator_loss,
+    judge_scores,
     matching_discriminator_loss,
 )
+from genlab.nn.saliency import gradient_map, occlusion_map
 
 
 def test_autoencoder_shapes_and_training_reduces_bce():
@@ -56,6 +59,9 @@ def test_classifiers_and_encode_all():
     assert CodeClassifier(6, 3)(torch.rand(4, 6)).shape == (4, 3)
     codes = encode_all(enc.encoder, torch.rand(7, 1, 32, 32), batch=3)
     assert codes.shape == (7, 6)
+    ae = ConvAutoencoder(code_dim=6).eval()
+    z = torch.randn(5, 6)
+    torch.testing.assert_close(decode_codes(ae, z, batch=2), ae.decode(z))  # batching changes nothing
 
 
 def test_gan_losses_match_formulas():
@@ -99,6 +105,36 @@ def test_judge_features():
     assert j.features(x).shape == (3, 128) and j(x).shape == (3, 10)
 
 
+class _FirstPixel(nn.Module):
+    """A 'judge' whose class is 1 when the top-left pixel is inked, else 0; features: the first 4 pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # judge_outputs finds the device from a parameter
+
+    def features(self, x):
+        return x[:, 0, 0, :4]
+
+    def head(self, f):
+        return torch.stack([0.5 - f[:, 0], f[:, 0] - 0.5], 1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_judge_scores_agreement_per_class_and_fd():
+    torch.manual_seed(0)
+    x = torch.rand(400, 1, 4, 4)
+    x[:200, 0, 0, 0] = 0.0
+    x[200:, 0, 0, 0] = 1.0
+    judge = _FirstPixel()
+    asked = torch.cat([torch.zeros(200), torch.ones(100), torch.zeros(100)]).long()  # the last 100 are wrong
+    out = judge_scores(judge, x, judge.features(x), asked, num_classes=2)
+    assert out["agreement"] == pytest.approx(0.75) and out["per_class"] == pytest.approx([2 / 3, 1.0])
+    assert out["fd"] == pytest.approx(0.0, abs=1e-3)  # the same images: no distance
+    assert "fd" not in judge_scores(judge, x) and "agreement" not in judge_scores(judge, x)
+
+
 @pytest.mark.parametrize("stack, out, field", [(rf.EXAMPLE, 56, 18), (rf.EXAMPLE_STRIDE1_POOL, 117, 12)])
 def test_receptive_field_example_against_torch(stack, out, field):
     rows = rf.stack_geometry(128, stack)
@@ -133,26 +169,26 @@ def test_occlusion_and_gradient_find_the_region():
     x = torch.zeros(1, 1, 32, 32)
     x[0, 0, :8, :8] = 0.1  # class-0 logit 6.4 vs 5: hiding part of the corner flips the odds
     x[0, 0, 20:, 20:] = 1.0  # ink the model ignores
-    occ = latent.occlusion_map(_Corner(), x, torch.tensor([0]), patch=6, stride=2)[0]
+    occ = occlusion_map(_Corner(), x, torch.tensor([0]), patch=6, stride=2)[0]
     assert occ[:8, :8].mean() > 0.1 and abs(occ[20:, 20:]).max() < 1e-6
-    grad = latent.gradient_map(_Corner(), x, torch.tensor([0]))[0]
+    grad = gradient_map(_Corner(), x, torch.tensor([0]))[0]
     assert grad[:8, :8].min() > 0 and grad[8:, :].max() == 0
 
 
 def test_label_draws_and_bad_input():
     y = torch.arange(200) % 10
-    assert latent.label_indices(y, 50, "first", 0).tolist() == list(range(50))
-    assert latent.label_indices(y, 50, "first", 1).tolist() == list(range(50, 100))
-    bal = latent.label_indices(y, 50, "balanced", 0, seed=1)
+    assert label_indices(y, 50, "first", 0).tolist() == list(range(50))
+    assert label_indices(y, 50, "first", 1).tolist() == list(range(50, 100))
+    bal = label_indices(y, 50, "balanced", 0, seed=1)
     assert torch.bincount(y[bal], minlength=10).tolist() == [5] * 10
-    assert not torch.equal(bal, latent.label_indices(y, 50, "balanced", 1, seed=1))
+    assert not torch.equal(bal, label_indices(y, 50, "balanced", 1, seed=1))
     with pytest.raises(ConfigError, match="larger than the training set"):
-        latent.label_indices(y, 201, "first", 0)
+        label_indices(y, 201, "first", 0)
     with pytest.raises(ConfigError, match="digits must be integers in 0-9"):
-        latent.parse_digits("3,10")
-    assert latent.parse_digits("0, 7") == (0, 7)
+        parse_digits("3,10")
+    assert parse_digits("0, 7") == (0, 7)
     with pytest.raises(ConfigError, match="--pair"):
-        latent.parse_pair("1")
+        parse_pair("1")
 
 
 def test_label_spreading_follows_the_clusters():

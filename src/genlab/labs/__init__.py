@@ -40,7 +40,7 @@ class Drawn:
     fig: Any = None  # a matplotlib Figure (figures)
     caption: str = ""
     data: Any = None  # the numbers behind the figure, saved beside it as JSON
-    rows: list[dict[str, Any]] | None = None  # a table's rows (tables)
+    rows: list[dict[str, Any]] | None = None  # a table's rows (tables; a figure with rows saves both)
     summary: dict[str, Any] = field(default_factory=dict)  # merged into the run's summary.json
 
 
@@ -104,6 +104,8 @@ def save_drawn(run: Run, name: str, out: Drawn, *, kind: str = "figure", command
         return run.save_table(out.rows or [], name, caption=out.caption or None)
     if out.fig is None:
         raise ValueError(f"figure function {name!r} returned no figure")
+    if out.rows is not None:  # a figure drawn from a table: the table is saved beside it, under the same name
+        run.save_table(out.rows, name, caption=out.caption or None)
     return run.save_figure(out.fig, name, caption=out.caption or None, command=command, data=out.data)
 
 

@@ -135,3 +135,9 @@ def encode_all(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.
         torch.empty(0, getattr(encoder, "code_dim", 0), device=dev)
     encoder.train(was)
     return out
+
+
+@torch.no_grad()
+def decode_codes(ae: ConvAutoencoder, codes: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """Images in [0, 1] decoded from any number of ``codes`` (in batches)."""
+    return torch.cat([ae.decode(codes[i:i + batch]) for i in range(0, len(codes), batch)])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,3 +193,21 @@ def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
         covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))
     covmean = np.real(covmean)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
+
+
+@torch.no_grad()
+def judge_scores(judge: nn.Module, images: torch.Tensor, real_feats: torch.Tensor | None = None,
+                 requested: torch.Tensor | None = None, num_classes: int = 0) -> dict[str, Any]:
+    """What a judge makes of ``images``: with ``real_feats`` (its features of real images) ``fd``, the Frechet
+    distance between the two feature sets; with ``requested`` (the class each image should show) ``agreement``,
+    the share it classifies as requested, and ``per_class`` that share for each of ``num_classes`` classes."""
+    pred, feats = judge_outputs(judge, images)
+    out: dict[str, Any] = {"features": feats}
+    if real_feats is not None:
+        out["fd"] = frechet_distance(feats, real_feats)
+    if requested is not None:
+        requested = requested.cpu()
+        hit = pred == requested
+        out["agreement"] = float(hit.float().mean())
+        out["per_class"] = [float(hit[requested == c].float().mean()) for c in range(num_classes)]
+    return out

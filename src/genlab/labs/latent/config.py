@@ -1,0 +1,52 @@
+"""The latent lab's settings (one config for every part) and its presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.config import param
+from genlab.data.images import DATASETS
+from genlab.train import TrainConfig
+
+
+@dataclass
+class LatentConfig(TrainConfig):
+    """Settings of every part of the lab. ``steps``, ``lr`` and ``batch_size`` are the autoencoder's."""
+
+    steps: int = param(4000, "autoencoder optimisation steps (4000 x 128 = 8.5 epochs of MNIST)", min=0)
+    lr: float = param(2e-3, "autoencoder learning rate (Adam, cosine decay)", min=0.0)
+    dataset: str = param("mnist", "image dataset", choices=DATASETS)
+    data_dir: str = param("", "folder with the 4 IDX files when dataset=idx")
+    train_limit: int = param(0, "use only the first N training images (0 = all)", min=0)
+    test_limit: int = param(0, "use only the first N test images (0 = all)", min=0)
+    code_dim: int = param(64, "autoencoder code size", min=2)
+    noise_sigma: float = param(0.35, "denoising autoencoder input noise std (0 = plain autoencoder)", min=0.0)
+    labels: int = param(50, "labelled training images for the few-label classifier", min=1)
+    draws: int = param(5, "label draws for the few-label table (mean and spread)", min=1)
+    clf_steps: int = param(300, "steps of each few-label classifier (full batch of labelled images)", min=1)
+    spread_points: int = param(20000, "training codes in the label-spreading graph (0 = all)", min=0)
+    spread_k: int = param(10, "neighbours per point in the label-spreading graph", min=1)
+    noise_dim: int = param(32, "GAN noise size", min=1)
+    gan_steps: int = param(4000, "latent GAN steps", min=0)
+    gan_lr: float = param(1e-3, "GAN learning rate (Adam, beta1 = 0.5; the reference used 2e-4)", min=0.0)
+    gan_batch: int = param(256, "GAN batch size (codes)", min=1)
+    cgan_steps: int = param(6000, "conditional GAN steps", min=0)
+    cgan_matching: bool = param(True, "matching-aware cGAN discriminator (real codes + wrong class = fake)")
+    judge_steps: int = param(1500, "steps of the judge CNN (batch 128)", min=0)
+    grid_k: int = param(10, "samples per digit in the conditional grid", min=1)
+    interp_steps: int = param(10, "frames in each interpolation row", min=2)
+
+
+Config = LatentConfig
+
+PRESETS: dict[str, LatentConfig] = {
+    "full": LatentConfig(),
+    "quick": LatentConfig(steps=400, train_limit=20000, clf_steps=100, spread_points=10000, gan_steps=1200,
+                          cgan_steps=1800, judge_steps=250, eval_every=200, log_every=10),
+    # scikit-learn's 8x8 digits (embedded, no fetch) and a few steps of every part: the whole lab in seconds
+    "tiny": LatentConfig(dataset="digits", steps=30, clf_steps=10, draws=2, gan_steps=30, cgan_steps=30,
+                         judge_steps=20, grid_k=3, interp_steps=4, batch_size=64, log_every=5, threads=1),
+}
+QUICK_NOTE = ("quick demo: autoencoder 400 steps on the first 20k training images, few-label classifiers 100 "
+              "steps, label spreading over 10k codes, GAN 1200 / cGAN 1800 steps, judge 250 steps; the full "
+              "settings are one flag away (genlab latent ae --preset full)")
