@@ -17,7 +17,7 @@ def th(tmp_path):
     return Theory(Run.create("theory", cfg, name="t", root=tmp_path), cfg)
 
 
-TRAINED = ("seq2seq_ablations", "gan_pairing")  # checked with smaller trainings in test_textgen_theory / _gans
+TRAINED = ("seq2seq_ablations", "gan_pairing", "attention_imitation")  # trained: their own test files
 
 
 @pytest.mark.parametrize("name", [n for n in EVIDENCE if n not in TRAINED])

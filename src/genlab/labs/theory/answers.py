@@ -106,6 +106,19 @@ ANSWERS: tuple[Answer, ...] = (
         "autograd's). diag(f) is the Jacobian of the elementwise product, not of the convolution.",
     ),
     Answer(
+        "attention_imitation",
+        "Convolutions and images",
+        "How can a BERT-like network imitate a convolution layer, and a fully connected layer?",
+        "A convolution: one attention head per kernel offset, each attending by a learned relative-position "
+        "bias to exactly one neighbour, and the output projection weighting the heads by the kernel: k^2 heads "
+        "(9 for 3x3) imitate it almost exactly, one head cannot (figure attention_imitation). A head returns a "
+        "positive, normalised average of the values, so signed kernel weights need the neighbours apart, one "
+        "per head. A fully connected layer: a [CLS] query attends to every pixel and its result is read out; "
+        "with BERT's additive embeddings (value x_j u + p_j) each head yields one positive average of the "
+        "pixels, so a 10-output layer needs about 20 heads, while a pixel value that multiplies its position "
+        "embedding (x_j p_j) gives every pixel its own signed weight and one head suffices.",
+    ),
+    Answer(
         "receptive_field",
         "Convolutions and images",
         "Output size and receptive field of conv3, conv3, maxpool2, conv3, conv5 on 128x128?",
