@@ -32,9 +32,18 @@ from genlab.runs import Run  # noqa: E402
 
 
 def emit(**kw) -> None:
-    print(json.dumps({"bench": "diffusion2d", "cpus": os.cpu_count(),
-                      "torch_threads": torch.get_num_threads(), "load_avg_1m": round(os.getloadavg()[0], 2),
-                      **kw}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "diffusion2d",
+                "cpus": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+                **kw,
+            }
+        ),
+        flush=True,
+    )
 
 
 def bench_train(threads: int, steps: int = 200) -> None:
@@ -54,8 +63,14 @@ def bench_train(threads: int, steps: int = 200) -> None:
         loss.backward()
         opt.step()
     dt = time.perf_counter() - t0
-    emit(what="train_steps_per_s", threads=threads, batch=cfg.batch_size, hidden=cfg.hidden,
-         value=round(steps / dt, 1), projected_train_s=round(cfg.steps * dt / steps, 1))
+    emit(
+        what="train_steps_per_s",
+        threads=threads,
+        batch=cfg.batch_size,
+        hidden=cfg.hidden,
+        value=round(steps / dt, 1),
+        projected_train_s=round(cfg.steps * dt / steps, 1),
+    )
     torch.set_num_threads(old)
 
 
@@ -68,8 +83,7 @@ def bench_sampling_and_elbo() -> None:
     t0 = time.perf_counter()
     sample(fn, sch, "euler", shape=(2000, 2), steps=200)
     dt = time.perf_counter() - t0
-    emit(what="euler_sampling", points=2000, steps=200, seconds=round(dt, 3),
-         point_evals_per_s=round(2000 * 200 / dt))
+    emit(what="euler_sampling", points=2000, steps=200, seconds=round(dt, 3), point_evals_per_s=round(2000 * 200 / dt))
     pts = torch.randn(500, 2)
     t0 = time.perf_counter()
     elbo(fn, sch, pts, n_mc=256)
@@ -80,8 +94,13 @@ def bench_sampling_and_elbo() -> None:
 def bench_figures(run: Run) -> None:
     t0 = time.perf_counter()
     paths = core.draw_figures(run, "cpu", quiet=True)
-    emit(what="figures_seconds", run=str(run.path), figures=len(paths),
-         value=round(time.perf_counter() - t0, 1), limit=300)
+    emit(
+        what="figures_seconds",
+        run=str(run.path),
+        figures=len(paths),
+        value=round(time.perf_counter() - t0, 1),
+        limit=300,
+    )
 
 
 def main() -> None:
@@ -101,9 +120,14 @@ def main() -> None:
         t0 = time.perf_counter()
         run = core.train(config.PRESETS["square"], root=root, name="square", device="cpu", quiet=True)
         s = run.read_summary()
-        emit(what="train_square_default", seconds=round(time.perf_counter() - t0, 1),
-             train_seconds=s["train_seconds"], energy_distance=s["energy_distance"],
-             noise_floor=s["noise_floor"], in_support=s["in_support"])
+        emit(
+            what="train_square_default",
+            seconds=round(time.perf_counter() - t0, 1),
+            train_seconds=s["train_seconds"],
+            energy_distance=s["energy_distance"],
+            noise_floor=s["noise_floor"],
+            in_support=s["in_support"],
+        )
         bench_figures(run)
 
 

@@ -72,8 +72,11 @@ def bench_gan(device, steps, batch, classes=0):
         og.step()
 
     sec = _time(step, steps * 10, device)
-    return {"bench": "cgan_train" if classes else "gan_train",
-            "codes_per_s": round(steps * 10 * batch / sec, 1), "batch": batch}
+    return {
+        "bench": "cgan_train" if classes else "gan_train",
+        "codes_per_s": round(steps * 10 * batch / sec, 1),
+        "batch": batch,
+    }
 
 
 def bench_judge(device, steps, batch):
@@ -102,9 +105,13 @@ def main() -> None:
     torch.manual_seed(0)
     meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
     peak = {"bench": "matmul_fp32_peak", "gflops": round(matmul_peak(device=device), 1)}
-    for res in (peak, bench_autoencoder(device, args.steps, args.batch),
-                bench_gan(device, args.steps, args.batch), bench_gan(device, args.steps, args.batch, 10),
-                bench_judge(device, args.steps, args.batch)):
+    for res in (
+        peak,
+        bench_autoencoder(device, args.steps, args.batch),
+        bench_gan(device, args.steps, args.batch),
+        bench_gan(device, args.steps, args.batch, 10),
+        bench_judge(device, args.steps, args.batch),
+    ):
         print(json.dumps({**res, **meta}), flush=True)
 
 

@@ -29,8 +29,9 @@ class TorchGRUEncoder(nn.Module):
         return out, h[-1]
 
 
-def bench_encoder(name: str, enc: nn.Module, d: int, h: int, *, batch: int, length: int, steps: int,
-                  device: torch.device) -> dict:
+def bench_encoder(
+    name: str, enc: nn.Module, d: int, h: int, *, batch: int, length: int, steps: int, device: torch.device
+) -> dict:
     head = nn.Linear(h, 2).to(device)
     enc = enc.to(device)
     opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=1e-3)
@@ -58,10 +59,19 @@ def bench_encoder(name: str, enc: nn.Module, d: int, h: int, *, batch: int, leng
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     sec = best
-    return {"bench": "sentiment_train_throughput", "encoder": name, "hidden": h, "input": d, "batch": batch,
-            "length": length, "device": str(device), "threads": torch.get_num_threads(),
-            "steps": steps, "reviews_per_s": round(steps * batch / sec, 1),
-            "ms_per_step": round(1e3 * sec / steps, 2)}
+    return {
+        "bench": "sentiment_train_throughput",
+        "encoder": name,
+        "hidden": h,
+        "input": d,
+        "batch": batch,
+        "length": length,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "reviews_per_s": round(steps * batch / sec, 1),
+        "ms_per_step": round(1e3 * sec / steps, 2),
+    }
 
 
 def bench_attention(device: torch.device, *, batch: int, length: int, steps: int) -> dict:
@@ -76,8 +86,15 @@ def bench_attention(device: torch.device, *, batch: int, length: int, steps: int
     if device.type == "cuda":
         torch.cuda.synchronize()
     sec = time.perf_counter() - t0
-    return {"bench": "restricted_attention_fwd_bwd", "k": 5, "hidden": 64, "batch": batch, "length": length,
-            "device": str(device), "reviews_per_s": round(steps * batch / sec, 1)}
+    return {
+        "bench": "restricted_attention_fwd_bwd",
+        "k": 5,
+        "hidden": 64,
+        "batch": batch,
+        "length": length,
+        "device": str(device),
+        "reviews_per_s": round(steps * batch / sec, 1),
+    }
 
 
 def main() -> None:
@@ -90,10 +107,12 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     steps = 10 if args.quick else 40
     for h in (64, 128):
-        for name, enc in (("hand-written GRU (lab form)", Recurrent(50, h, 1, "gru")),
-                          ("hand-written GRU (nn.GRU form)", Recurrent(50, h, 1, "gru", reset_after=True)),
-                          ("torch.nn.GRU", TorchGRUEncoder(50, h)),
-                          ("hand-written Elman tanh", Recurrent(50, h, 1, "rnn"))):
+        for name, enc in (
+            ("hand-written GRU (lab form)", Recurrent(50, h, 1, "gru")),
+            ("hand-written GRU (nn.GRU form)", Recurrent(50, h, 1, "gru", reset_after=True)),
+            ("torch.nn.GRU", TorchGRUEncoder(50, h)),
+            ("hand-written Elman tanh", Recurrent(50, h, 1, "rnn")),
+        ):
             row = bench_encoder(name, enc, 50, h, batch=32, length=30, steps=steps, device=device)
             print(json.dumps(row), flush=True)
     print(json.dumps(bench_attention(device, batch=32, length=30, steps=steps)), flush=True)

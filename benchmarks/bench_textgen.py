@@ -70,8 +70,9 @@ def load_nanogpt(mirror: Path):
     if not mirror.exists():
         return None
     try:
-        src = subprocess.run(["git", "--git-dir", str(mirror), "show", "HEAD:model.py"], capture_output=True,
-                             text=True, check=True).stdout
+        src = subprocess.run(
+            ["git", "--git-dir", str(mirror), "show", "HEAD:model.py"], capture_output=True, text=True, check=True
+        ).stdout
     except (subprocess.CalledProcessError, FileNotFoundError):
         return None
     path = Path(tempfile.mkdtemp(prefix="nanogpt-")) / "nanogpt_model.py"
@@ -97,15 +98,24 @@ def speed(args) -> None:
             impls.append(("nanoGPT", nano.GPT(nano.GPTConfig(**cfg))))
         ref = impls[0][1]
         flops_tok = ref.flops_per_token(shape["block_size"])
-        fns = {name: trainer(m.train(), vocab, batch=args.batch, block=shape["block_size"])
-               for name, m in impls}
+        fns = {name: trainer(m.train(), vocab, batch=args.batch, block=shape["block_size"]) for name, m in impls}
         times = time_interleaved(fns, steps=args.steps, repeats=args.repeats)
         for name, dt in times.items():
             tps = args.batch * shape["block_size"] / dt
-            emit(bench="train_speed", preset=preset, impl=name, vocab=vocab, params=ref.num_params(),
-                 ms_per_step=round(dt * 1000, 1), tokens_per_s=round(tps),
-                 model_gflops=round(flops_tok * tps / 1e9, 2), mfu=round(flops_tok * tps / 1e9 / peak, 4),
-                 batch=args.batch, block=shape["block_size"], threads=torch.get_num_threads())
+            emit(
+                bench="train_speed",
+                preset=preset,
+                impl=name,
+                vocab=vocab,
+                params=ref.num_params(),
+                ms_per_step=round(dt * 1000, 1),
+                tokens_per_s=round(tps),
+                model_gflops=round(flops_tok * tps / 1e9, 2),
+                mfu=round(flops_tok * tps / 1e9 / peak, 4),
+                batch=args.batch,
+                block=shape["block_size"],
+                threads=torch.get_num_threads(),
+            )
 
 
 def budget(args) -> None:
@@ -123,8 +133,7 @@ def budget(args) -> None:
     run = Run.create("textgen", cfg, name="budget", root=root)
     tok, data = tg.prepare_data(cfg, run.path)
     model = GPT(tg.model_config(cfg, tok.vocab_size))
-    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay,
-                         betas=(0.9, 0.95))
+    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup, 0.1)
     state = {"train_s": 0.0, "last": time.perf_counter(), "next": 0}
 
@@ -139,17 +148,35 @@ def budget(args) -> None:
             with torch.no_grad():
                 ev = tg.estimate_loss(model, data, cfg.update({"eval_iters": 50}))
             model.train()
-            emit(bench="val_loss_at_time", preset="mini", tokenizer="bpe", vocab=tok.vocab_size,
-                 minutes=round(state["train_s"] / 60, 2), step=step, train_loss=round(values["loss"], 4),
-                 val_loss=round(ev["val_loss"], 4), threads=torch.get_num_threads())
+            emit(
+                bench="val_loss_at_time",
+                preset="mini",
+                tokenizer="bpe",
+                vocab=tok.vocab_size,
+                minutes=round(state["train_s"] / 60, 2),
+                step=step,
+                train_loss=round(values["loss"], 4),
+                val_loss=round(ev["val_loss"], 4),
+                threads=torch.get_num_threads(),
+            )
             state["next"] += 1
             if state["next"] == len(marks):
                 raise Done
         state["last"] = time.perf_counter()  # evaluation time is not training time
 
     with contextlib.suppress(Done):
-        fit(run, model, opt, lambda m, b: {"loss": m(*b)[1]}, lambda s: data.batch("train", cfg.batch_size),
-            cfg=cfg, device=torch.device("cpu"), scheduler=sched, quiet=True, callbacks=[on_step])
+        fit(
+            run,
+            model,
+            opt,
+            lambda m, b: {"loss": m(*b)[1]},
+            lambda s: data.batch("train", cfg.batch_size),
+            cfg=cfg,
+            device=torch.device("cpu"),
+            scheduler=sched,
+            quiet=True,
+            callbacks=[on_step],
+        )
     model.eval()
     sample = generate(model, tok, "Alice was beginning", 60, temperature=0.8, top_k=40, seed=0)
     emit(bench="sample", preset="mini", text="Alice was beginning" + sample)

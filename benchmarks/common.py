@@ -25,5 +25,5 @@ def matmul_peak(n: int = 1024, seconds: float = 3.0, device: torch.device | str 
         for _ in range(5):
             a @ b
         sync()
-        best = max(best, 5 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best

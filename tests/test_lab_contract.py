@@ -57,8 +57,14 @@ def test_spec_is_complete_and_package_has_the_lab_shape(lab):
 def test_tiny_demo_writes_every_registered_output_and_is_reused(lab, tmp_path):
     runs = lab.demo(tmp_path, quick=True, device="cpu", quiet=True, reuse=True, tiny=True)
     assert runs
-    made = {p.stem for r in runs for d in (r.figures_dir, r.tables_dir) if d.exists() for p in d.iterdir()
-            if p.suffix in (".png", ".csv")}
+    made = {
+        p.stem
+        for r in runs
+        for d in (r.figures_dir, r.tables_dir)
+        if d.exists()
+        for p in d.iterdir()
+        if p.suffix in (".png", ".csv")
+    }
     missing = [f.name for f in lab.figures if f.name not in made]
     assert missing == []
     for r in runs:

@@ -54,8 +54,7 @@ def test_gan_and_interpolate(ae_run):
 def test_bad_inputs_are_one_line_errors(ae_run, tmp_path, capsys):
     cases = [
         (["latent", "cgan", "--run", str(ae_run), "--digits", "3,12", "--quiet"], "bad digit '12'"),
-        (["latent", "classify", "--run", str(ae_run), "--labels", "100000", "--quiet"], "larger than the "
-                                                                                        "training set"),
+        (["latent", "classify", "--run", str(ae_run), "--labels", "100000", "--quiet"], "larger than the training set"),
         (["latent", "ae", "--set", "dataset=mnst", "--run-dir", str(tmp_path)], "dataset"),
         (["latent", "interpolate", "--run", str(ae_run), "--pair", "0,99999", "--quiet"], "out of range"),
         (["latent", "figures", "--run", str(tmp_path / "nope")], "not a run folder"),
@@ -77,12 +76,27 @@ def test_unknown_dataset_in_api():
 def test_demo_tiny_pipeline(tmp_path):
     run = core.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0]
     names = {p.stem for p in run.figures_dir.glob("*.png")}
-    assert {"reconstructions", "ae_loss", "few_label", "gan_samples", "gan_losses", "cgan_grid", "cgan_losses",
-            "interpolation", "importance"} <= names
+    assert {
+        "reconstructions",
+        "ae_loss",
+        "few_label",
+        "gan_samples",
+        "gan_losses",
+        "cgan_grid",
+        "cgan_losses",
+        "interpolation",
+        "importance",
+    } <= names
     assert {p.stem for p in run.tables_dir.glob("*.csv")} == {"few_label", "receptive_field"}
     s = run.read_summary()
-    for key in ("judge_test_accuracy", "cgan_judge_agreement", "fd_cgan_vs_test", "few_label_codes_mlp_first",
-                "receptive_field_117_case", "interp_judge_confidence_ae_midpoint"):
+    for key in (
+        "judge_test_accuracy",
+        "cgan_judge_agreement",
+        "fd_cgan_vs_test",
+        "few_label_codes_mlp_first",
+        "receptive_field_117_case",
+        "interp_judge_confidence_ae_midpoint",
+    ):
         assert key in s
     assert s["receptive_field_117_case"] == {"output": 117, "receptive_field": 12}
     assert Run(run.path / "stages" / "gan").finished and Run(run.path / "stages" / "judge").finished
@@ -94,7 +108,12 @@ def test_demo_tiny_pipeline(tmp_path):
 def test_key_metrics_reads_the_few_label_count(tmp_path):
     run = Run.create("latent", core.PRESETS["tiny"], name="k", root=tmp_path)
     method = "codes + MLP"
-    run.update_summary({"few_label_labels": 100, f"few_label/first 50/{method}": {"mean": 0.5, "std": 0.0},
-                        f"few_label/first 100/{method}": {"mean": 0.8, "std": 0.0}})
+    run.update_summary(
+        {
+            "few_label_labels": 100,
+            f"few_label/first 50/{method}": {"mean": 0.5, "std": 0.0},
+            f"few_label/first 100/{method}": {"mean": 0.8, "std": 0.0},
+        }
+    )
     rows = [r for r in key_metrics([run]) if method in r["metric"]]
     assert [(r["metric"].split(",")[0], r["value"]) for r in rows] == [("100 labels", 0.8)]

@@ -149,8 +149,10 @@ def test_receptive_field_other_stacks_match_torch():
     for size in (17, 32, 45):
         rows = rf.stack_geometry(size, stack)
         assert rf.torch_stack(stack)(torch.zeros(1, 1, size, size)).shape[-1] == rows[-1]["output"]
-    assert rf.measured_geometry(40, rf.parse_stack("conv3,conv3/2,conv3"))[1] == rf.stack_geometry(
-        40, rf.parse_stack("conv3,conv3/2,conv3"))[-1]["receptive_field"]
+    assert (
+        rf.measured_geometry(40, rf.parse_stack("conv3,conv3/2,conv3"))[1]
+        == rf.stack_geometry(40, rf.parse_stack("conv3,conv3/2,conv3"))[-1]["receptive_field"]
+    )
     with pytest.raises(ConfigError, match="bad layer"):
         rf.parse_stack("conv3,pool")
     with pytest.raises(ConfigError, match="no output"):

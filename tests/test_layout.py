@@ -53,7 +53,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for m in sorted(graph.get(n, ())):
             if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state and (c := visit(m)):
                 return c
         stack.pop()
@@ -81,6 +81,7 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_lab_files_stay_small():
-    long = {str(p.relative_to(PKG)): n for p in (PKG / "labs").rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 400}
+    long = {
+        str(p.relative_to(PKG)): n for p in (PKG / "labs").rglob("*.py") if (n := len(p.read_text().splitlines())) > 400
+    }
     assert long == {}

@@ -48,10 +48,18 @@ def fake_lab(name, *, fail=False):
         run.update_summary({"accuracy": 0.91})
         return [run]
 
-    spec = labs.LabSpec(name=name, title=f"Lab {name}", order=1, Config=dict, presets={}, register=lambda sub: None,
-                        demo=demo, key_metrics=lambda runs: [{"metric": "accuracy",
-                                                             "value": runs[0].read_summary()["accuracy"],
-                                                             "reference": 0.8}])
+    spec = labs.LabSpec(
+        name=name,
+        title=f"Lab {name}",
+        order=1,
+        Config=dict,
+        presets={},
+        register=lambda sub: None,
+        demo=demo,
+        key_metrics=lambda runs: [
+            {"metric": "accuracy", "value": runs[0].read_summary()["accuracy"], "reference": 0.8}
+        ],
+    )
     return spec, calls
 
 
@@ -115,15 +123,31 @@ def test_report_renders_in_a_headless_browser(tmp_path):
     page = (tmp_path / "index.html").read_text()
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", CHECK + "</body>"))
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        flags + ["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert 'data-images="4/4"' in dom, dom[:500]
     shot_dir = Path(os.environ.get("GENLAB_ARTIFACTS", tmp_path))
     shot_dir.mkdir(parents=True, exist_ok=True)
     shot = shot_dir / "report-screenshot.png"
-    subprocess.run(flags + ["--window-size=1280,2200", f"--screenshot={shot}", (tmp_path / "index.html").as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        flags + ["--window-size=1280,2200", f"--screenshot={shot}", (tmp_path / "index.html").as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG"

@@ -14,10 +14,34 @@ def tiny_csv(tmp_path_factory):
 
 
 def _train(tmp_path, csv_path, name, *extra):
-    return main(["sentiment", "train", "--csv", str(csv_path), "--run-dir", str(tmp_path), "--name", name,
-                 "--quiet", "--steps", "6", "--set", "n_train=60", "--set", "embeddings=learned",
-                 "--set", "eval_every=3", "--set", "embed_dim=8", "--hidden", "8", "--set", "widths=8",
-                 *extra])
+    return main(
+        [
+            "sentiment",
+            "train",
+            "--csv",
+            str(csv_path),
+            "--run-dir",
+            str(tmp_path),
+            "--name",
+            name,
+            "--quiet",
+            "--steps",
+            "6",
+            "--set",
+            "n_train=60",
+            "--set",
+            "embeddings=learned",
+            "--set",
+            "eval_every=3",
+            "--set",
+            "embed_dim=8",
+            "--hidden",
+            "8",
+            "--set",
+            "widths=8",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +79,12 @@ def test_figures_with_other_runs_compares_them_in_model_order(runs, capsys):
     meta = json.loads((runs / "sentiment" / "gru" / "figures" / "bptt.json").read_text())
     assert meta["command"] == f"genlab sentiment figures --run {gru} --with {mlp} --with {att}"
     summary = json.loads((runs / "sentiment" / "gru" / "summary.json").read_text())
-    assert set(summary["comparison"]) == {"GRU (8x1)", "token-wise MLP [8]", "attention (k=2, H=8) + MLP [8]",
-                                          "TF-IDF + logistic regression"}
+    assert set(summary["comparison"]) == {
+        "GRU (8x1)",
+        "token-wise MLP [8]",
+        "attention (k=2, H=8) + MLP [8]",
+        "TF-IDF + logistic regression",
+    }
 
 
 def test_explain_prints_per_word_scores_and_draws(runs, capsys):
@@ -72,9 +100,29 @@ def test_explain_prints_per_word_scores_and_draws(runs, capsys):
 
 
 def test_sweep_runs_cells_and_skips_finished_ones(tmp_path, tiny_csv, capsys):
-    args = ["sentiment", "sweep", "--csv", str(tiny_csv), "--run-dir", str(tmp_path), "--quiet",
-            "--models", "rnn,mlp", "--activations", "tanh,relu", "--hidden", "8,16", "--steps", "3",
-            "--set", "n_train=60", "--set", "embeddings=learned", "--set", "embed_dim=8"]
+    args = [
+        "sentiment",
+        "sweep",
+        "--csv",
+        str(tiny_csv),
+        "--run-dir",
+        str(tmp_path),
+        "--quiet",
+        "--models",
+        "rnn,mlp",
+        "--activations",
+        "tanh,relu",
+        "--hidden",
+        "8,16",
+        "--steps",
+        "3",
+        "--set",
+        "n_train=60",
+        "--set",
+        "embeddings=learned",
+        "--set",
+        "embed_dim=8",
+    ]
     assert main(args) == 0
     summary = json.loads((tmp_path / "sentiment" / "sweep" / "summary.json").read_text())
     assert summary["cells"] == 6 and summary["reused"] == 0
@@ -90,11 +138,14 @@ def test_sweep_runs_cells_and_skips_finished_ones(tmp_path, tiny_csv, capsys):
     assert "is a sweep" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--model", "lstm"], "bad value 'lstm' for model"),
-    (["--activation", "gelu"], "bad value 'gelu' for activation"),
-    (["--window", "0"], "bad value 0 for window"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--model", "lstm"], "bad value 'lstm' for model"),
+        (["--activation", "gelu"], "bad value 'gelu' for activation"),
+        (["--window", "0"], "bad value 0 for window"),
+    ],
+)
 def test_bad_options_one_line(tmp_path, tiny_csv, capsys, extra, needle):
     assert _train(tmp_path, tiny_csv, "bad", *extra) == 2
     err = capsys.readouterr().err.strip()

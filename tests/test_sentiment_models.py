@@ -45,16 +45,18 @@ def test_gru_lab_form_equals_torch_form_when_reset_gate_is_open():
     assert not torch.allclose(lab(x, h), tor(x, h), atol=1e-4)
 
 
-@pytest.mark.parametrize("cell_cls,kw", [(ElmanCell, {"activation": "relu"}), (GRUCell, {}),
-                                         (GRUCell, {"reset_after": True})])
+@pytest.mark.parametrize(
+    "cell_cls,kw", [(ElmanCell, {"activation": "relu"}), (GRUCell, {}), (GRUCell, {"reset_after": True})]
+)
 def test_fast_step_equals_literal_equation(cell_cls, kw):
     cell = cell_cls(3, 5, **kw)
     x, h = _x(4, 3, seed=4), _x(4, 5, seed=5)
     assert torch.allclose(cell.step(cell.input_part(x), h), cell(x, h), atol=1e-6)
 
 
-@pytest.mark.parametrize("act,fn", [("none", lambda a: a), ("tanh", torch.tanh), ("relu", torch.relu),
-                                    ("sigmoid", torch.sigmoid)])
+@pytest.mark.parametrize(
+    "act,fn", [("none", lambda a: a), ("tanh", torch.tanh), ("relu", torch.relu), ("sigmoid", torch.sigmoid)]
+)
 def test_elman_activations(act, fn):
     cell = ElmanCell(3, 4, act)
     x, h = _x(2, 3, seed=6), _x(2, 4, seed=7)

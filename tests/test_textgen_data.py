@@ -8,12 +8,17 @@ import torch
 from genlab.data import text as T
 from genlab.errors import ConfigError, DataError
 
-BOOK = ("Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
-        "nothing to do: once or twice she had peeped into the book her sister was reading. ") * 20
+BOOK = (
+    "Alice was beginning to get very tired of sitting by her sister on the bank, and of having "
+    "nothing to do: once or twice she had peeped into the book her sister was reading. "
+) * 20
 
-GUTENBERG = ("\ufeffProject Gutenberg's Book, by Someone\n\nLicence words\n\n"
-             "*** START OF THIS PROJECT GUTENBERG EBOOK BOOK ***\n\n" + BOOK +
-             "\n\n*** END OF THIS PROJECT GUTENBERG EBOOK BOOK ***\n\nLicence footer text\n")
+GUTENBERG = (
+    "\ufeffProject Gutenberg's Book, by Someone\n\nLicence words\n\n"
+    "*** START OF THIS PROJECT GUTENBERG EBOOK BOOK ***\n\n"
+    + BOOK
+    + "\n\n*** END OF THIS PROJECT GUTENBERG EBOOK BOOK ***\n\nLicence footer text\n"
+)
 
 
 def test_strip_gutenberg_keeps_only_the_book():

@@ -13,11 +13,24 @@ from genlab.labs.textgen.config import PRESETS
 from genlab.nn.gpt_tools import invert, score, token_logprobs
 from genlab.runs import Run
 
-TEXT = ("Alice was beginning to get very tired of sitting by her sister on the bank. 'I am a little late,' "
-        "said the White Rabbit, holding a walnut, and a squirrel ran by quickly. ") * 30
+TEXT = (
+    "Alice was beginning to get very tired of sitting by her sister on the bank. 'I am a little late,' "
+    "said the White Rabbit, holding a walnut, and a squirrel ran by quickly. "
+) * 30
 
-TINY = ["tokenizer=char", "n_layer=1", "n_head=2", "n_embd=32", "block_size=48", "steps=40", "batch_size=8",
-        "eval_every=20", "eval_iters=2", "warmup=5", "lr=3e-3"]
+TINY = [
+    "tokenizer=char",
+    "n_layer=1",
+    "n_head=2",
+    "n_embd=32",
+    "block_size=48",
+    "steps=40",
+    "batch_size=8",
+    "eval_every=20",
+    "eval_iters=2",
+    "warmup=5",
+    "lr=3e-3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +39,19 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     book = root / "book.txt"
     book.write_text(TEXT)
-    args = ["textgen", "train", "--text", str(book), "--run-dir", str(root), "--name", "tiny", "--quiet",
-            "--device", "cpu"]
+    args = [
+        "textgen",
+        "train",
+        "--text",
+        str(book),
+        "--run-dir",
+        str(root),
+        "--name",
+        "tiny",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     for s in TINY:
         args += ["--set", s]
     assert main(args) == 0
@@ -50,8 +74,19 @@ def test_train_writes_run_folder_with_loss_and_samples(trained):
 def test_time_budget_ends_with_a_normal_checkpoint(trained):
     run, _, _ = trained
     root = run.path.parent.parent
-    args = ["textgen", "train", "--text", str(root / "book.txt"), "--run-dir", str(root), "--name", "budget",
-            "--quiet", "--device", "cpu"]
+    args = [
+        "textgen",
+        "train",
+        "--text",
+        str(root / "book.txt"),
+        "--run-dir",
+        str(root),
+        "--name",
+        "budget",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     for s in TINY + ["steps=1000", "max_seconds=0.001"]:
         args += ["--set", s]
     assert main(args) == 0
@@ -129,8 +164,27 @@ def test_inversion_reaches_an_exact_match_on_the_trained_model(trained):
 
 def test_cli_generate_score_and_invert(trained, capsys):
     run, _, _ = trained
-    assert main(["textgen", "generate", "--run", str(run.path), "--prompt", "Alice", "--max-new-tokens", "10",
-                 "--top-k", "5", "--top-p", "0.9", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "textgen",
+                "generate",
+                "--run",
+                str(run.path),
+                "--prompt",
+                "Alice",
+                "--max-new-tokens",
+                "10",
+                "--top-k",
+                "5",
+                "--top-p",
+                "0.9",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("Alice") and len(out.strip()) >= len("Alice") + 5
     assert main(["textgen", "score", "--run", str(run.path), "--text", "the bank", "--prompt", "on"]) == 0
@@ -142,12 +196,15 @@ def test_cli_generate_score_and_invert(trained, capsys):
     assert "perplexity" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["generate", "--prompt", ""], "empty prompt"),
-    (["invert", "--target", "a walnut " * 10], "block_size"),
-    (["attention", "--prompt", " ".join(f"w{i}" for i in range(12))], "already has"),
-    (["score"], "--text"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["generate", "--prompt", ""], "empty prompt"),
+        (["invert", "--target", "a walnut " * 10], "block_size"),
+        (["attention", "--prompt", " ".join(f"w{i}" for i in range(12))], "already has"),
+        (["score"], "--text"),
+    ],
+)
 def test_cli_bad_input_is_one_line(trained, capsys, args, message):
     run, _, _ = trained
     assert main(["textgen", args[0], "--run", str(run.path), *args[1:]]) == 2
@@ -155,12 +212,15 @@ def test_cli_bad_input_is_one_line(trained, capsys, args, message):
     assert message in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--set", "tokenizer=wordpiece"], "tokenizer"),
-    (["--set", "corpus=bob"], "corpus"),
-    (["--preset", "huge"], "invalid choice"),
-    (["--set", "corpus=text"], "--text PATH"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "tokenizer=wordpiece"], "tokenizer"),
+        (["--set", "corpus=bob"], "corpus"),
+        (["--preset", "huge"], "invalid choice"),
+        (["--set", "corpus=text"], "--text PATH"),
+    ],
+)
 def test_cli_bad_train_options(tmp_path, capsys, args, message):
     assert main(["textgen", "train", "--run-dir", str(tmp_path), "--quiet", *args]) == 2
     err = capsys.readouterr().err
@@ -182,8 +242,15 @@ def test_quick_demo_on_alice_writes_every_figure(tmp_path):
         pytest.skip("alice is not in the cache; run 'genlab data fetch alice', set GENLAB_TEST_REAL_DATA=1")
     (run,) = core.demo(tmp_path, quick=True, device="cpu", quiet=True)
     names = {p.stem for p in run.figures_dir.glob("*.png")}
-    assert names >= {"loss", "samples", "score", "attention_heatmaps", "attention_tokens", "attention_blocks",
-                     "inversion"}
+    assert names >= {
+        "loss",
+        "samples",
+        "score",
+        "attention_heatmaps",
+        "attention_tokens",
+        "attention_blocks",
+        "inversion",
+    }
     summary = run.read_summary()
     assert summary["inversion_match_step"] is not None
     assert summary["attention_row_sum_max_error"] < 1e-5

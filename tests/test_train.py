@@ -62,8 +62,7 @@ def test_training_lowers_the_loss_and_keeps_best_and_ema(tmp_path):
     assert val[-1] < val[0]
     assert run.best_checkpoint.exists()
     assert result.ema is not None
-    fresh = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Dropout(0.1),
-                                torch.nn.Linear(16, 1))
+    fresh = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(16, 1))
     state = load_weights(run, fresh, ema=True)
     assert state["step"] == 60
     assert not torch.equal(fresh[0].weight, model[0].weight)  # EMA weights differ from the raw ones
@@ -82,8 +81,16 @@ def test_nan_guard_stops_and_names_the_step(tmp_path):
         return {"loss": out * (math.nan if step == 7 else 1.0)}
 
     with pytest.raises(TrainingDiverged) as e:
-        fit(run, model, make_optimizer(model.parameters()), step_fn, lambda s: s, cfg=cfg,
-            device=torch.device("cpu"), quiet=True)
+        fit(
+            run,
+            model,
+            make_optimizer(model.parameters()),
+            step_fn,
+            lambda s: s,
+            cfg=cfg,
+            device=torch.device("cpu"),
+            quiet=True,
+        )
     assert "at step 7" in str(e.value) and "lr" in str(e.value)
     assert max(r["step"] for r in run.read_metrics()) == 6
 
@@ -102,8 +109,17 @@ def test_manual_mode_steps_two_optimizers_and_checkpoints_both(tmp_path):
         optimize("g", g_loss)
         return {"d_loss": d_loss, "g_loss": g_loss}
 
-    fit(run, nets, opts, step_fn, lambda s: torch.randn(4, 2), cfg=cfg, device=torch.device("cpu"),
-        manual=True, quiet=True)
+    fit(
+        run,
+        nets,
+        opts,
+        step_fn,
+        lambda s: torch.randn(4, 2),
+        cfg=cfg,
+        device=torch.device("cpu"),
+        manual=True,
+        quiet=True,
+    )
     state = run.load_checkpoint()
     assert set(state["optimizers"]) == {"g", "d"} and state["step"] == 5
     last = run.read_metrics()[-1]
@@ -123,8 +139,17 @@ def test_time_budget_ends_with_a_normal_checkpoint_and_counts_as_finished(tmp_pa
         calls.append(1)
         return {"val": m(torch.ones(1, 2)).sum()}
 
-    result = fit(run, model, make_optimizer(model.parameters()), lambda m, b: {"loss": m(b).pow(2).mean()},
-                 lambda s: torch.randn(8, 2), cfg=cfg, device=torch.device("cpu"), eval_fn=eval_fn, quiet=True)
+    result = fit(
+        run,
+        model,
+        make_optimizer(model.parameters()),
+        lambda m, b: {"loss": m(b).pow(2).mean()},
+        lambda s: torch.randn(8, 2),
+        cfg=cfg,
+        device=torch.device("cpu"),
+        eval_fn=eval_fn,
+        quiet=True,
+    )
     state = run.load_checkpoint()
     assert result.stopped_by_time and 0 < state["step"] < 10_000 and state["step"] == result.step
     assert run.finished and calls == [1]
@@ -144,10 +169,23 @@ def test_torchrun_two_processes_match_one(tmp_path):
     import shutil
 
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    subprocess.run([sys.executable, str(HERE / "toy_training.py"), str(tmp_path), "single", "--steps", "20"],
-                   check=True)
-    subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29533", str(HERE / "toy_training.py"),
-                    str(tmp_path), "ddp", "--steps", "20"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "toy_training.py"), str(tmp_path), "single", "--steps", "20"], check=True
+    )
+    subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node=2",
+            "--master_port=29533",
+            str(HERE / "toy_training.py"),
+            str(tmp_path),
+            "ddp",
+            "--steps",
+            "20",
+        ],
+        check=True,
+        capture_output=True,
+    )
     w1, w2 = _weights(Run(tmp_path / "toy" / "single")), _weights(Run(tmp_path / "toy" / "ddp"))
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert len(Run(tmp_path / "toy" / "ddp").read_metrics()) == len(Run(tmp_path / "toy" / "single").read_metrics())

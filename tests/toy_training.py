@@ -22,11 +22,21 @@ class ToyConfig(TrainConfig):
 
 
 def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, **overrides):
-    cfg = ToyConfig(steps=steps, lr=lr, batch_size=16, log_every=5, ckpt_every=10, eval_every=10, ema_decay=0.9,
-                    grad_clip=1.0, **overrides)
+    cfg = ToyConfig(
+        steps=steps,
+        lr=lr,
+        batch_size=16,
+        log_every=5,
+        ckpt_every=10,
+        eval_every=10,
+        ema_decay=0.9,
+        grad_clip=1.0,
+        **overrides,
+    )
     seed_everything(cfg.seed)
-    model = torch.nn.Sequential(torch.nn.Linear(2, cfg.hidden), torch.nn.Tanh(), torch.nn.Dropout(cfg.dropout),
-                                torch.nn.Linear(cfg.hidden, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, cfg.hidden), torch.nn.Tanh(), torch.nn.Dropout(cfg.dropout), torch.nn.Linear(cfg.hidden, 1)
+    )
     opt = make_optimizer(model.parameters(), "adamw", lr=cfg.lr, weight_decay=0.01)
     sched = warmup_cosine(opt, cfg.steps, warmup=5)
     g = torch.Generator().manual_seed(123)
@@ -45,9 +55,21 @@ def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, **ov
         if kill_at is not None and step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    result = fit(run, model, opt, step_fn, batches, cfg=cfg, device=torch.device("cpu"), scheduler=sched,
-                 eval_fn=lambda m: {"val_loss": torch.nn.functional.mse_loss(m(x), y)}, best_key="val_loss",
-                 resume=resume, quiet=True, callbacks=[kill])
+    result = fit(
+        run,
+        model,
+        opt,
+        step_fn,
+        batches,
+        cfg=cfg,
+        device=torch.device("cpu"),
+        scheduler=sched,
+        eval_fn=lambda m: {"val_loss": torch.nn.functional.mse_loss(m(x), y)},
+        best_key="val_loss",
+        resume=resume,
+        quiet=True,
+        callbacks=[kill],
+    )
     return run, model, result
 
 

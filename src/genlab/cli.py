@@ -18,16 +18,19 @@ from genlab.labs import all_labs
 
 # ------------------------------------------------------------------------------------------------ the parser
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like GenlabError
         self.exit(2, f"genlab: error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="genlab", description="Deep generative and sequence-model labs, one command each.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog="Run 'genlab <command> --help' for a command's options.\n"
-                            "Start with: genlab report --quick")
+    parser = _Parser(
+        prog="genlab",
+        description="Deep generative and sequence-model labs, one command each.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'genlab <command> --help' for a command's options.\nStart with: genlab report --quick",
+    )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     sub.required = True

@@ -81,8 +81,9 @@ def parse_value(text: str, tp: Any, key: str = "value") -> Any:
                 return int(f)
             return float(text)
         except ValueError:
-            raise ConfigError(f"bad value {text!r} for {key}; expected {'an integer' if tp is int else 'a number'}"
-                              ) from None
+            raise ConfigError(
+                f"bad value {text!r} for {key}; expected {'an integer' if tp is int else 'a number'}"
+            ) from None
     if tp is str:
         return text
     raise ConfigError(f"cannot parse {key} of type {tp}")
@@ -118,8 +119,7 @@ class Config:
             value = getattr(self, f.name)
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
-                raise ConfigError(
-                    f"bad value {value!r} for {f.name}; choose one of: {', '.join(map(str, choices))}")
+                raise ConfigError(f"bad value {value!r} for {f.name}; choose one of: {', '.join(map(str, choices))}")
             low = f.metadata.get("min")
             if low is not None and value is not None and value < low:
                 raise ConfigError(f"bad value {value!r} for {f.name}; it must be >= {low}")
@@ -197,8 +197,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_config(cls: type[C], *, base: C | None = None, file: str | Path | None = None,
-                 overrides: list[str] | tuple[str, ...] = ()) -> C:
+def build_config(
+    cls: type[C], *, base: C | None = None, file: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> C:
     """Defaults (or ``base``, e.g. a preset), then a config file, then ``key=value`` overrides."""
     cfg = base if base is not None else cls()
     if file is not None:

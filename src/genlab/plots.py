@@ -64,8 +64,15 @@ def blank(size: tuple[float, float], **kw: Any) -> Figure:
     return Figure(figsize=size, **kw)
 
 
-def figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
-           squeeze: bool = True, layout: str | None = None, **kw: Any):
+def figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    size: tuple[float, float] | None = None,
+    squeeze: bool = True,
+    layout: str | None = None,
+    **kw: Any,
+):
     """``(fig, axes)`` like ``plt.subplots``, with a size that grows with the grid (no pyplot involved)."""
     size = size or (3.6 * ncols + 0.4, 3.2 * nrows + 0.3)
     fig = Figure(figsize=size, layout=layout)
@@ -120,8 +127,15 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.concatenate([v[: window - 1].cumsum() / np.arange(1, window), out])
 
 
-def loss_curves(metrics: Sequence[dict[str, Any]], keys: Sequence[str], *, title: str = "Training loss",
-                logy: bool = False, ax: Any = None, names: Mapping[str, str] | None = None):
+def loss_curves(
+    metrics: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    title: str = "Training loss",
+    logy: bool = False,
+    ax: Any = None,
+    names: Mapping[str, str] | None = None,
+):
     """Plot ``keys`` from metrics rows against ``step``: raw (faint) and smoothed. Returns the figure.
 
     ``names`` relabels the legend entries (``{"loss": "train batch"}``).
@@ -159,12 +173,13 @@ def image_grid(images: np.ndarray, nrow: int, *, pad: int = 1, value: float = 1.
     for i in range(n):
         r, c = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = images[i]
+        grid[y : y + h, x : x + w] = images[i]
     return grid
 
 
-def show_images(ax: Any, images: Any, nrow: int, title: str = "", *, pad: int = 2, value: float = 0.3,
-                cmap: str = "gray_r") -> None:
+def show_images(
+    ax: Any, images: Any, nrow: int, title: str = "", *, pad: int = 2, value: float = 0.3, cmap: str = "gray_r"
+) -> None:
     """Tile a batch of one-channel images in [0, 1] ((N, 1, H, W) tensor or (N, H, W) array) on ``ax``."""
     arr = images.detach().float().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
     if arr.ndim == 4:
@@ -184,9 +199,20 @@ def bare(ax: Any) -> None:
         s.set_visible(False)
 
 
-def paint_tokens(ax: Any, tokens: Sequence[str], values: Sequence[float], *, cmap: Any = "YlOrRd",
-                 norm: Any = None, title: str = "", width: float = 70, y0: float = 0.0,
-                 fontsize: float = 9, line_height: float = 1.6, label: str | None = None) -> float:
+def paint_tokens(
+    ax: Any,
+    tokens: Sequence[str],
+    values: Sequence[float],
+    *,
+    cmap: Any = "YlOrRd",
+    norm: Any = None,
+    title: str = "",
+    width: float = 70,
+    y0: float = 0.0,
+    fontsize: float = 9,
+    line_height: float = 1.6,
+    label: str | None = None,
+) -> float:
     """Draw ``tokens`` as monospace text, each on a background coloured by its value; returns the next ``y``.
 
     ``norm`` maps values to [0, 1] (default: divide by the largest value, for attention weights); use
@@ -201,6 +227,7 @@ def paint_tokens(ax: Any, tokens: Sequence[str], values: Sequence[float], *, cma
 
         def norm(v):
             return v / top
+
     ax.axis("off")
     ax.set_xlim(0, width)
     x, y = 0.0, y0
@@ -213,9 +240,16 @@ def paint_tokens(ax: Any, tokens: Sequence[str], values: Sequence[float], *, cma
             x, y = 0.0, y - line_height
         face = cmap(float(norm(v)))
         dark = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2] < 0.5
-        ax.text(x, y, s, family="monospace", fontsize=fontsize, va="center",
-                bbox=dict(boxstyle="square,pad=0.15", facecolor=face, edgecolor="none"),
-                color="white" if dark else "black")
+        ax.text(
+            x,
+            y,
+            s,
+            family="monospace",
+            fontsize=fontsize,
+            va="center",
+            bbox=dict(boxstyle="square,pad=0.15", facecolor=face, edgecolor="none"),
+            color="white" if dark else "black",
+        )
         x += len(s) + 0.6
     ax.set_ylim(min(ax.get_ylim()[0], y - 1.2), max(ax.get_ylim()[1], y0 + 1.2))
     if title:
@@ -223,14 +257,22 @@ def paint_tokens(ax: Any, tokens: Sequence[str], values: Sequence[float], *, cma
     return y - line_height
 
 
-def attention_heatmap(ax: Any, weights: np.ndarray, keys: Sequence[str], queries: Sequence[str] | None = None,
-                      *, title: str = "", vmax: float | None = None, fontsize: float = 7,
-                      colorbar: bool = True, label: str = "attention probability") -> Any:
+def attention_heatmap(
+    ax: Any,
+    weights: np.ndarray,
+    keys: Sequence[str],
+    queries: Sequence[str] | None = None,
+    *,
+    title: str = "",
+    vmax: float | None = None,
+    fontsize: float = 7,
+    colorbar: bool = True,
+    label: str = "attention probability",
+) -> Any:
     """Rows are queries, columns the keys they attend to; returns the image (for a shared colour bar)."""
     weights = np.asarray(weights)
     queries = keys if queries is None else queries
-    im = ax.imshow(weights, cmap="magma", vmin=0, vmax=float(weights.max()) if vmax is None else vmax,
-                   aspect="auto")
+    im = ax.imshow(weights, cmap="magma", vmin=0, vmax=float(weights.max()) if vmax is None else vmax, aspect="auto")
     ax.set_xticks(range(len(keys)), list(keys), rotation=70, fontsize=fontsize, family="monospace")
     ax.set_yticks(range(len(queries)), list(queries), fontsize=fontsize, family="monospace")
     ax.set_xlabel("key (attended token)")

@@ -72,6 +72,7 @@ class LabSection:
 
 # ---------------------------------------------------------------------------------------------- collecting
 
+
 def collect_run(run: Run, order: dict[str, int] | None = None) -> RunResult:
     """Read a run folder's figures (in the lab's registry ``order``; others after, as made), tables and
     summary."""
@@ -173,8 +174,9 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
         return "<p class='meta'>(empty)</p>"
     keys = list(rows[0])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>" for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -186,19 +188,31 @@ def _scalar_summary(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"quantity": k, "value": v} for k, v in summary.items() if not isinstance(v, (dict, list))]
 
 
-def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab report",
-                 subtitle: str = "") -> tuple[Path, Path]:
+def write_report(
+    sections: list[LabSection], out: Path, *, title: str = "genlab report", subtitle: str = ""
+) -> tuple[Path, Path]:
     """Write ``out/index.html`` (images embedded) and ``out/report.md`` (images under ``out/figures``)."""
     out.mkdir(parents=True, exist_ok=True)
     front = [{"lab": s.short_title, **m} for s in sections for m in s.metrics]
-    nav = "".join(f"<a href='#{s.name}' title='{html.escape(s.title)}'>{html.escape(s.short_title)}</a>"
-                  for s in sections)
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
-             f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header><nav>{nav}</nav><main>"]
+    nav = "".join(
+        f"<a href='#{s.name}' title='{html.escape(s.title)}'>{html.escape(s.short_title)}</a>" for s in sections
+    )
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
+        f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header><nav>{nav}</nav><main>",
+    ]
     md = [f"# {title}\n", f"{subtitle}\n" if subtitle else ""]
-    status = [{"lab": s.short_title, "status": "failed" if s.error else "ok", "runs": len(s.runs),
-               "figures": sum(len(r.figures) for r in s.runs), "seconds": round(s.seconds, 1)} for s in sections]
+    status = [
+        {
+            "lab": s.short_title,
+            "status": "failed" if s.error else "ok",
+            "runs": len(s.runs),
+            "figures": sum(len(r.figures) for r in s.runs),
+            "seconds": round(s.seconds, 1),
+        }
+        for s in sections
+    ]
     parts.append("<section class='lab'><h2>Overview</h2>" + _html_table(status))
     md += ["## Overview\n", _md_table(status)]
     if front:
@@ -208,21 +222,27 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
 
     for s in sections:
         state = "<span class='failed'>failed</span>" if s.error else "<span class='ok'>ok</span>"
-        parts.append(f"<section class='lab' id='{s.name}'><h2>{html.escape(s.title)}</h2>"
-                     f"<p class='meta'>{state} &middot; {s.seconds:.0f} s &middot; lab <code>{s.name}</code></p>")
+        parts.append(
+            f"<section class='lab' id='{s.name}'><h2>{html.escape(s.title)}</h2>"
+            f"<p class='meta'>{state} &middot; {s.seconds:.0f} s &middot; lab <code>{s.name}</code></p>"
+        )
         md.append(f"\n## {s.title}\n\n_{'failed' if s.error else 'ok'}, {s.seconds:.0f} s_\n")
         if s.error:
             parts.append(f"<div class='error'>{html.escape(s.error)}</div>")
             md.append(f"\n```\n{s.error}\n```\n")
         for r in s.runs:
             rel = f"{s.name}/{r.run.path.name}"
-            parts.append(f"<h3>Run {html.escape(rel)}</h3><p class='meta'>folder: "
-                         f"<code>{html.escape(str(r.run.path))}</code></p>")
+            parts.append(
+                f"<h3>Run {html.escape(rel)}</h3><p class='meta'>folder: "
+                f"<code>{html.escape(str(r.run.path))}</code></p>"
+            )
             md.append(f"\n### Run {rel}\n")
             scalars = _scalar_summary(r.summary)
             if scalars:
-                cells = "".join(f"<div><span>{html.escape(str(x['quantity']))}</span><b>{html.escape(_fmt(x['value']))}"
-                                f"</b></div>" for x in scalars)
+                cells = "".join(
+                    f"<div><span>{html.escape(str(x['quantity']))}</span><b>{html.escape(_fmt(x['value']))}</b></div>"
+                    for x in scalars
+                )
                 parts.append(f"<div class='summary'>{cells}</div>")
                 md.append(_md_table(scalars))
             for t in r.tables:
@@ -242,12 +262,18 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
                 if fig.data is not None:
                     text = json.dumps(fig.data, indent=1)
                     text = text if len(text) < 6000 else text[:6000] + "\n... (truncated; see the run folder)"
-                    nums = ("<details><summary>numbers behind the figure</summary>"
-                            f"<pre>{html.escape(text)}</pre></details>")
-                parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(fig.name)}'>"
-                             f"<figcaption><b>{html.escape(fig.name)}</b>: {cap}{cmd}{nums}</figcaption></figure>")
-                md.append(f"\n![{fig.name}]({copy.relative_to(out).as_posix()})\n\n*{fig.caption or fig.name}*"
-                          + (f"\n\n`{fig.command}`" if fig.command else "") + "\n")
+                    nums = (
+                        f"<details><summary>numbers behind the figure</summary><pre>{html.escape(text)}</pre></details>"
+                    )
+                parts.append(
+                    f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(fig.name)}'>"
+                    f"<figcaption><b>{html.escape(fig.name)}</b>: {cap}{cmd}{nums}</figcaption></figure>"
+                )
+                md.append(
+                    f"\n![{fig.name}]({copy.relative_to(out).as_posix()})\n\n*{fig.caption or fig.name}*"
+                    + (f"\n\n`{fig.command}`" if fig.command else "")
+                    + "\n"
+                )
             if r.figures:
                 parts.append("</div>")
         parts.append("</section>")
@@ -257,8 +283,16 @@ def write_report(sections: list[LabSection], out: Path, *, title: str = "genlab 
     return html_path, md_path
 
 
-def make_report(*, out: Path, labs: list[str] | None = None, quick: bool = True, device: str = "auto",
-                quiet: bool = False, reuse: bool = False, specs: list[LabSpec] | None = None) -> list[LabSection]:
+def make_report(
+    *,
+    out: Path,
+    labs: list[str] | None = None,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = False,
+    specs: list[LabSpec] | None = None,
+) -> list[LabSection]:
     """Run (or reuse) every lab's demo, write the report, and return the sections."""
     specs = specs if specs is not None else all_labs()
     names = {s.name: s for s in specs}
@@ -274,9 +308,13 @@ def make_report(*, out: Path, labs: list[str] | None = None, quick: bool = True,
         sections.append(run_lab(spec, root, quick=quick, device=device, quiet=quiet, reuse=reuse))
     bar.close()
     kind = "quick" if quick else "full"
-    write_report(sections, out, subtitle=f"{kind} configuration of {len(sections)} labs, "
-                                         f"{sum(s.seconds for s in sections) / 60:.1f} minutes"
-                                         + (" (finished runs reused, figures redrawn)" if reuse else ""))
+    write_report(
+        sections,
+        out,
+        subtitle=f"{kind} configuration of {len(sections)} labs, "
+        f"{sum(s.seconds for s in sections) / 60:.1f} minutes"
+        + (" (finished runs reused, figures redrawn)" if reuse else ""),
+    )
     return sections
 
 
@@ -294,8 +332,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     labs = [x.strip() for x in args.labs.split(",") if x.strip()] if args.labs else None
-    sections = make_report(out=out, labs=labs, quick=args.quick, device=args.device, quiet=args.quiet,
-                           reuse=args.reuse)
+    sections = make_report(out=out, labs=labs, quick=args.quick, device=args.device, quiet=args.quiet, reuse=args.reuse)
     failed = [s.name for s in sections if s.error]
     total = sum(s.seconds for s in sections)
     print(f"report: {out / 'index.html'} ({len(sections)} labs, {total:.0f} s)")

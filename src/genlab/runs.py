@@ -37,6 +37,7 @@ DEFAULT_RUNS_ROOT = Path("runs")
 
 # ------------------------------------------------------------------------------------------ seeding and RNG
 
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices)."""
     random.seed(seed)
@@ -48,9 +49,11 @@ def rng_state() -> dict[str, Any]:
     """Every global RNG state, for a checkpoint (so that a resumed run draws the same numbers)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     # plain lists and tensors only, so a checkpoint loads with torch.load(weights_only=True)
-    state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                                                     int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -105,6 +108,7 @@ def cpu_threads(n: int):
 
 # ------------------------------------------------------------------------------ distributed (torchrun) seam
 
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -139,8 +143,9 @@ class Run:
 
     # -- creation / opening
     @classmethod
-    def create(cls, lab: str, config: Any, *, name: str | None = None, root: str | Path | None = None,
-               resume: bool = False) -> Run:
+    def create(
+        cls, lab: str, config: Any, *, name: str | None = None, root: str | Path | None = None, resume: bool = False
+    ) -> Run:
         """Make ``root/lab/name`` and write ``config.json``.
 
         An existing folder with a checkpoint is only reused with ``resume=True`` (it is never overwritten
@@ -153,18 +158,24 @@ class Run:
         cfg = dict(_as_dict(config))
         if run.config_path.exists():
             if run.last_checkpoint.exists() and not resume:
-                raise RunError(f"run folder {str(run.path)!r} already holds a trained run; pass --resume to "
-                               f"continue it or --name NEW for a fresh one")
+                raise RunError(
+                    f"run folder {str(run.path)!r} already holds a trained run; pass --resume to "
+                    f"continue it or --name NEW for a fresh one"
+                )
             old = json.loads(run.config_path.read_text())
             if resume and old.get("config") != json.loads(json.dumps(cfg, default=json_default)):
-                changed = sorted(k for k in set(old.get("config", {})) | set(cfg)
-                                 if old.get("config", {}).get(k) != cfg.get(k))
-                raise RunError(f"cannot resume {str(run.path)!r} with a different config (changed: "
-                               f"{', '.join(changed)}); drop those --set options or use --name NEW")
+                changed = sorted(
+                    k for k in set(old.get("config", {})) | set(cfg) if old.get("config", {}).get(k) != cfg.get(k)
+                )
+                raise RunError(
+                    f"cannot resume {str(run.path)!r} with a different config (changed: "
+                    f"{', '.join(changed)}); drop those --set options or use --name NEW"
+                )
         run.path.mkdir(parents=True, exist_ok=True)
         if is_main_process():
-            atomic_write_json(run.config_path, {"lab": lab, "config": cfg,
-                                                "genlab_version": _version(), "torch": torch.__version__})
+            atomic_write_json(
+                run.config_path, {"lab": lab, "config": cfg, "genlab_version": _version(), "torch": torch.__version__}
+            )
         return run
 
     @classmethod
@@ -175,11 +186,15 @@ class Run:
         """
         run = cls(path)
         if not run.config_path.is_file():
-            raise RunError(f"{str(path)!r} is not a run folder (no config.json); train one first or pass the "
-                           f"folder a 'train' command printed")
+            raise RunError(
+                f"{str(path)!r} is not a run folder (no config.json); train one first or pass the "
+                f"folder a 'train' command printed"
+            )
         if lab is not None and run.lab != lab:
-            raise RunError(f"{str(path)!r} is a {run.lab} run, not a {lab} run; use 'genlab {run.lab} ...' "
-                           f"with it, or pass a {lab} run folder")
+            raise RunError(
+                f"{str(path)!r} is a {run.lab} run, not a {lab} run; use 'genlab {run.lab} ...' "
+                f"with it, or pass a {lab} run folder"
+            )
         return run
 
     def child(self, stage: str, config: Any, **extra: Any) -> Run:
@@ -336,8 +351,15 @@ class Run:
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         return self.figures_dir / f"{name}.png"
 
-    def save_figure(self, fig: Any, name: str, *, caption: str | None = None, command: str | None = None,
-                    data: dict[str, Any] | None = None) -> Path:
+    def save_figure(
+        self,
+        fig: Any,
+        name: str,
+        *,
+        caption: str | None = None,
+        command: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Path:
         """Save a matplotlib figure as PNG (atomically) and close it.
 
         Beside it, ``<name>.json`` keeps what the report shows with it: the ``caption``, the ``command`` that
@@ -387,8 +409,10 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> 
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"cannot load {str(path)!r} safely ({first[:160]}); it is damaged, from another program "
-                       f"or an older genlab: train the run again (or --resume from an intact checkpoint)") from None
+        raise RunError(
+            f"cannot load {str(path)!r} safely ({first[:160]}); it is damaged, from another program "
+            f"or an older genlab: train the run again (or --resume from an intact checkpoint)"
+        ) from None
 
 
 def reuse_or_create(lab: str, config: Any, *, root: str | Path, name: str, reuse: bool = True) -> Run:

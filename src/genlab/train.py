@@ -50,10 +50,12 @@ class TrainConfig(Config):
     log_every: int = param(10, "log metrics every N steps", min=1)
     eval_every: int = param(0, "evaluate every N steps (0 = only at the end)", min=0)
     ckpt_every: int = param(0, "checkpoint every N steps (0 = only at the end)", min=0)
-    max_seconds: float = param(0.0, "stop training after this many seconds, with a normal checkpoint (0 = no "
-                               "limit)", min=0.0)
-    threads: int = param(0, "torch CPU threads while training and drawing (0 = torch's default; tiny networks "
-                         "run faster on 1)", min=0)
+    max_seconds: float = param(
+        0.0, "stop training after this many seconds, with a normal checkpoint (0 = no limit)", min=0.0
+    )
+    threads: int = param(
+        0, "torch CPU threads while training and drawing (0 = torch's default; tiny networks run faster on 1)", min=0
+    )
 
 
 StepFn = Callable[[nn.Module, Any], Mapping[str, Any]]
@@ -71,8 +73,14 @@ class FitResult:
     stopped_by_time: bool = False
 
 
-def make_optimizer(params: Iterable[nn.Parameter], name: str = "adam", lr: float = 1e-3, *,
-                   weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter],
+    name: str = "adam",
+    lr: float = 1e-3,
+    *,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
     """Adam or AdamW, fused on CUDA and multi-tensor (foreach) elsewhere."""
     params = list(params)
     on_cuda = any(p.is_cuda for p in params)
@@ -87,8 +95,9 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str = "adam", lr: float
     raise AssertionError  # unreachable
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int, warmup: int = 0,
-                  min_ratio: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: int = 0, min_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up for ``warmup`` steps, then cosine decay to ``min_ratio`` of the base rate."""
 
     def factor(step: int) -> float:
@@ -135,11 +144,24 @@ def _as_float(v: Any) -> float:
 Optimize = Callable[[str, torch.Tensor], None]
 
 
-def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
-        step_fn: StepFn, batches: Callable[[int], Any], *, cfg: TrainConfig, device: torch.device,
-        scheduler: Any = None, eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
-        best_key: str | None = None, manual: bool = False, resume: bool = False, quiet: bool = False,
-        callbacks: Iterable[Callable[[int, Mapping[str, Any]], None]] = (), desc: str | None = None) -> FitResult:
+def fit(
+    run: Run,
+    model: nn.Module,
+    optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    step_fn: StepFn,
+    batches: Callable[[int], Any],
+    *,
+    cfg: TrainConfig,
+    device: torch.device,
+    scheduler: Any = None,
+    eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    best_key: str | None = None,
+    manual: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: Iterable[Callable[[int, Mapping[str, Any]], None]] = (),
+    desc: str | None = None,
+) -> FitResult:
     """Train ``model`` for ``cfg.steps`` steps (continuing from the last checkpoint when ``resume``).
 
     ``batches(step)`` returns the batch for a step (it may draw random numbers: the RNG states are
@@ -154,14 +176,16 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
     """
     opts: dict[str, torch.optim.Optimizer] = (
-        dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers})
+        dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers}
+    )
     if not manual and len(opts) != 1:
         raise ValueError("automatic mode takes exactly one optimiser; use manual=True to step several")
     model.to(device)
     ema = None
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay))
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay)
+        )
     scaler = torch.amp.GradScaler("cuda", enabled=(cfg.amp == "fp16" and device.type == "cuda"))
 
     start, best, resumed_from = 0, math.inf, None
@@ -186,17 +210,20 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
     wrapped = wrap_distributed(model, device)
 
     def checkpoint(step: int, is_best: bool = False, reason: str = "") -> None:
-        run.save_checkpoint({
-            "step": step,
-            "model": _unwrap(model).state_dict(),
-            "optimizers": {n: o.state_dict() for n, o in opts.items()},
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "ema": ema.state_dict() if ema is not None else None,
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": rng_state(),
-            "best": best,
-            "config": cfg.to_dict(),
-        }, best=is_best)
+        run.save_checkpoint(
+            {
+                "step": step,
+                "model": _unwrap(model).state_dict(),
+                "optimizers": {n: o.state_dict() for n, o in opts.items()},
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "ema": ema.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "rng": rng_state(),
+                "best": best,
+                "config": cfg.to_dict(),
+            },
+            best=is_best,
+        )
         run.mark_progress(step, cfg.steps, done=True if reason else None, reason=reason)
 
     def evaluate(step: int) -> dict[str, float]:
@@ -222,7 +249,8 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
         if cfg.grad_clip > 0:
             scaler.unscale_(opt)
             norms[name] = nn.utils.clip_grad_norm_(
-                [p for group in opt.param_groups for p in group["params"]], cfg.grad_clip)
+                [p for group in opt.param_groups for p in group["params"]], cfg.grad_clip
+            )
         scaler.step(opt)
         scaler.update()
 
@@ -235,8 +263,14 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
     last: dict[str, float] = {}
     losses: Mapping[str, Any] = {}
     norms: dict[str, torch.Tensor] = {}
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc or run.lab, disable=quiet or not is_main_process(),
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=desc or run.lab,
+        disable=quiet or not is_main_process(),
+        dynamic_ncols=True,
+        leave=False,
+    )
     model.train()
     step, stopped = start, ""
     with cpu_threads(cfg.threads if device.type == "cpu" else 0):
@@ -252,8 +286,10 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
                         losses = step_fn(wrapped, batch)
                     optimize(next(iter(opts)), losses["loss"])
                 if norms:
-                    losses = {**losses, **{("grad_norm" if not manual else f"grad_norm_{k}"): v
-                                           for k, v in norms.items()}}
+                    losses = {
+                        **losses,
+                        **{("grad_norm" if not manual else f"grad_norm_{k}"): v for k, v in norms.items()},
+                    }
                 if scheduler is not None:
                     scheduler.step()
                 if ema is not None:
@@ -267,8 +303,7 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
                     last = values
                     if step % cfg.log_every == 0 or step == cfg.steps:
                         lr = next(iter(opts.values())).param_groups[0]["lr"]
-                        run.log_metrics({"step": step, **values, "lr": lr,
-                                         "time": round(time.perf_counter() - t0, 3)})
+                        run.log_metrics({"step": step, **values, "lr": lr, "time": round(time.perf_counter() - t0, 3)})
                         bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if not k.startswith("grad")})
                 is_best = False
                 if is_eval and not time_up:
@@ -291,17 +326,26 @@ def fit(run: Run, model: nn.Module, optimizers: torch.optim.Optimizer | Mapping[
         if end > start or not run.last_checkpoint.exists():
             checkpoint(end, bool(final_eval.get("_best")), reason=stopped)
     seconds = time.perf_counter() - t0
-    return FitResult(step=max(step, start), last=last, seconds=seconds, resumed_from=resumed_from,
-                     ema=ema.module if ema is not None else None, stopped_by_time=bool(stopped))
+    return FitResult(
+        step=max(step, start),
+        last=last,
+        seconds=seconds,
+        resumed_from=resumed_from,
+        ema=ema.module if ema is not None else None,
+        stopped_by_time=bool(stopped),
+    )
 
 
 def _diverged_message(step: int, key: str, value: float) -> str:
-    return (f"{key} became {value} at step {step} (checked at log steps); lower the learning rate "
-            f"(--set lr=...) or clip gradients (--set grad_clip=1.0), then train again")
+    return (
+        f"{key} became {value} at step {step} (checked at log steps); lower the learning rate "
+        f"(--set lr=...) or clip gradients (--set grad_clip=1.0), then train again"
+    )
 
 
-def load_weights(run: Run, model: nn.Module, *, which: str = "last", ema: bool = True,
-                 device: torch.device | str = "cpu") -> dict[str, Any]:
+def load_weights(
+    run: Run, model: nn.Module, *, which: str = "last", ema: bool = True, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """Load a run's trained weights into ``model`` (the EMA weights when the run kept them and ``ema``).
 
     Returns the checkpoint dict (for its ``step`` and ``config``).

@@ -26,8 +26,14 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
 def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = ()) -> None:
     """Options of a ``train`` verb: config sources, run folder, resume."""
     add_common_args(p)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable), e.g. --set lr=3e-4")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (repeatable), e.g. --set lr=3e-4",
+    )
     p.add_argument("--config", default=None, metavar="FILE", help="JSON or TOML file of config values")
     if presets:
         p.add_argument("--preset", default=None, choices=list(presets), help="a named starting config")
@@ -45,15 +51,15 @@ def add_run_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def add_lab_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str | None = None):
     """``genlab <name>``: a lab's parser; returns the sub-parsers its verbs are added to."""
-    p = sub.add_parser(name, help=help, description=description or help,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name, help=help, description=description or help, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     verbs = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
     verbs.required = True
     return verbs
 
 
-def config_from_args(cls: type[Config], args: argparse.Namespace,
-                     presets: Mapping[str, Config] | None = None) -> Any:
+def config_from_args(cls: type[Config], args: argparse.Namespace, presets: Mapping[str, Config] | None = None) -> Any:
     """Defaults -> ``--preset`` -> ``--config FILE`` -> ``--set`` pairs -> ``--seed``."""
     base = None
     preset = getattr(args, "preset", None)

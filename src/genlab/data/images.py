@@ -29,10 +29,13 @@ import torch.nn.functional as F
 from genlab.errors import DataError, choose
 
 DATASETS = ("mnist", "fashion", "digits", "idx")
-IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
-FASHION_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                   "boot")
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 SIZE = 32
 
 
@@ -53,15 +56,28 @@ class ImageData:
 
     def subset(self, train: int = 0, test: int = 0) -> ImageData:
         """The first ``train`` / ``test`` examples (0 keeps all)."""
-        return ImageData(self.name, self.train_x[:train or None], self.train_y[:train or None],
-                         self.test_x[:test or None], self.test_y[:test or None], self.classes)
+        return ImageData(
+            self.name,
+            self.train_x[: train or None],
+            self.train_y[: train or None],
+            self.test_x[: test or None],
+            self.test_y[: test or None],
+            self.classes,
+        )
 
     def to(self, device: torch.device | str) -> ImageData:
-        return ImageData(self.name, self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                         self.test_y.to(device), self.classes)
+        return ImageData(
+            self.name,
+            self.train_x.to(device),
+            self.train_y.to(device),
+            self.test_x.to(device),
+            self.test_y.to(device),
+            self.classes,
+        )
 
 
 # ------------------------------------------------------------------------------------------- safe pickles
+
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
     """An unpickler that builds numpy arrays and plain containers, and refuses every other global.
@@ -93,8 +109,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             return np.ndarray
         if module == "numpy" and name == "dtype":
             return np.dtype
-        raise DataError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed in a dataset "
-                        "file")
+        raise DataError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed in a dataset file")
 
 
 def load_numpy_pickle(path: str | Path):
@@ -105,11 +120,11 @@ def load_numpy_pickle(path: str | Path):
         with opener(path, "rb") as f:
             return NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError) as e:
-        raise DataError(f"{str(path)!r} is not a readable pickle ({e}); fetch it again with --force"
-                        ) from None
+        raise DataError(f"{str(path)!r} is not a readable pickle ({e}); fetch it again with --force") from None
 
 
 # ---------------------------------------------------------------------------------------------- IDX files
+
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain): magic ``0 0 dtype ndim``, big-endian sizes, then the data."""
@@ -123,7 +138,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{str(path)!r} is not an IDX file (bad magic number)")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[data[2]]).newbyteorder(">")
     start = 4 + 4 * ndim
     count = int(np.prod(shape)) if shape else 0
@@ -133,8 +148,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     return out.astype(dtype.newbyteorder("="))
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32,
-               0x0E: np.float64}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -152,11 +166,14 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise DataError(f"no {stem}[.gz] in {str(folder)!r}; an IDX folder needs the four MNIST-format files "
-                    f"({', '.join(IDX_FILES.values())})")
+    raise DataError(
+        f"no {stem}[.gz] in {str(folder)!r}; an IDX folder needs the four MNIST-format files "
+        f"({', '.join(IDX_FILES.values())})"
+    )
 
 
 # --------------------------------------------------------------------------------------------- converting
+
 
 def to_images(x: np.ndarray | torch.Tensor, scale: float | None = None) -> torch.Tensor:
     """Pixels ``(N, H*W)`` or ``(N, H, W)`` -> float tensor ``(N, 1, 32, 32)`` in [0, 1].
@@ -189,14 +206,14 @@ def _labels(y: np.ndarray) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------- loaders
 
+
 @lru_cache(maxsize=2)
 def _load_mnist(path: str) -> tuple[torch.Tensor, ...]:
     obj = load_numpy_pickle(path)
     try:
         (trx, try_), (vax, vay), (tex, tey) = obj
     except (TypeError, ValueError):
-        raise DataError(f"{path!r} does not hold the expected ((train), (valid), (test)) array pairs"
-                        ) from None
+        raise DataError(f"{path!r} does not hold the expected ((train), (valid), (test)) array pairs") from None
     train_x = to_images(np.concatenate([trx, vax]), scale=1.0)
     return train_x, _labels(np.concatenate([try_, vay])), to_images(tex, scale=1.0), _labels(tey)
 
@@ -209,21 +226,24 @@ def load_mnist() -> ImageData:
     return ImageData("mnist", tx, ty, vx, vy, tuple(str(i) for i in range(10)))
 
 
-def load_idx_folder(folder: str | Path, name: str = "idx",
-                    classes: tuple[str, ...] | None = None) -> ImageData:
+def load_idx_folder(folder: str | Path, name: str = "idx", classes: tuple[str, ...] | None = None) -> ImageData:
     """The four MNIST-format IDX files from ``folder`` (plain or .gz)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"IDX folder {str(folder)!r} not found; pass --set data_dir=FOLDER with the 4 IDX "
-                        "files")
+        raise DataError(f"IDX folder {str(folder)!r} not found; pass --set data_dir=FOLDER with the 4 IDX files")
     arrays = {k: read_idx(_find_idx(folder, stem)) for k, stem in IDX_FILES.items()}
     for split in ("train", "test"):
         if len(arrays[f"{split}_x"]) != len(arrays[f"{split}_y"]):
             raise DataError(f"{split} images and labels in {str(folder)!r} differ in count")
     n_cls = int(max(arrays["train_y"].max(), arrays["test_y"].max())) + 1
-    return ImageData(name, to_images(arrays["train_x"], 255.0), _labels(arrays["train_y"]),
-                     to_images(arrays["test_x"], 255.0), _labels(arrays["test_y"]),
-                     classes or tuple(str(i) for i in range(n_cls)))
+    return ImageData(
+        name,
+        to_images(arrays["train_x"], 255.0),
+        _labels(arrays["train_y"]),
+        to_images(arrays["test_x"], 255.0),
+        _labels(arrays["test_y"]),
+        classes or tuple(str(i) for i in range(n_cls)),
+    )
 
 
 def load_fashion() -> ImageData:
@@ -256,6 +276,5 @@ def load_images(name: str, data_dir: str | Path | None = None) -> ImageData:
     if name == "digits":
         return load_digits()
     if not data_dir:
-        raise DataError("dataset 'idx' needs a folder: --set data_dir=FOLDER (with the 4 MNIST-format IDX "
-                        "files)")
+        raise DataError("dataset 'idx' needs a folder: --set data_dir=FOLDER (with the 4 MNIST-format IDX files)")
     return load_idx_folder(data_dir)

@@ -74,9 +74,7 @@ class ReviewSplit:
         )
 
 
-def stratified_split(
-    labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a train/test split with the same class balance in both parts (fixed by ``seed``)."""
     rng = np.random.default_rng(seed)
     train, test = [], []
@@ -133,9 +131,7 @@ def read_imdb_csv(path: str | Path, n_train: int = 30000) -> ReviewSplit:
         for i, row in enumerate(reader, start=2):
             s = (row[key["sentiment"]] or "").strip().lower()
             if s not in ("positive", "negative"):
-                raise DataError(
-                    f"CSV {str(path)!r} line {i}: sentiment {s!r}; expected positive or negative"
-                )
+                raise DataError(f"CSV {str(path)!r} line {i}: sentiment {s!r}; expected positive or negative")
             texts.append(row[key["review"]] or "")
             labels.append(1 if s == "positive" else 0)
     if len(texts) <= n_train:
@@ -160,9 +156,7 @@ def load_reviews(csv_path: str = "", n_train: int = 30000) -> ReviewSplit:
 
 
 @functools.lru_cache(maxsize=2)
-def load_glove(
-    emb_path: str | None = None, index_path: str | None = None
-) -> tuple[dict[str, int], np.ndarray]:
+def load_glove(emb_path: str | None = None, index_path: str | None = None) -> tuple[dict[str, int], np.ndarray]:
     """GloVe 6B 50-d: ``(word -> row, matrix)``. Cached per process (the matrix is 80 MB)."""
     import pyarrow.parquet as pq
 
@@ -173,9 +167,7 @@ def load_glove(
         index_path = str(data_path("glove", "glove_6B_index.parquet"))
     table = pq.read_table(index_path)
     if "index" not in table.column_names:
-        raise DataError(
-            f"{index_path!r} has no 'index' column of words; run 'genlab data fetch glove' again"
-        )
+        raise DataError(f"{index_path!r} has no 'index' column of words; run 'genlab data fetch glove' again")
     words = table.column("index").to_pylist()
     matrix = np.load(emb_path)
     if matrix.shape[0] != len(words):
@@ -215,9 +207,7 @@ class Vocab:
         return [self.id(w) for w in clean(text, max_len)]
 
 
-def encode_texts(
-    texts: Sequence[str], vocab: Vocab, max_len: int = MAX_LEN
-) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_texts(texts: Sequence[str], vocab: Vocab, max_len: int = MAX_LEN) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``(N, L)`` padded with 0 to the longest review (<= ``max_len``), and lengths ``(N,)``."""
     seqs = [vocab.encode(t, max_len) for t in texts]
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
@@ -228,9 +218,7 @@ def encode_texts(
     return ids, lengths
 
 
-def batch_of(
-    ids: torch.Tensor, lengths: torch.Tensor, index: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_of(ids: torch.Tensor, lengths: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The reviews at ``index``, trimmed to their longest one: ``(ids (B, T), mask (B, T) bool)``."""
     lens = lengths[index]
     t = max(1, int(lens.max()))
@@ -267,8 +255,14 @@ class Prepared:
 _PREPARED: dict[tuple, Prepared] = {}
 
 
-def prepare(csv_path: str = "", n_train: int = 30000, embeddings: str = "glove", min_count: int = 2,
-            max_len: int = MAX_LEN, vocab_words: Sequence[str] | None = None) -> Prepared:
+def prepare(
+    csv_path: str = "",
+    n_train: int = 30000,
+    embeddings: str = "glove",
+    min_count: int = 2,
+    max_len: int = MAX_LEN,
+    vocab_words: Sequence[str] | None = None,
+) -> Prepared:
     """Load, clean and encode the reviews (cached per process: a demo trains four models on them).
 
     ``embeddings='glove'`` uses the GloVe vocabulary; ``'learned'`` the training words seen ``min_count`` times,
@@ -287,14 +281,23 @@ def prepare(csv_path: str = "", n_train: int = 30000, embeddings: str = "glove",
     tr_ids, tr_len = encode_texts(split.train_texts, vocab, max_len)
     te_ids, te_len = encode_texts(split.test_texts, vocab, max_len)
     keep_tr, keep_te = tr_len > 0, te_len > 0  # a review with no letters has nothing to read
-    p = Prepared(split, vocab, tr_ids[keep_tr], tr_len[keep_tr], torch.as_tensor(split.train_labels)[keep_tr],
-                 te_ids[keep_te], te_len[keep_te], torch.as_tensor(split.test_labels)[keep_te])
+    p = Prepared(
+        split,
+        vocab,
+        tr_ids[keep_tr],
+        tr_len[keep_tr],
+        torch.as_tensor(split.train_labels)[keep_tr],
+        te_ids[keep_te],
+        te_len[keep_te],
+        torch.as_tensor(split.test_labels)[keep_te],
+    )
     _PREPARED[key] = p
     return p
 
 
-def long_sequences(data: Prepared, length: int = 100, count: int = 32, seed: int = 0) -> tuple[torch.Tensor,
-                                                                                                 torch.Tensor]:
+def long_sequences(
+    data: Prepared, length: int = 100, count: int = 32, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` sequences of exactly ``length`` words, each a run of consecutive training reviews joined;
     labelled as the review the sequence ends in (the signal sits at the end, the far past is noise)."""
     g = torch.Generator().manual_seed(seed)

@@ -31,8 +31,9 @@ EOT = "<|endoftext|>"
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 _START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*$", re.MULTILINE | re.IGNORECASE)
-_END = re.compile(r"^(\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$",
-                  re.MULTILINE | re.IGNORECASE)
+_END = re.compile(
+    r"^(\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$", re.MULTILINE | re.IGNORECASE
+)
 
 
 def strip_gutenberg(text: str) -> str:
@@ -40,10 +41,10 @@ def strip_gutenberg(text: str) -> str:
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     m = _START.search(text)
     if m:
-        text = text[m.end():]
+        text = text[m.end() :]
     m = _END.search(text)
     if m:
-        text = text[:m.start()]
+        text = text[: m.start()]
     return text.strip() + "\n"
 
 
@@ -83,6 +84,7 @@ def load_corpus(corpus: str, path: str | Path | None = None) -> str:
 
 # ------------------------------------------------------------------------------------------------ tokenizers
 
+
 class Tokenizer:
     """Shared interface: ``encode(str) -> list[int]``, ``decode(ids) -> str``, ``piece(id)`` for display."""
 
@@ -116,8 +118,9 @@ class GPT2Tokenizer(Tokenizer):
 
             ranks_path = data_path("gpt2")
         ranks = load_tiktoken_bpe(str(ranks_path))
-        self.enc = tiktoken.Encoding(name="gpt2-genlab", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                                     special_tokens={EOT: len(ranks)})
+        self.enc = tiktoken.Encoding(
+            name="gpt2-genlab", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: len(ranks)}
+        )
         self.vocab_size = self.enc.n_vocab
         self.eot = len(ranks)
 
@@ -144,8 +147,9 @@ class BPETokenizer(Tokenizer):
         from tokenizers import ByteLevelBPETokenizer
 
         tok = ByteLevelBPETokenizer()
-        tok.train_from_iterator([text], vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
-                                show_progress=False)
+        tok.train_from_iterator(
+            [text], vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT], show_progress=False
+        )
         return cls(tok)
 
     @classmethod
@@ -154,8 +158,7 @@ class BPETokenizer(Tokenizer):
 
         path = Path(folder) / cls.FILE
         if not path.is_file():
-            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's BPE tokenizer is missing, "
-                            "train again")
+            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's BPE tokenizer is missing, train again")
         return cls(HFTokenizer.from_file(str(path)))
 
     def encode(self, text: str) -> list[int]:
@@ -191,8 +194,7 @@ class CharTokenizer(Tokenizer):
     def load(cls, folder: Path) -> CharTokenizer:
         path = Path(folder) / cls.FILE
         if not path.is_file():
-            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's character table is missing, "
-                            "train again")
+            raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's character table is missing, train again")
         return cls(json.loads(path.read_text())[2:])
 
     def encode(self, text: str) -> list[int]:
@@ -227,20 +229,24 @@ def load_tokenizer(name: str, folder: Path) -> Tokenizer:
 
 # -------------------------------------------------------------------------------------------------- batches
 
+
 class TokenData:
     """A token stream split into train (first 90%) and validation (last 10%), batched by random offsets.
 
     Example i is ``tokens[i : i + block]``; its target is ``tokens[i + 1 : i + block + 1]``.
     """
 
-    def __init__(self, ids: list[int] | torch.Tensor, block_size: int, val_frac: float = 0.1,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self, ids: list[int] | torch.Tensor, block_size: int, val_frac: float = 0.1, device: torch.device | str = "cpu"
+    ):
         data = torch.as_tensor(ids, dtype=torch.long)
         n_val = max(block_size + 1, int(len(data) * val_frac))
         if len(data) - n_val < block_size + 1:
             need = 2 * (block_size + 1)
-            raise DataError(f"text has only {len(data)} tokens; it needs more than {need} for a block of "
-                            f"{block_size} in both splits (use a longer text or a smaller block_size)")
+            raise DataError(
+                f"text has only {len(data)} tokens; it needs more than {need} for a block of "
+                f"{block_size} in both splits (use a longer text or a smaller block_size)"
+            )
         self.block_size = block_size
         self.train = data[:-n_val].to(device)
         self.val = data[-n_val:].to(device)

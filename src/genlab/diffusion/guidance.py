@@ -20,8 +20,7 @@ from torch import nn
 Tensor = torch.Tensor
 
 
-def drop_labels(labels: Tensor, p: float, null_label: int,
-                generator: torch.Generator | None = None) -> Tensor:
+def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Generator | None = None) -> Tensor:
     """Replace each label by ``null_label`` with probability ``p`` (label dropout for guidance)."""
     if p <= 0:
         return labels
@@ -29,8 +28,9 @@ def drop_labels(labels: Tensor, p: float, null_label: int,
     return torch.where(drop, torch.full_like(labels, null_label), labels)
 
 
-def model_eps_fn(model: nn.Module, labels: Tensor | None = None, *, guidance: float = 1.0,
-                 null_label: int | None = None) -> Callable[..., Tensor]:
+def model_eps_fn(
+    model: nn.Module, labels: Tensor | None = None, *, guidance: float = 1.0, null_label: int | None = None
+) -> Callable[..., Tensor]:
     """An ``eps_fn(x, t, cond=None)`` for the samplers and likelihoods.
 
     ``labels`` (shape ``(B,)``) are fixed for a sampler run; the likelihood functions, which expand and chunk

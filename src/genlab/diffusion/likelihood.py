@@ -62,10 +62,20 @@ class ElboResult:
     draws: int
 
 
-def elbo(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *, cond: Tensor | None = None,
-         T: int | None = None, n_mc: int = 256, chunk: int = 65536, generator: torch.Generator | None = None,
-         t0: float | None = None, prior_std: float | Tensor | None = None,
-         prior_mean: Tensor | None = None) -> ElboResult:
+def elbo(
+    eps_fn: Callable[..., Tensor],
+    schedule: Schedule,
+    x: Tensor,
+    *,
+    cond: Tensor | None = None,
+    T: int | None = None,
+    n_mc: int = 256,
+    chunk: int = 65536,
+    generator: torch.Generator | None = None,
+    t0: float | None = None,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+) -> ElboResult:
     """The ELBO of each point of ``x`` (shape (B, ...)) with ``n_mc`` draws per point.
 
     ``T`` defaults to 1000 for VE schedules and ``schedule.T - 1`` for discrete VP ones (so the grid is the
@@ -88,8 +98,12 @@ def elbo(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *, cond: 
     a1, s1 = float(schedule.alpha(t1)), float(schedule.sigma(t1))
     mean, std = (v.reshape(B, -1).double().cpu() for v in prior_params(schedule, x, prior_std, prior_mean))
     # KL(N(a1 x, s1^2) || N(mean, std^2)), summed over the D coordinates
-    prior = (torch.log(std / s1) + s1**2 / (2 * std**2) - 0.5
-             + (a1 * x.reshape(B, -1).double().cpu() - mean).pow(2) / (2 * std**2)).sum(1)
+    prior = (
+        torch.log(std / s1)
+        + s1**2 / (2 * std**2)
+        - 0.5
+        + (a1 * x.reshape(B, -1).double().cpu() - mean).pow(2) / (2 * std**2)
+    ).sum(1)
     tz = torch.tensor(t0, dtype=f64)
     s0 = float(schedule.sigma(tz) / schedule.alpha(tz))
     recon = torch.full((B,), 0.5 * D * (math.log(2 * math.pi * s0**2) + 1), dtype=f64)
@@ -137,8 +151,9 @@ class LogLikResult:
     z: Tensor
 
 
-def _divergence(eps_fn, schedule: Schedule, x: Tensor, t: Tensor, cond, trace: str,
-                probe: Tensor | None) -> tuple[Tensor, Tensor]:
+def _divergence(
+    eps_fn, schedule: Schedule, x: Tensor, t: Tensor, cond, trace: str, probe: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """(v(x, t), div v(x, t)) with the exact trace or Hutchinson's estimate ``probe^T J probe``."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -159,11 +174,19 @@ def _divergence(eps_fn, schedule: Schedule, x: Tensor, t: Tensor, cond, trace: s
     return ode_velocity(schedule, x, t, eps), f * D + c * tr.detach()
 
 
-def ode_log_likelihood(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Tensor, *,
-                       cond: Tensor | None = None, steps: int = 200, trace: str = "exact",
-                       t_end: float | None = None, generator: torch.Generator | None = None,
-                       prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None
-                       ) -> LogLikResult:
+def ode_log_likelihood(
+    eps_fn: Callable[..., Tensor],
+    schedule: Schedule,
+    x: Tensor,
+    *,
+    cond: Tensor | None = None,
+    steps: int = 200,
+    trace: str = "exact",
+    t_end: float | None = None,
+    generator: torch.Generator | None = None,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+) -> LogLikResult:
     """Exact log-density ``log p_0(x)`` of the probability-flow ODE model (Heun steps, uniform in t).
 
     The prior at t = 1 is the sampler's ``N(prior_mean, prior_std^2)`` (default ``N(0, sigma(1)^2)``).
@@ -192,7 +215,7 @@ def ode_log_likelihood(eps_fn: Callable[..., Tensor], schedule: Schedule, x: Ten
             v, div = _divergence(eps_fn, schedule, xt, times[n + 1], cond, trace, probe)
     mean, std = prior_params(schedule, xt, prior_std, prior_mean)
     z = (xt - mean) / std
-    prior_logp = (-0.5 * z.double()**2 - torch.log(std.double()) - 0.5 * math.log(2 * math.pi)).reshape(B, -1).sum(1)
+    prior_logp = (-0.5 * z.double() ** 2 - torch.log(std.double()) - 0.5 * math.log(2 * math.pi)).reshape(B, -1).sum(1)
     return LogLikResult((prior_logp + delta).cpu(), prior_logp.cpu(), delta.cpu(), z)
 
 

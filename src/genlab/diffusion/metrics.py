@@ -34,8 +34,9 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     return float(k(dxx).mean() + k(dyy).mean() - 2 * k(dxy).mean())
 
 
-def energy_vs_floor(x: Tensor, fresh: Callable[[int, int], Tensor], *, seed: int = 1000,
-                    repeats: int = 5) -> dict[str, float]:
+def energy_vs_floor(
+    x: Tensor, fresh: Callable[[int, int], Tensor], *, seed: int = 1000, repeats: int = 5
+) -> dict[str, float]:
     """The sample-quality protocol: energy distance of samples ``x`` to fresh data beside its noise floor.
 
     ``fresh(n, seed)`` draws ``n`` new data points. One energy distance between samples of a few thousand

@@ -40,8 +40,9 @@ def target(prediction: str, schedule: Schedule, x0: Tensor, eps: Tensor, t: Tens
     return a * eps - s * x0
 
 
-def to_eps(prediction: str, schedule: Schedule, x: Tensor, t: Tensor, out: Tensor,
-           clip: tuple[float, float] | None = None) -> Tensor:
+def to_eps(
+    prediction: str, schedule: Schedule, x: Tensor, t: Tensor, out: Tensor, clip: tuple[float, float] | None = None
+) -> Tensor:
     """The ``eps`` implied by a network output ``out`` at ``(x, t)``; with ``clip``, x0_hat is clamped first."""
     a, s = coefficients(schedule, t, x)
     if prediction == "v":

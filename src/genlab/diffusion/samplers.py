@@ -63,6 +63,7 @@ def ode_velocity(schedule: Schedule, x: Tensor, t: Tensor, eps: Tensor) -> Tenso
 
 # --------------------------------------------------------------------------------------------------- samplers
 
+
 class Sampler:
     """One step of a sampler; see the module docstring for the interface."""
 
@@ -70,8 +71,17 @@ class Sampler:
     stochastic = False
     evals_per_step = 1
 
-    def step(self, eps_fn: EpsFn, schedule: Schedule, x: Tensor, t: Tensor, t_next: Tensor, *, last: bool,
-             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def step(
+        self,
+        eps_fn: EpsFn,
+        schedule: Schedule,
+        x: Tensor,
+        t: Tensor,
+        t_next: Tensor,
+        *,
+        last: bool,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -202,14 +212,17 @@ def make_sampler(name: str | Sampler, *, eta: float = 0.0) -> Sampler:
     if isinstance(name, Sampler):
         return name
     choose("sampler", name, SAMPLERS)
-    return {"euler": EulerODE, "heun": HeunODE, "euler-maruyama": EulerMaruyama,
-            "ddpm": DDPMAncestral}.get(name, lambda: DDIM(eta))()
+    return {"euler": EulerODE, "heun": HeunODE, "euler-maruyama": EulerMaruyama, "ddpm": DDPMAncestral}.get(
+        name, lambda: DDIM(eta)
+    )()
 
 
 # ----------------------------------------------------------------------------------------------------- driver
 
-def time_grid(schedule: Schedule, steps: int, kind: str = "uniform", *, t_start: float = 1.0,
-              t_end: float = 0.0, rho: float = 7.0) -> Tensor:
+
+def time_grid(
+    schedule: Schedule, steps: int, kind: str = "uniform", *, t_start: float = 1.0, t_end: float = 0.0, rho: float = 7.0
+) -> Tensor:
     """``steps + 1`` times from ``t_start`` to ``t_end`` (float64).
 
     ``uniform`` spaces them evenly in t (the lab's dt = 1/steps). ``edm`` spaces them evenly in
@@ -246,15 +259,22 @@ class SampleResult:
 
 
 @torch.no_grad()
-def run_steps(eps_fn: EpsFn, schedule: Schedule, sampler: Sampler, x: Tensor, times: Tensor, *,
-              generator: torch.Generator | None = None, return_trajectory: bool = False,
-              progress: bool = False) -> SampleResult:
+def run_steps(
+    eps_fn: EpsFn,
+    schedule: Schedule,
+    sampler: Sampler,
+    x: Tensor,
+    times: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+) -> SampleResult:
     """Apply ``sampler`` along ``times`` (decreasing to sample, increasing to invert with an ODE sampler)."""
     xs, x0s = ([x], []) if return_trajectory else (None, None)
     n = len(times) - 1
     for i in tqdm(range(n), disable=not progress, leave=False, desc=sampler.name):
-        x, x0 = sampler.step(eps_fn, schedule, x, times[i], times[i + 1], last=(i == n - 1),
-                             generator=generator)
+        x, x0 = sampler.step(eps_fn, schedule, x, times[i], times[i + 1], last=(i == n - 1), generator=generator)
         if return_trajectory:
             xs.append(x)
             x0s.append(x0)
@@ -263,13 +283,26 @@ def run_steps(eps_fn: EpsFn, schedule: Schedule, sampler: Sampler, x: Tensor, ti
     return SampleResult(x, times)
 
 
-def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", *,
-           shape: tuple[int, ...] | None = None, noise: Tensor | None = None, steps: int = 1000,
-           grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
-           eta: float = 0.0,
-           generator: torch.Generator | None = None, device: torch.device | str | None = None,
-           prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None,
-           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
+def sample(
+    eps_fn: EpsFn,
+    schedule: Schedule,
+    sampler: str | Sampler = "euler",
+    *,
+    shape: tuple[int, ...] | None = None,
+    noise: Tensor | None = None,
+    steps: int = 1000,
+    grid: str = "uniform",
+    rho: float = 7.0,
+    t_start: float = 1.0,
+    t_end: float = 0.0,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+) -> SampleResult:
     """Draw samples: start from ``prior_mean + prior_std * noise`` at ``t_start`` and step down to ``t_end``.
 
     Give either ``noise`` (standard normal, any shape ``(B, ...)``: the same noise gives the same output with
@@ -294,12 +327,18 @@ def sample(eps_fn: EpsFn, schedule: Schedule, sampler: str | Sampler = "euler", 
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho)
     mean, std = prior_params(schedule, noise, prior_std, prior_mean, t_start)
     x = mean + std * noise
-    return run_steps(eps_fn, schedule, smp, x, times, generator=generator,
-                     return_trajectory=return_trajectory, progress=progress)
+    return run_steps(
+        eps_fn, schedule, smp, x, times, generator=generator, return_trajectory=return_trajectory, progress=progress
+    )
 
 
-def prior_params(schedule: Schedule, like: Tensor, prior_std: float | Tensor | None = None,
-                 prior_mean: Tensor | None = None, t_start: float = 1.0) -> tuple[Tensor, Tensor]:
+def prior_params(
+    schedule: Schedule,
+    like: Tensor,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+    t_start: float = 1.0,
+) -> tuple[Tensor, Tensor]:
     """Mean and standard deviation of the sampler's Gaussian start ``N(mean, std^2)``, broadcast to ``like``.
 
     ``prior_std`` defaults to ``sigma(t_start)`` and ``prior_mean`` to 0. Either may be a number or a tensor
@@ -311,21 +350,32 @@ def prior_params(schedule: Schedule, like: Tensor, prior_std: float | Tensor | N
     std = torch.as_tensor(prior_std, dtype=like.dtype, device=like.device)
     if not bool((std > 0).all()):
         raise ConfigError(f"bad prior_std {float(std.min())}; it must be > 0")
-    mean = torch.zeros((), dtype=like.dtype, device=like.device) if prior_mean is None else \
-        torch.as_tensor(prior_mean, dtype=like.dtype, device=like.device)
+    mean = (
+        torch.zeros((), dtype=like.dtype, device=like.device)
+        if prior_mean is None
+        else torch.as_tensor(prior_mean, dtype=like.dtype, device=like.device)
+    )
     try:
         return torch.broadcast_to(mean, like.shape), torch.broadcast_to(std, like.shape)
     except RuntimeError:
-        raise ConfigError(f"prior mean {tuple(mean.shape)} or std {tuple(std.shape)} does not broadcast to the "
-                          f"samples' shape {tuple(like.shape)}; give one value, one per coordinate, or one row "
-                          f"per sample") from None
+        raise ConfigError(
+            f"prior mean {tuple(mean.shape)} or std {tuple(std.shape)} does not broadcast to the "
+            f"samples' shape {tuple(like.shape)}; give one value, one per coordinate, or one row "
+            f"per sample"
+        ) from None
 
 
 PRIORS = ("matched", "global", "sigma")
 
 
-def data_prior(schedule: Schedule, x0: Tensor, labels: Tensor | None = None, num_classes: int = 0,
-               kind: str = "matched", t: float = 1.0) -> tuple[Tensor, Tensor]:
+def data_prior(
+    schedule: Schedule,
+    x0: Tensor,
+    labels: Tensor | None = None,
+    num_classes: int = 0,
+    kind: str = "matched",
+    t: float = 1.0,
+) -> tuple[Tensor, Tensor]:
     """A Gaussian start for the samplers fitted to the data ``x0`` (N, ...): ``(means, stds)`` of shape
     ``(K, ...)``, one row per class and a last row for all data (K = ``num_classes`` + 1), or a single row
     without classes; pick rows per sample and pass them as ``prior_mean``/``prior_std``.
@@ -348,15 +398,18 @@ def data_prior(schedule: Schedule, x0: Tensor, labels: Tensor | None = None, num
         groups = [x[labels == c] for c in range(num_classes)] + [x]
     for c, g in enumerate(groups):
         if g.shape[0] < 2:
-            raise ConfigError(f"class {c} has {g.shape[0]} training points, too few for its matched prior; "
-                              f"use more points or the prior 'global'")
+            raise ConfigError(
+                f"class {c} has {g.shape[0]} training points, too few for its matched prior; "
+                f"use more points or the prior 'global'"
+            )
     mean = torch.stack([a1 * g.mean(0) for g in groups]).float()
     std = torch.stack([(s1**2 + a1**2 * g.var(0)).sqrt() for g in groups]).float()
     return mean, std
 
 
-def prior_rows(mean: Tensor, std: Tensor, labels: Tensor | None = None,
-               device: torch.device | str | None = None) -> dict[str, Tensor]:
+def prior_rows(
+    mean: Tensor, std: Tensor, labels: Tensor | None = None, device: torch.device | str | None = None
+) -> dict[str, Tensor]:
     """``prior_mean``/``prior_std`` keyword arguments from a :func:`data_prior`: one row per label (no labels,
     or the null label, give the all-data row; a prior without classes has one row for all)."""
     rows = labels.long().cpu() if labels is not None else torch.tensor([mean.shape[0] - 1])
@@ -386,10 +439,22 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, eta: float = 0.0, **kw) -> Sa
     return sample(eps_fn, schedule, "ddim", eta=eta, **kw)
 
 
-def invert(eps_fn: EpsFn, schedule: Schedule, x0: Tensor, *, steps: int = 1000, method: str = "heun",
-           grid: str = "uniform", rho: float = 7.0, t_start: float = 1.0, t_end: float = 0.0,
-           prior_std: float | Tensor | None = None, prior_mean: Tensor | None = None,
-           return_trajectory: bool = False, progress: bool = False) -> SampleResult:
+def invert(
+    eps_fn: EpsFn,
+    schedule: Schedule,
+    x0: Tensor,
+    *,
+    steps: int = 1000,
+    method: str = "heun",
+    grid: str = "uniform",
+    rho: float = 7.0,
+    t_start: float = 1.0,
+    t_end: float = 0.0,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+) -> SampleResult:
     """ODE inversion: integrate the probability-flow ODE from data ``x0`` (at ``t_end``) up to ``t_start``.
 
     Returns a :class:`SampleResult` whose ``x`` is the *noise* ``z = (x_1 - prior_mean) / prior_std``: passing
@@ -404,9 +469,9 @@ def invert(eps_fn: EpsFn, schedule: Schedule, x0: Tensor, *, steps: int = 1000, 
         raise ConfigError(f"unknown inversion method {method!r}; choose one of: euler, heun")
     t_end = max(t_end, getattr(schedule, "t_min", 0.0))
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho).flip(0)
-    res = run_steps(eps_fn, schedule, make_sampler(method), x0, times, return_trajectory=return_trajectory,
-                    progress=progress)
+    res = run_steps(
+        eps_fn, schedule, make_sampler(method), x0, times, return_trajectory=return_trajectory, progress=progress
+    )
     mean, std = prior_params(schedule, res.x, prior_std, prior_mean, t_start)
     res.x = (res.x - mean) / std
     return res
-

@@ -108,6 +108,7 @@ class Schedule:
 
 # ---------------------------------------------------------------------------------------- variance exploding
 
+
 class VEExpSchedule(Schedule):
     """sigma(t) = exp(k (t - 1)): the lab's default (k = 5), from sigma(0) = e^-k to sigma(1) = 1."""
 
@@ -166,6 +167,7 @@ class VEGeometricSchedule(Schedule):
 
 
 # --------------------------------------------------------------------------------------- variance preserving
+
 
 class DiscreteVPSchedule(Schedule):
     """A DDPM schedule of ``T`` discrete betas, read in continuous time ``t = n / T``.
@@ -253,8 +255,9 @@ class VPCosineSchedule(DiscreteVPSchedule):
 SCHEDULES = ("ve-exp", "ve-poly", "ve-geometric", "vp-linear", "vp-cosine")
 
 
-def forward_path(schedule: Schedule, x0: Tensor, steps: int = 1000,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def forward_path(
+    schedule: Schedule, x0: Tensor, steps: int = 1000, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """One sample path of the forward process from ``x0`` (one point, any shape): ``(times, path)`` with
     ``steps + 1`` rows, float64. It is a Brownian path in "variance time" (independent increments with
     variance d(sigma^2)) scaled by alpha(t): exactly the forward SDE for VE schedules, and a path with the
@@ -269,9 +272,17 @@ def forward_path(schedule: Schedule, x0: Tensor, steps: int = 1000,
     return times, schedule.alpha(times).reshape(shape) * (x0.double() + walk)
 
 
-def make_schedule(name: str, *, k: float = 5.0, eps: float = 1e-4, sigma_min: float = 0.01,
-                  sigma_max: float = 2.0, T: int = 1000, beta_start: float = 1e-4,
-                  beta_end: float = 0.02) -> Schedule:
+def make_schedule(
+    name: str,
+    *,
+    k: float = 5.0,
+    eps: float = 1e-4,
+    sigma_min: float = 0.01,
+    sigma_max: float = 2.0,
+    T: int = 1000,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+) -> Schedule:
     """A schedule by name (one of :data:`SCHEDULES`) with its parameters."""
     choose("schedule", name, SCHEDULES)
     if name == "ve-exp":

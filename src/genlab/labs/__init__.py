@@ -68,8 +68,9 @@ def _lab_of(module: str) -> str:
     return parts[2]
 
 
-def figure(name: str, *, when: Callable[[Any], bool] | None = None, verb: str = "figures",
-           kind: str = "figure") -> Callable[[Callable[..., Drawn]], Callable[..., Drawn]]:
+def figure(
+    name: str, *, when: Callable[[Any], bool] | None = None, verb: str = "figures", kind: str = "figure"
+) -> Callable[[Callable[..., Drawn]], Callable[..., Drawn]]:
     """Register a figure function of the calling lab under ``name`` (its file stem), in definition order."""
 
     def deco(fn: Callable[..., Drawn]) -> Callable[..., Drawn]:
@@ -109,8 +110,9 @@ def save_drawn(run: Run, name: str, out: Drawn, *, kind: str = "figure", command
     return run.save_figure(out.fig, name, caption=out.caption or None, command=command, data=out.data)
 
 
-def draw(fn: Callable[..., Drawn] | FigureSpec, opened: Any, run: Run, *, command: str | None = None,
-         **kwargs: Any) -> Path:
+def draw(
+    fn: Callable[..., Drawn] | FigureSpec, opened: Any, run: Run, *, command: str | None = None, **kwargs: Any
+) -> Path:
     """Call one registered function on an opened run (house style on) and save what it returns.
 
     ``kwargs`` go to the function (e.g. a verb's ``--point``); ``command`` defaults to the spec's verb on
@@ -124,8 +126,9 @@ def draw(fn: Callable[..., Drawn] | FigureSpec, opened: Any, run: Run, *, comman
     return save_drawn(run, spec.name, out, kind=spec.kind, command=command or run.command(spec.verb))
 
 
-def draw_all(lab: str, opened: Any, run: Run, *, only: Iterable[str] | None = None,
-             verb: str | None = None) -> list[Path]:
+def draw_all(
+    lab: str, opened: Any, run: Run, *, only: Iterable[str] | None = None, verb: str | None = None
+) -> list[Path]:
     """Every registered output of ``lab`` that applies to ``opened`` (optionally only the names in ``only``,
     or only those of ``verb``), in registry order."""
     wanted = set(only) if only is not None else None
@@ -170,8 +173,9 @@ class LabSpec:
 def _lab_packages() -> list[str]:
     import genlab.labs as pkg
 
-    return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if info.ispkg
-                  and not info.name.startswith("_"))
+    return sorted(
+        info.name for info in pkgutil.iter_modules(pkg.__path__) if info.ispkg and not info.name.startswith("_")
+    )
 
 
 _LABS: dict[str, LabSpec] = {}

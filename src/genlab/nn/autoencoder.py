@@ -23,13 +23,11 @@ WIDTHS = (16, 32, 64, 96)
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2))
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
 
 
 class ConvEncoder(nn.Module):
@@ -40,7 +38,7 @@ class ConvEncoder(nn.Module):
         chans = (channels, *widths)
         self.convs = nn.Sequential(*[_down(a, b) for a, b in zip(chans[:-1], chans[1:])])
         self.side = size // 2 ** len(widths)
-        self.fc = nn.Linear(widths[-1] * self.side ** 2, code_dim)
+        self.fc = nn.Linear(widths[-1] * self.side**2, code_dim)
         self.code_dim = code_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +52,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         self.side = size // 2 ** len(widths)
         self.top = widths[-1]
-        self.fc = nn.Sequential(nn.Linear(code_dim, widths[-1] * self.side ** 2), nn.LeakyReLU(0.2))
+        self.fc = nn.Sequential(nn.Linear(code_dim, widths[-1] * self.side**2), nn.LeakyReLU(0.2))
         rev = tuple(reversed(widths))
         self.ups = nn.Sequential(*[_up(a, b) for a, b in zip(rev[:-1], rev[1:])])
         self.out = nn.ConvTranspose2d(rev[-1], channels, 4, stride=2, padding=1)
@@ -67,8 +65,7 @@ class ConvDecoder(nn.Module):
 class ConvAutoencoder(nn.Module):
     """Encoder + decoder; ``noise_sigma > 0`` makes it a denoising autoencoder (noise only while training)."""
 
-    def __init__(self, code_dim: int = 64, widths: Sequence[int] = WIDTHS, size: int = 32,
-                 noise_sigma: float = 0.0):
+    def __init__(self, code_dim: int = 64, widths: Sequence[int] = WIDTHS, size: int = 32, noise_sigma: float = 0.0):
         super().__init__()
         self.encoder = ConvEncoder(code_dim, widths, size)
         self.decoder = ConvDecoder(code_dim, widths, size)
@@ -103,8 +100,9 @@ class CodeClassifier(nn.Module):
     def __init__(self, code_dim: int = 64, num_classes: int = 10, hidden: int = 128, dropout: float = 0.2):
         super().__init__()
         if hidden:
-            self.net = nn.Sequential(nn.Linear(code_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                     nn.Linear(hidden, num_classes))
+            self.net = nn.Sequential(
+                nn.Linear(code_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+            )
         else:
             self.net = nn.Linear(code_dim, num_classes)
 
@@ -115,8 +113,14 @@ class CodeClassifier(nn.Module):
 class EncoderClassifier(nn.Module):
     """The same encoder and classifier head, trained end to end (the from-scratch baseline)."""
 
-    def __init__(self, code_dim: int = 64, num_classes: int = 10, widths: Sequence[int] = WIDTHS,
-                 size: int = 32, hidden: int = 128):
+    def __init__(
+        self,
+        code_dim: int = 64,
+        num_classes: int = 10,
+        widths: Sequence[int] = WIDTHS,
+        size: int = 32,
+        hidden: int = 128,
+    ):
         super().__init__()
         self.encoder = ConvEncoder(code_dim, widths, size)
         self.head = CodeClassifier(code_dim, num_classes, hidden)
@@ -131,8 +135,11 @@ def encode_all(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.
     was = encoder.training
     encoder.eval()
     dev = next(encoder.parameters()).device
-    out = torch.cat([encoder(x[i:i + batch].to(dev)) for i in range(0, len(x), batch)]) if len(x) else \
-        torch.empty(0, getattr(encoder, "code_dim", 0), device=dev)
+    out = (
+        torch.cat([encoder(x[i : i + batch].to(dev)) for i in range(0, len(x), batch)])
+        if len(x)
+        else torch.empty(0, getattr(encoder, "code_dim", 0), device=dev)
+    )
     encoder.train(was)
     return out
 
@@ -140,4 +147,4 @@ def encode_all(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.
 @torch.no_grad()
 def decode_codes(ae: ConvAutoencoder, codes: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     """Images in [0, 1] decoded from any number of ``codes`` (in batches)."""
-    return torch.cat([ae.decode(codes[i:i + batch]) for i in range(0, len(codes), batch)])
+    return torch.cat([ae.decode(codes[i : i + batch]) for i in range(0, len(codes), batch)])

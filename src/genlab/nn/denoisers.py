@@ -33,9 +33,21 @@ TIME_EMBEDDINGS = ("raw", "sinusoidal", "fourier")
 class MLPDenoiser(nn.Module):
     """LeakyReLU MLP predicting the noise ``eps`` from ``[x, features(x), embed(t), embed(y)]``."""
 
-    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, *, time_embedding: str = "raw",
-                 time_dim: int = 32, num_classes: int = 0, class_dim: int = 16, fourier_scale: float = 4.0,
-                 x_features: int = 0, x_scale: float = 2.0, seed: int = 0):
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 128,
+        depth: int = 3,
+        *,
+        time_embedding: str = "raw",
+        time_dim: int = 32,
+        num_classes: int = 0,
+        class_dim: int = 16,
+        fourier_scale: float = 4.0,
+        x_features: int = 0,
+        x_scale: float = 2.0,
+        seed: int = 0,
+    ):
         super().__init__()
         choose("time embedding", time_embedding, TIME_EMBEDDINGS)
         self.dim, self.time_embedding, self.num_classes = dim, time_embedding, num_classes

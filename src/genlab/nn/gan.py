@@ -54,8 +54,9 @@ def mlp(sizes: Sequence[int], slope: float = 0.2, out_act: nn.Module | None = No
 class CodeGenerator(nn.Module):
     """Noise (plus an optional one-hot class) -> a normalised code."""
 
-    def __init__(self, noise_dim: int = 32, code_dim: int = 64, hidden: Sequence[int] = (128, 256),
-                 num_classes: int = 0):
+    def __init__(
+        self, noise_dim: int = 32, code_dim: int = 64, hidden: Sequence[int] = (128, 256), num_classes: int = 0
+    ):
         super().__init__()
         self.noise_dim, self.num_classes = noise_dim, num_classes
         self.net = mlp([noise_dim + num_classes, *hidden, code_dim])
@@ -91,8 +92,14 @@ class LatentGAN(nn.Module):
     space the GAN works in, ``denormalise`` maps generated codes back for the decoder.
     """
 
-    def __init__(self, noise_dim: int = 32, code_dim: int = 64, num_classes: int = 0,
-                 g_hidden: Sequence[int] = (128, 256), d_hidden: Sequence[int] = (128, 64, 32)):
+    def __init__(
+        self,
+        noise_dim: int = 32,
+        code_dim: int = 64,
+        num_classes: int = 0,
+        g_hidden: Sequence[int] = (128, 256),
+        d_hidden: Sequence[int] = (128, 64, 32),
+    ):
         super().__init__()
         self.noise_dim, self.code_dim, self.num_classes = noise_dim, code_dim, num_classes
         self.generator = CodeGenerator(noise_dim, code_dim, g_hidden, num_classes)
@@ -114,8 +121,13 @@ class LatentGAN(nn.Module):
         return torch.randn(n, self.noise_dim, generator=generator, device=self.code_mean.device)
 
     @torch.no_grad()
-    def sample_codes(self, n: int = 0, y: torch.Tensor | None = None, u: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_codes(
+        self,
+        n: int = 0,
+        y: torch.Tensor | None = None,
+        u: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Generated codes in the *encoder's* space (ready for the decoder)."""
         if u is None:
             u = self.noise(n if y is None else len(y), generator)
@@ -127,8 +139,7 @@ def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
 
 
-def matching_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor,
-                                d_wrong: torch.Tensor) -> torch.Tensor:
+def matching_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor, d_wrong: torch.Tensor) -> torch.Tensor:
     """Matching-aware ``L_D``: real codes with their class are real; generated codes, and real codes with a
     wrong class, are fake (each fake kind weighted 1/2)."""
     return F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_fake).mean() + F.softplus(d_wrong).mean())
@@ -141,16 +152,27 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------------- judge
 
+
 class JudgeCNN(nn.Module):
     """A small CNN classifier for 32x32 images: three conv + max-pool blocks, 128 features, the logits."""
 
     def __init__(self, num_classes: int = 10, feature_dim: int = 128, channels: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16x16
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 8x8
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 4x4
-            nn.Flatten(), nn.Dropout(0.2), nn.Linear(64 * 4 * 4, feature_dim), nn.ReLU())
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 16x16
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 8x8
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 4x4
+            nn.Flatten(),
+            nn.Dropout(0.2),
+            nn.Linear(64 * 4 * 4, feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +190,7 @@ def judge_outputs(judge: nn.Module, x: torch.Tensor, batch: int = 1000) -> tuple
     dev = next(judge.parameters()).device
     preds, feats = [], []
     for i in range(0, len(x), batch):
-        f = judge.features(x[i:i + batch].to(dev))
+        f = judge.features(x[i : i + batch].to(dev))
         preds.append(judge.head(f).argmax(1).cpu())
         feats.append(f.cpu())
     judge.train(was)
@@ -196,8 +218,13 @@ def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
 
 
 @torch.no_grad()
-def judge_scores(judge: nn.Module, images: torch.Tensor, real_feats: torch.Tensor | None = None,
-                 requested: torch.Tensor | None = None, num_classes: int = 0) -> dict[str, Any]:
+def judge_scores(
+    judge: nn.Module,
+    images: torch.Tensor,
+    real_feats: torch.Tensor | None = None,
+    requested: torch.Tensor | None = None,
+    num_classes: int = 0,
+) -> dict[str, Any]:
     """What a judge makes of ``images``: with ``real_feats`` (its features of real images) ``fd``, the Frechet
     distance between the two feature sets; with ``requested`` (the class each image should show) ``agreement``,
     the share it classifies as requested, and ``per_class`` that share for each of ``num_classes`` classes."""

@@ -80,8 +80,9 @@ class CausalSelfAttention(nn.Module):
             att = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # each row sums to 1
             y = att @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            )
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
         return self.resid_drop(self.proj(y)), att
 
@@ -152,8 +153,14 @@ class GPT(nn.Module):
         N = sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
         return 6 * N + 6 * cfg.n_layer * T * cfg.n_embd
 
-    def forward(self, idx: torch.Tensor | None = None, targets: torch.Tensor | None = None, *,
-                inputs_embeds: torch.Tensor | None = None, return_attn: bool = False):
+    def forward(
+        self,
+        idx: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        return_attn: bool = False,
+    ):
         """Logits (B, T, vocab) and the mean cross-entropy to ``targets`` (or None).
 
         Give either token ids ``idx`` (B, T) or ``inputs_embeds`` (B, T, n_embd). With ``return_attn`` the
@@ -166,8 +173,9 @@ class GPT(nn.Module):
         if self.config.block_size < T:
             from genlab.errors import ConfigError
 
-            raise ConfigError(f"sequence of {T} tokens is longer than the model's block_size "
-                              f"{self.config.block_size}; shorten it")
+            raise ConfigError(
+                f"sequence of {T} tokens is longer than the model's block_size {self.config.block_size}; shorten it"
+            )
         x = self.drop(tok + self.wpe(torch.arange(T, device=tok.device)))
         atts = []
         for block in self.blocks:
@@ -182,14 +190,23 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def stream(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-               generator: torch.Generator | None = None) -> Iterator[int]:
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
         """Yield ``max_new_tokens`` new token ids one at a time, continuing ``idx`` (1, T)."""
         for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size:])
-            nxt = next_token(logits[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                             generator=generator)
+            logits, _ = self(idx[:, -self.config.block_size :])
+            nxt = next_token(
+                logits[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, generator=generator
+            )
             idx = torch.cat([idx, torch.tensor([[nxt]], device=idx.device)], dim=1)
             yield nxt
 
@@ -199,9 +216,15 @@ class GPT(nn.Module):
         return torch.cat([idx, torch.tensor([new], dtype=idx.dtype, device=idx.device)], dim=1)
 
 
-def next_token(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, greedy: bool = False,
-               generator: torch.Generator | None = None) -> int:
+def next_token(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> int:
     """Choose the next token from one position's logits (V,).
 
     greedy: the arg-max. Otherwise sample from softmax(logits / temperature), restricted to the ``top_k`` most

@@ -35,7 +35,7 @@ class TokenizerLike(Protocol):
 def encode_nonempty(tok: TokenizerLike, text: str, what: str = "prompt") -> list[int]:
     """``tok.encode(text)``; an empty text is a one-line error naming ``what`` it was."""
     if not text or not text.strip():
-        raise ConfigError(f"empty {what}; give some text, e.g. --prompt \"Alice was\"")
+        raise ConfigError(f'empty {what}; give some text, e.g. --prompt "Alice was"')
     return tok.encode(text)
 
 
@@ -45,30 +45,49 @@ def _device(model: GPT) -> torch.device:
 
 # ------------------------------------------------------------------------------------------------ generation
 
-def generate(model: GPT, tok: TokenizerLike, prompt: str, max_new_tokens: int = 60, *, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, greedy: bool = False, seed: int = 0,
-             stream: Callable[[str], Any] | None = None) -> str:
+
+def generate(
+    model: GPT,
+    tok: TokenizerLike,
+    prompt: str,
+    max_new_tokens: int = 60,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    seed: int = 0,
+    stream: Callable[[str], Any] | None = None,
+) -> str:
     """The continuation of ``prompt``; ``stream(piece)`` is called with each new piece of text as it comes."""
     if temperature < 0:
         raise ConfigError(f"temperature {temperature} must be >= 0 (0 = greedy)")
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"top_p {top_p} must be in (0, 1]")
-    ids = encode_nonempty(tok, prompt)[-model.config.block_size:]
+    ids = encode_nonempty(tok, prompt)[-model.config.block_size :]
     g = torch.Generator().manual_seed(seed)
     new: list[int] = []
     shown = ""
-    for t in model.stream(torch.tensor([ids], device=_device(model)), max_new_tokens, temperature=temperature,
-                          top_k=top_k, top_p=top_p, greedy=greedy, generator=g):
+    for t in model.stream(
+        torch.tensor([ids], device=_device(model)),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        generator=g,
+    ):
         new.append(t)
         if stream is not None:
             text = tok.decode(new)
             if not text.endswith("\ufffd"):  # a multi-byte character may span tokens: wait for its end
-                stream(text[len(shown):])
+                stream(text[len(shown) :])
                 shown = text
     return tok.decode(new)
 
 
 # --------------------------------------------------------------------------------------------------- scoring
+
 
 @torch.no_grad()
 def token_logprobs(model: GPT, ids: list[int], start: int = 1) -> torch.Tensor:
@@ -84,11 +103,11 @@ def token_logprobs(model: GPT, ids: list[int], start: int = 1) -> torch.Tensor:
     t = torch.tensor(ids, device=_device(model))
     b = 0
     while True:
-        x = t[b:b + B]
-        y = t[b + 1:b + B + 1]
+        x = t[b : b + B]
+        y = t[b + 1 : b + B + 1]
         if len(y) == 0:
             break
-        logits, _ = model(x[None, :len(y)])
+        logits, _ = model(x[None, : len(y)])
         lp = logits[0].float().log_softmax(-1).gather(1, y[:, None])[:, 0].cpu()
         pos = torch.arange(b + 1, b + 1 + len(y))
         fresh = torch.isnan(out[pos])
@@ -109,11 +128,19 @@ def score(model: GPT, tok: TokenizerLike, text: str, prompt: str = "") -> dict[s
     ids = ctx + body
     start = max(1, len(ctx))
     lps = token_logprobs(model, ids, start)
-    rows = [{"i": j, "token": tok.piece(ids[j]), "logprob": float(lp), "prob": math.exp(float(lp))}
-            for j, lp in zip(range(start, len(ids)), lps)]
+    rows = [
+        {"i": j, "token": tok.piece(ids[j]), "logprob": float(lp), "prob": math.exp(float(lp))}
+        for j, lp in zip(range(start, len(ids)), lps)
+    ]
     total = float(sum(r["logprob"] for r in rows))
-    return {"rows": rows, "logprob": total, "prob": math.exp(total), "n_tokens": len(rows),
-            "perplexity": math.exp(-total / max(1, len(rows))), "context": tok.decode(ids[:start])}
+    return {
+        "rows": rows,
+        "logprob": total,
+        "prob": math.exp(total),
+        "n_tokens": len(rows),
+        "perplexity": math.exp(-total / max(1, len(rows))),
+        "context": tok.decode(ids[:start]),
+    }
 
 
 def perplexity_of_file(model: GPT, tok: TokenizerLike, path: str | Path) -> dict[str, float]:
@@ -131,9 +158,11 @@ def perplexity_of_file(model: GPT, tok: TokenizerLike, path: str | Path) -> dict
 
 # ------------------------------------------------------------------------------------------------- attention
 
+
 @torch.no_grad()
-def attention_at_word(model: GPT, tok: TokenizerLike, prompt: str, word: int = 12,
-                      max_new_tokens: int = 40) -> dict[str, Any]:
+def attention_at_word(
+    model: GPT, tok: TokenizerLike, prompt: str, word: int = 12, max_new_tokens: int = 40
+) -> dict[str, Any]:
     """Generate greedily until the ``word``-th word starts; return each block's attention for that prediction.
 
     ``att[b]`` is block b's attention (T x T), averaged over heads, at the step that predicted the first
@@ -141,12 +170,14 @@ def attention_at_word(model: GPT, tok: TokenizerLike, prompt: str, word: int = 1
     """
     ids = encode_nonempty(tok, prompt)
     if len(prompt.split()) >= word:
-        raise ConfigError(f"the prompt already has {len(prompt.split())} words; give fewer than {word} so "
-                          f"that word {word} is generated")
+        raise ConfigError(
+            f"the prompt already has {len(prompt.split())} words; give fewer than {word} so "
+            f"that word {word} is generated"
+        )
     dev = _device(model)
     context = None
     for _ in range(max_new_tokens):
-        x = torch.tensor([ids[-model.config.block_size:]], device=dev)
+        x = torch.tensor([ids[-model.config.block_size :]], device=dev)
         logits, _, atts = model(x, return_attn=True)
         nxt = int(logits[0, -1].argmax())
         ids.append(nxt)
@@ -159,14 +190,30 @@ def attention_at_word(model: GPT, tok: TokenizerLike, prompt: str, word: int = 1
     if context is None:
         raise ConfigError(f"word {word} did not appear within {max_new_tokens} generated tokens")
     att = torch.stack(context["att"])  # (blocks, T, T)
-    return {"tokens": [tok.piece(i) for i in context["ids"]], "att": att, "next": tok.piece(context["next"]),
-            "sentence": tok.decode(ids), "row_sums": att.sum(-1)}
+    return {
+        "tokens": [tok.piece(i) for i in context["ids"]],
+        "att": att,
+        "next": tok.piece(context["next"]),
+        "sentence": tok.decode(ids),
+        "row_sums": att.sum(-1),
+    }
 
 
 # ------------------------------------------------------------------------------------------------- inversion
 
-def invert(model: GPT, tok: TokenizerLike, target: str, *, lr: float = 0.1, steps: int = 500, every: int = 5,
-           seed: int = 0, stop_at_match: bool = True, quiet: bool = True) -> dict[str, Any]:
+
+def invert(
+    model: GPT,
+    tok: TokenizerLike,
+    target: str,
+    *,
+    lr: float = 0.1,
+    steps: int = 500,
+    every: int = 5,
+    seed: int = 0,
+    stop_at_match: bool = True,
+    quiet: bool = True,
+) -> dict[str, Any]:
     """Find input embeddings E (1, T, d) so that the frozen model's greedy output is the target.
 
     Position t's arg-max must be target token t (all positions at once). E starts as small random vectors
@@ -192,8 +239,14 @@ def invert(model: GPT, tok: TokenizerLike, target: str, *, lr: float = 0.1, step
         hit = bool((pred == y[0]).all())
         losses.append(loss.item())
         if step == 1 or step % every == 0 or (hit and matched is None):
-            decoded.append({"step": step - 1, "loss": loss.item(), "decoded": tok.decode(pred.tolist()),
-                            "correct": int((pred == y[0]).sum())})
+            decoded.append(
+                {
+                    "step": step - 1,
+                    "loss": loss.item(),
+                    "decoded": tok.decode(pred.tolist()),
+                    "correct": int((pred == y[0]).sum()),
+                }
+            )
         if hit and matched is None:
             matched = step - 1  # the decode before this step's update already matches
             if stop_at_match:
@@ -201,5 +254,11 @@ def invert(model: GPT, tok: TokenizerLike, target: str, *, lr: float = 0.1, step
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return {"target": target, "n_tokens": len(ids), "matched_step": matched, "losses": losses,
-            "decoded": decoded, "embeds": emb.detach().cpu()}
+    return {
+        "target": target,
+        "n_tokens": len(ids),
+        "matched_step": matched,
+        "losses": losses,
+        "decoded": decoded,
+        "embeds": emb.detach().cpu(),
+    }

@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 
 
-def nearest(query: torch.Tensor, keys: torch.Tensor, k: int, *, exclude_self: bool = False,
-            chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(
+    query: torch.Tensor, keys: torch.Tensor, k: int, *, exclude_self: bool = False, chunk: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and indices of the ``k`` nearest ``keys`` of each ``query`` row (in chunks)."""
     q, kk = F.normalize(query, dim=1), F.normalize(keys, dim=1)
     sims, idx = [], []
     for i in range(0, len(q), chunk):
-        s = q[i:i + chunk] @ kk.T
+        s = q[i : i + chunk] @ kk.T
         if exclude_self:
             rows = torch.arange(len(s), device=s.device)
             s[rows, rows + i] = -2.0
@@ -50,8 +51,9 @@ class LabelSpreading:
         deg = torch.sparse.sum(W, 1).to_dense().clamp_min(1e-12)
         self.W, self.dinv = W, deg.rsqrt()
 
-    def spread(self, labelled: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: float = 0.99,
-               iters: int = 40) -> torch.Tensor:
+    def spread(
+        self, labelled: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: float = 0.99, iters: int = 40
+    ) -> torch.Tensor:
         """Scores ``F`` (n, C) after ``iters`` steps of ``F <- alpha S F + (1 - alpha) Y``."""
         Y = torch.zeros(len(self.z), num_classes, device=self.z.device)
         Y[labelled, y] = 1.0

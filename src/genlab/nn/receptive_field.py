@@ -40,9 +40,15 @@ class Layer:
 
     @property
     def name(self) -> str:
-        extra = "".join(f", {k}={v}" for k, v, d in (("stride", self.stride, 1 if self.kind == "conv" else
-                                                                self.kernel), ("padding", self.padding, 0),
-                                                       ("dilation", self.dilation, 1)) if v != d)
+        extra = "".join(
+            f", {k}={v}"
+            for k, v, d in (
+                ("stride", self.stride, 1 if self.kind == "conv" else self.kernel),
+                ("padding", self.padding, 0),
+                ("dilation", self.dilation, 1),
+            )
+            if v != d
+        )
         return f"{self.kind}{self.kernel}{extra}"
 
 
@@ -65,10 +71,9 @@ def parse_stack(text: str) -> tuple[Layer, ...]:
     for tok in (t.strip().lower() for t in text.split(",") if t.strip()):
         base, _, stride = tok.partition("/")
         kind = next((k for k in ("conv", "maxpool", "pool") if base.startswith(k)), None)
-        digits = base[len(kind):] if kind else ""
+        digits = base[len(kind) :] if kind else ""
         if kind is None or not digits.isdigit() or (stride and not stride.isdigit()):
-            raise ConfigError(f"bad layer {tok!r}; write e.g. conv3, conv5/2 or maxpool2 (maxpool2/1 for "
-                              "stride 1)")
+            raise ConfigError(f"bad layer {tok!r}; write e.g. conv3, conv5/2 or maxpool2 (maxpool2/1 for stride 1)")
         k = int(digits)
         s = int(stride) if stride else None
         layers.append(conv(k, s or 1) if kind == "conv" else maxpool(k, s))
@@ -82,9 +87,9 @@ def stack_geometry(size: int, layers: Sequence[Layer]) -> list[dict[str, int | s
     for layer in layers:
         out = (n + 2 * layer.padding - layer.dilation * (layer.kernel - 1) - 1) // layer.stride + 1
         if out < 1:
-            raise ConfigError(f"layer {layer.name} gets a {n}x{n} input and would leave no output; use a "
-                              "larger "
-                              f"input or fewer layers")
+            raise ConfigError(
+                f"layer {layer.name} gets a {n}x{n} input and would leave no output; use a larger input or fewer layers"
+            )
         rf = rf + layer.dilation * (layer.kernel - 1) * jump
         jump *= layer.stride
         n = out
@@ -97,8 +102,7 @@ def torch_stack(layers: Sequence[Layer], channels: int = 1) -> nn.Sequential:
     mods: list[nn.Module] = []
     for layer in layers:
         if layer.kind == "conv":
-            c = nn.Conv2d(channels, channels, layer.kernel, layer.stride, layer.padding, layer.dilation,
-                          bias=False)
+            c = nn.Conv2d(channels, channels, layer.kernel, layer.stride, layer.padding, layer.dilation, bias=False)
             nn.init.constant_(c.weight, 1.0)
             mods.append(c)
         else:
@@ -127,8 +131,14 @@ def measured_geometry(size: int, layers: Sequence[Layer]) -> tuple[int, int]:
         nz = x.grad[0, 0].abs() > 0
         r = nz.any(1).nonzero().flatten()
         k = nz.any(0).nonzero().flatten()
-        rows = (r.min().item(), r.max().item()) if rows is None else (min(rows[0], r.min().item()),
-                                                                      max(rows[1], r.max().item()))
-        cols = (k.min().item(), k.max().item()) if cols is None else (min(cols[0], k.min().item()),
-                                                                      max(cols[1], k.max().item()))
+        rows = (
+            (r.min().item(), r.max().item())
+            if rows is None
+            else (min(rows[0], r.min().item()), max(rows[1], r.max().item()))
+        )
+        cols = (
+            (k.min().item(), k.max().item())
+            if cols is None
+            else (min(cols[0], k.min().item()), max(cols[1], k.max().item()))
+        )
     return out_size, max(rows[1] - rows[0] + 1, cols[1] - cols[0] + 1)

@@ -140,9 +140,7 @@ class GRUCell(nn.Module):
     def load_from_torch(self, gru: nn.GRU, layer: int = 0) -> None:
         """Copy layer ``layer`` of an ``nn.GRU`` (needs ``reset_after=True``; its z gate is our ``1 - z``)."""
         if not self.reset_after:
-            raise ValueError(
-                "nn.GRU applies the reset gate after the product; build GRUCell(reset_after=True)"
-            )
+            raise ValueError("nn.GRU applies the reset gate after the product; build GRUCell(reset_after=True)")
         w_ih, w_hh = getattr(gru, f"weight_ih_l{layer}"), getattr(gru, f"weight_hh_l{layer}")
         b_ih, b_hh = getattr(gru, f"bias_ih_l{layer}"), getattr(gru, f"bias_hh_l{layer}")
         n = self.hidden_size

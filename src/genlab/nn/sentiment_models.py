@@ -79,9 +79,7 @@ class RecurrentClassifier(nn.Module):
     ):
         super().__init__()
         self.embed = embed
-        self.rnn = Recurrent(
-            embed.dim, hidden, layers, cell, activation, reset_after=reset_after, tbptt=tbptt
-        )
+        self.rnn = Recurrent(embed.dim, hidden, layers, cell, activation, reset_after=reset_after, tbptt=tbptt)
         self.head = mlp([hidden, hidden, 2])
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -121,9 +119,7 @@ class TokenMLP(nn.Module):
 class AttentionMLP(TokenMLP):
     """Restricted self-attention (window ``k`` each side, width ``hidden``) and then the token-wise MLP."""
 
-    def __init__(
-        self, embed: WordEmbedding, hidden: int = 64, k: int = 5, widths: tuple[int, ...] = (64, 32)
-    ):
+    def __init__(self, embed: WordEmbedding, hidden: int = 64, k: int = 5, widths: tuple[int, ...] = (64, 32)):
         super().__init__(embed, widths, in_dim=hidden)
         self.attn = RestrictedSelfAttention(embed.dim, hidden, k)
         self.last_weights: torch.Tensor | None = None
@@ -138,8 +134,9 @@ class AttentionMLP(TokenMLP):
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, device: torch.device | str = "cpu",
-                  batch: int = 512) -> np.ndarray:
+def predict_proba(
+    model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, device: torch.device | str = "cpu", batch: int = 512
+) -> np.ndarray:
     """P(positive) for every review (batched, each batch trimmed to its longest review)."""
     was = model.training
     model.eval()
@@ -158,8 +155,7 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
     pred = (p >= 0.5).astype(int)
     auc = roc_auc_score(y, p) if len(np.unique(y)) == 2 else float("nan")
-    return {"acc": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0)),
-            "auc": float(auc)}
+    return {"acc": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0)), "auc": float(auc)}
 
 
 def train_test_scores(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
@@ -172,12 +168,13 @@ def tfidf_baseline(split: rv.ReviewSplit) -> dict[str, float]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vec = TfidfVectorizer(preprocessor=lambda t: " ".join(rv.clean(t)), ngram_range=(1, 2), min_df=2,
-                          sublinear_tf=True)
+    vec = TfidfVectorizer(preprocessor=lambda t: " ".join(rv.clean(t)), ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     x = vec.fit_transform(split.train_texts)
     clf = LogisticRegression(max_iter=2000, C=4.0).fit(x, split.train_labels)
-    return train_test_scores((split.train_labels, clf.predict_proba(x)[:, 1]),
-                             (split.test_labels, clf.predict_proba(vec.transform(split.test_texts))[:, 1]))
+    return train_test_scores(
+        (split.train_labels, clf.predict_proba(x)[:, 1]),
+        (split.test_labels, clf.predict_proba(vec.transform(split.test_texts))[:, 1]),
+    )
 
 
 @torch.no_grad()
@@ -185,18 +182,26 @@ def explain_review(model: nn.Module, vocab: rv.Vocab, text: str, max_len: int = 
     """Per-word (negative, positive) sub-scores of a token-wise model, the review's scores and prediction, and
     (attention model) the full attention matrix of the review."""
     if not isinstance(model, TokenMLP):
-        raise ConfigError("explain needs a run of model 'mlp' or 'attention' (they score each word); "
-                          "train one with --set model=mlp")
+        raise ConfigError(
+            "explain needs a run of model 'mlp' or 'attention' (they score each word); train one with --set model=mlp"
+        )
     words = rv.clean(text, max_len)
     if not words:
         raise ConfigError(f"review {text!r} has no words after cleaning (letters only); give a review with words")
     ids = torch.tensor([[vocab.id(w) for w in words]])
     sub = model.sub_scores(ids, torch.ones_like(ids, dtype=torch.bool))[0]
     final = sub.mean(0)
-    out = {"text": text, "words": words, "neg": sub[:, 0].tolist(), "pos": sub[:, 1].tolist(),
-           "known": [vocab.id(w) != rv.UNK for w in words], "score_neg": float(final[0]),
-           "score_pos": float(final[1]), "p_pos": float(torch.softmax(final, -1)[1]),
-           "prediction": "positive" if final[1] > final[0] else "negative"}
+    out = {
+        "text": text,
+        "words": words,
+        "neg": sub[:, 0].tolist(),
+        "pos": sub[:, 1].tolist(),
+        "known": [vocab.id(w) != rv.UNK for w in words],
+        "score_neg": float(final[0]),
+        "score_pos": float(final[1]),
+        "p_pos": float(torch.softmax(final, -1)[1]),
+        "prediction": "positive" if final[1] > final[0] else "negative",
+    }
     if isinstance(model, AttentionMLP) and model.last_weights is not None:
         out["attention"] = window_to_matrix(model.last_weights[0], model.attn.k).tolist()
     return out

@@ -32,18 +32,39 @@ def key_metrics(runs: list[Run]) -> list[dict]:
         if "in_region" in s:
             found.append(("samples in their class's cell", s["in_region"], ">= 0.90"))
         elif "in_support" in s:
-            found.append(("samples inside the square", s["in_support"], ">= 0.97") if name == "square"
-                         else ("samples on the data", s["in_support"], ""))
+            found.append(
+                ("samples inside the square", s["in_support"], ">= 0.97")
+                if name == "square"
+                else ("samples on the data", s["in_support"], "")
+            )
         if "elbo_le_ode_within_se_all" in s:
-            found.append(("ELBO <= ODE log p + se at the reference points",
-                          "yes" if s["elbo_le_ode_within_se_all"] else "no", "yes"))
+            found.append(
+                (
+                    "ELBO <= ODE log p + se at the reference points",
+                    "yes" if s["elbo_le_ode_within_se_all"] else "no",
+                    "yes",
+                )
+            )
         if "elbo_right_class" in s:
-            found.append(("ELBO at (-0.66, 0.66), class 2 vs 6",
-                          f"{s['elbo_right_class']:.3g} vs {s['elbo_wrong_class']:.3g}", "right class higher"))
+            found.append(
+                (
+                    "ELBO at (-0.66, 0.66), class 2 vs 6",
+                    f"{s['elbo_right_class']:.3g} vs {s['elbo_wrong_class']:.3g}",
+                    "right class higher",
+                )
+            )
         rows += [{"metric": f"{name}: {m}", "value": v, "reference": r} for m, v, r in found]
     return rows
 
 
-SPEC = LabSpec(name=LAB, title="2D diffusion: VE-SDE sampling, conditional models, likelihoods, DDPM spiral", order=1,
-               Config=Diffusion2DConfig, presets=PRESETS, register=partial(cli.register, description=__doc__),
-               demo=demo, key_metrics=key_metrics, story=__doc__)
+SPEC = LabSpec(
+    name=LAB,
+    title="2D diffusion: VE-SDE sampling, conditional models, likelihoods, DDPM spiral",
+    order=1,
+    Config=Diffusion2DConfig,
+    presets=PRESETS,
+    register=partial(cli.register, description=__doc__),
+    demo=demo,
+    key_metrics=key_metrics,
+    story=__doc__,
+)

@@ -47,15 +47,16 @@ def _check_label(tr: core.Trained, label: int | None) -> None:
 
 def describe_quality(q: dict) -> str:
     """One line of :func:`core.quality` numbers (also read back from ``summary.json``)."""
-    return (f"energy distance {q['energy_distance']:.5f} (noise floor {q['noise_floor']:.5f}), "
-            f"{100 * q['in_support']:.1f}% in support"
-            + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else ""))
+    return (
+        f"energy distance {q['energy_distance']:.5f} (noise floor {q['noise_floor']:.5f}), "
+        f"{100 * q['in_support']:.1f}% in support"
+        + (f", {100 * q['in_region']:.1f}% in their class region" if "in_region" in q else "")
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(Diffusion2DConfig, args, PRESETS)
-    run = core.train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device,
-                     quiet=args.quiet)
+    run = core.train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device, quiet=args.quiet)
     s = run.read_summary()
     print(f"run: {run.path}")
     print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; {describe_quality(s)}")
@@ -69,8 +70,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"bad --steps {args.steps}; it must be >= 1")
     labels = torch.full((args.n,), args.label) if args.label is not None else None
     with cpu_threads(tr.cfg.threads):
-        x = core.samples(tr, args.n, seed=args.seed or 0, sampler=args.sampler, steps=args.steps, grid=args.grid,
-                         labels=labels, guidance=args.guidance, eta=args.eta).x.cpu()
+        x = core.samples(
+            tr,
+            args.n,
+            seed=args.seed or 0,
+            sampler=args.sampler,
+            steps=args.steps,
+            grid=args.grid,
+            labels=labels,
+            guidance=args.guidance,
+            eta=args.eta,
+        ).x.cpu()
         lab = labels if labels is not None else (torch.arange(args.n) % tr.classes if tr.classes else None)
         q = core.quality(tr, x, lab)
     buf = io.StringIO()
@@ -104,10 +114,14 @@ def cmd_elbo(args: argparse.Namespace) -> int:
         rows = core.elbo_rows(tr, points, labels, n_mc=args.mc)
     print(f"{'point':>18} {'ELBO':>10} {'+-se':>7} {'ODE log p':>10} {'z':>7}")
     for r in rows:
-        print(f"{'(' + format(r['x'], 'g') + ', ' + format(r['y'], 'g') + ')':>18} {r['elbo']:>10.3f} "
-              f"{r['stderr']:>7.3f} {r['ode_logp']:>10.3f} {r['z']:>7.2f}")
-    print("z = (ELBO - ODE log p) / se: the ELBO bounds the stochastic model's likelihood, so z <= 1 is expected "
-          "on the data")
+        print(
+            f"{'(' + format(r['x'], 'g') + ', ' + format(r['y'], 'g') + ')':>18} {r['elbo']:>10.3f} "
+            f"{r['stderr']:>7.3f} {r['ode_logp']:>10.3f} {r['z']:>7.2f}"
+        )
+    print(
+        "z = (ELBO - ODE log p) / se: the ELBO bounds the stochastic model's likelihood, so z <= 1 is expected "
+        "on the data"
+    )
     return 0
 
 
@@ -121,8 +135,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
     with cpu_threads(tr.cfg.threads):
         path = draw(figures.fig_bonus, tr, tr.run, command=command, target=target, steps=args.steps)
     s = tr.run.read_summary()
-    print(f"noise z = {s['bonus_noise']} -> sampled back to {s['bonus_endpoint']} "
-          f"(error {s['bonus_endpoint_error']:.2e}); figure {path}")
+    print(
+        f"noise z = {s['bonus_noise']} -> sampled back to {s['bonus_endpoint']} "
+        f"(error {s['bonus_endpoint_error']:.2e}); figure {path}"
+    )
     return 0
 
 
@@ -151,8 +167,13 @@ def register(sub: argparse._SubParsersAction, description: str | None = None) ->
 
     q = vs.add_parser("elbo", help="ELBO (+- standard error) and exact ODE log-density of points")
     add_run_arg(q)
-    q.add_argument("--point", action="append", default=None, metavar="X,Y",
-                   help="a point (repeatable); write --point=-0.66,0.66 when x < 0")
+    q.add_argument(
+        "--point",
+        action="append",
+        default=None,
+        metavar="X,Y",
+        help="a point (repeatable); write --point=-0.66,0.66 when x < 0",
+    )
     q.add_argument("--label", type=int, default=None, help="class to score the points with (conditional)")
     q.add_argument("--mc", type=int, default=1000, help="Monte-Carlo draws per point")
     q.set_defaults(func=cmd_elbo)

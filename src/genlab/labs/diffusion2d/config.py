@@ -24,15 +24,18 @@ class Diffusion2DConfig(TrainConfig):
     batch_size: int = param(1024, "points per step (>= n_points: full batch)", min=1)
     ema_decay: float = param(0.995, "EMA of the weights used for sampling (0 = off)", min=0.0)
     log_every: int = param(25, "log the loss every N steps", min=1)
-    threads: int = param(1, "torch CPU threads while training and drawing (the 2D networks are too small to "
-                         "gain from more; 0 = torch's default)", min=0)
+    threads: int = param(
+        1,
+        "torch CPU threads while training and drawing (the 2D networks are too small to "
+        "gain from more; 0 = torch's default)",
+        min=0,
+    )
     dataset: str = param("square", "2D point set", choices=DATASETS)
     n_points: int = param(2000, "training points", min=1)
     data_seed: int = param(0, "seed of the training points")
     conditional: bool = param(False, "condition on the class label (labelled data sets only)")
     label_dropout: float = param(0.1, "probability of dropping the label in training (guidance)", min=0.0)
-    guidance: float = param(1.0, "classifier-free guidance scale at sampling (1 = plain conditional)",
-                            min=0.0)
+    guidance: float = param(1.0, "classifier-free guidance scale at sampling (1 = plain conditional)", min=0.0)
     schedule: str = param("ve-exp", "noise schedule", choices=SCHEDULES)
     k: float = param(5.0, "rate of the ve-exp schedule sigma(t) = exp(k (t-1))", min=0.0)
     poly_eps: float = param(1e-4, "eps of the ve-poly schedule sigma(t) = t^2 + eps", min=0.0)
@@ -46,9 +49,13 @@ class Diffusion2DConfig(TrainConfig):
     x_scale: float = param(2.0, "std of the frequencies of those features", min=0.0)
     sampler: str = param("euler", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(1000, "default sampling steps", min=1)
-    prior: str = param("matched", "sampler start: a Gaussian with the mean and variance of the true x_1, per "
-                       "class for a conditional run (matched), the same for all data (global), or N(0, "
-                       "sigma(1)^2) as in the lab (sigma)", choices=PRIORS)
+    prior: str = param(
+        "matched",
+        "sampler start: a Gaussian with the mean and variance of the true x_1, per "
+        "class for a conditional run (matched), the same for all data (global), or N(0, "
+        "sigma(1)^2) as in the lab (sigma)",
+        choices=PRIORS,
+    )
     eval_n: int = param(2000, "samples for the quality numbers in summary.json", min=10)
 
 
@@ -59,14 +66,30 @@ PRESETS: dict[str, Diffusion2DConfig] = {
     # slowly and its DDPM samples fill the inner turn with a haze (83% near the spiral, energy distance 2.3x
     # the floor, excess over the floor 0.0016 at 10k samples); with them 99.9% near it, excess 0.0004-0.0006,
     # in half the training time (batch 512).
-    "spiral": Diffusion2DConfig(dataset="spiral", schedule="vp-linear", sampler="ddpm",
-                                time_embedding="sinusoidal", hidden=256, steps=4000, batch_size=512,
-                                x_features=32),
+    "spiral": Diffusion2DConfig(
+        dataset="spiral",
+        schedule="vp-linear",
+        sampler="ddpm",
+        time_embedding="sinusoidal",
+        hidden=256,
+        steps=4000,
+        batch_size=512,
+        x_features=32,
+    ),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 # the contract test's demo: every preset shrunk to seconds
-TINY = {"steps": 40, "hidden": 16, "depth": 2, "n_points": 200, "batch_size": 200, "sample_steps": 8,
-        "eval_n": 100, "log_every": 5, "T": 50}
+TINY = {
+    "steps": 40,
+    "hidden": 16,
+    "depth": 2,
+    "n_points": 200,
+    "batch_size": 200,
+    "sample_steps": 8,
+    "eval_n": 100,
+    "log_every": 5,
+    "T": 50,
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,18 @@ class FigureSizes:
     invert_steps: int = 1000  # ODE steps each way of the bonus inversion
 
 
-TINY_SIZES = FigureSizes(points=60, class_points=90, ddpm_points=100, euler_steps=10, sweep_steps=(2, 5),
-                         sampler_steps=4, path_steps=10, class_path_steps=10, elbo_mc=8, plane=9, plane_mc=8,
-                         ode_steps=5, invert_steps=20)
+TINY_SIZES = FigureSizes(
+    points=60,
+    class_points=90,
+    ddpm_points=100,
+    euler_steps=10,
+    sweep_steps=(2, 5),
+    sampler_steps=4,
+    path_steps=10,
+    class_path_steps=10,
+    elbo_mc=8,
+    plane=9,
+    plane_mc=8,
+    ode_steps=5,
+    invert_steps=20,
+)

@@ -38,17 +38,28 @@ CLASS_LABELS = [2, 6, 4, 6, 6, 8]  # the conditional run's ELBO points: the firs
 
 
 def build_schedule(cfg: Diffusion2DConfig) -> Schedule:
-    return make_schedule(cfg.schedule, k=cfg.k, eps=cfg.poly_eps, T=cfg.T, beta_start=cfg.beta_start,
-                         beta_end=cfg.beta_end)
+    return make_schedule(
+        cfg.schedule, k=cfg.k, eps=cfg.poly_eps, T=cfg.T, beta_start=cfg.beta_start, beta_end=cfg.beta_end
+    )
 
 
 def build_model(cfg: Diffusion2DConfig) -> MLPDenoiser:
     classes = NUM_CLASSES[cfg.dataset] if cfg.conditional else 0
     if cfg.conditional and not classes:
-        raise ConfigError(f"dataset {cfg.dataset!r} has no classes; use --set dataset=grid (or rings, moons) "
-                          f"for a conditional model, or --set conditional=false")
-    return MLPDenoiser(2, cfg.hidden, cfg.depth, time_embedding=cfg.time_embedding, num_classes=classes,
-                       x_features=cfg.x_features, x_scale=cfg.x_scale, seed=cfg.seed)
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} has no classes; use --set dataset=grid (or rings, moons) "
+            f"for a conditional model, or --set conditional=false"
+        )
+    return MLPDenoiser(
+        2,
+        cfg.hidden,
+        cfg.depth,
+        time_embedding=cfg.time_embedding,
+        num_classes=classes,
+        x_features=cfg.x_features,
+        x_scale=cfg.x_scale,
+        seed=cfg.seed,
+    )
 
 
 @dataclass
@@ -95,8 +106,15 @@ def open_run(run: Run, device: torch.device | str = "cpu", *, tiny: bool = False
     return Trained(run, cfg, model, schedule, device, *prior, sizes=TINY_SIZES if tiny else FigureSizes(), quiet=quiet)
 
 
-def train_model(run: Run, cfg: Diffusion2DConfig, *, device: torch.device, quiet: bool = False,
-                resume: bool = False, desc: str | None = None):
+def train_model(
+    run: Run,
+    cfg: Diffusion2DConfig,
+    *,
+    device: torch.device,
+    quiet: bool = False,
+    resume: bool = False,
+    desc: str | None = None,
+):
     """Train the denoiser on the run's data with the one training loop; returns the model and fit result."""
     seed_everything(cfg.seed)
     data = make_toy2d(cfg.dataset, cfg.n_points, cfg.data_seed)
@@ -115,20 +133,45 @@ def train_model(run: Run, cfg: Diffusion2DConfig, *, device: torch.device, quiet
     opt = make_optimizer(model.parameters(), "adam", cfg.lr)
     sched = warmup_cosine(opt, cfg.steps, warmup=0, min_ratio=0.1)
     step_fn = diffusion_step(schedule, cfg.label_dropout, model.null_label)
-    result = fit(run, model, opt, step_fn, batches, cfg=cfg, device=device, scheduler=sched, resume=resume,
-                 quiet=quiet, desc=desc or f"{LAB} {cfg.dataset}")
+    result = fit(
+        run,
+        model,
+        opt,
+        step_fn,
+        batches,
+        cfg=cfg,
+        device=device,
+        scheduler=sched,
+        resume=resume,
+        quiet=quiet,
+        desc=desc or f"{LAB} {cfg.dataset}",
+    )
     return model, result
 
 
-def train(cfg: Diffusion2DConfig, *, root: str | Path = "runs", name: str | None = None, resume: bool = False,
-          device: str = "auto", quiet: bool = False, run: Run | None = None) -> Run:
+def train(
+    cfg: Diffusion2DConfig,
+    *,
+    root: str | Path = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    quiet: bool = False,
+    run: Run | None = None,
+) -> Run:
     """Train a run (a new folder, or ``run``), then write its quality numbers to ``summary.json``."""
     build_model(cfg)  # a bad combination fails before a run folder is made
     dev = choose_device(device)
     run = run or Run.create(LAB, cfg, name=name, root=root, resume=resume)
     _, result = train_model(run, cfg, device=dev, quiet=quiet, resume=resume)
-    run.update_summary({"train_seconds": round(result.seconds, 2), "final_loss": result.last.get("loss"),
-                        "steps": cfg.steps, "device": str(dev)})
+    run.update_summary(
+        {
+            "train_seconds": round(result.seconds, 2),
+            "final_loss": result.last.get("loss"),
+            "steps": cfg.steps,
+            "device": str(dev),
+        }
+    )
     with cpu_threads(cfg.threads):
         evaluate(open_run(run, dev))
     return run
@@ -136,9 +179,21 @@ def train(cfg: Diffusion2DConfig, *, root: str | Path = "runs", name: str | None
 
 # ------------------------------------------------------------------------------------ samples and quality
 
-def samples(tr: Trained, n: int, *, seed: int = 0, sampler: str | None = None, steps: int | None = None,
-            grid: str = "uniform", labels: torch.Tensor | None = None, guidance: float | None = None,
-            eta: float = 0.0, noise: torch.Tensor | None = None, trajectory: bool = False):
+
+def samples(
+    tr: Trained,
+    n: int,
+    *,
+    seed: int = 0,
+    sampler: str | None = None,
+    steps: int | None = None,
+    grid: str = "uniform",
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
+    eta: float = 0.0,
+    noise: torch.Tensor | None = None,
+    trajectory: bool = False,
+):
     """Sample ``n`` points (with ``labels`` for a conditional run; balanced over classes if not given)."""
     g = torch.Generator().manual_seed(seed)
     if noise is None:
@@ -148,9 +203,18 @@ def samples(tr: Trained, n: int, *, seed: int = 0, sampler: str | None = None, s
     eps_fn = tr.eps_fn(labels.to(tr.device) if labels is not None else None, guidance)
     if (tr.cfg.guidance if guidance is None else guidance) == 0:
         labels = None  # the label is ignored, so the start is the all-data Gaussian too
-    return sample(eps_fn, tr.schedule, sampler or tr.cfg.sampler, noise=noise.to(tr.device),
-                  steps=steps or tr.cfg.sample_steps, grid=grid, eta=eta, generator=g,
-                  return_trajectory=trajectory, **tr.prior(labels))
+    return sample(
+        eps_fn,
+        tr.schedule,
+        sampler or tr.cfg.sampler,
+        noise=noise.to(tr.device),
+        steps=steps or tr.cfg.sample_steps,
+        grid=grid,
+        eta=eta,
+        generator=g,
+        return_trajectory=trajectory,
+        **tr.prior(labels),
+    )
 
 
 def quality(tr: Trained, x: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 1000) -> dict:
@@ -174,8 +238,12 @@ def evaluate(tr: Trained) -> dict:
     res = samples(tr, tr.cfg.eval_n, seed=7)
     labels = torch.arange(tr.cfg.eval_n) % tr.classes if tr.classes else None
     vals = rounded(quality(tr, res.x, labels), 6)
-    vals.update({"eval_sampler": f"{tr.cfg.sampler}, {tr.cfg.sample_steps} steps, {tr.cfg.eval_n} samples",
-                 "sample_seconds": round(time.perf_counter() - t0, 2)})
+    vals.update(
+        {
+            "eval_sampler": f"{tr.cfg.sampler}, {tr.cfg.sample_steps} steps, {tr.cfg.eval_n} samples",
+            "sample_seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
     tr.run.update_summary(vals)
     return vals
 
@@ -208,8 +276,9 @@ def steps_sweep(tr: Trained) -> list[dict]:
 def companion(tr: Trained, schedule: str, k: float | None = None) -> Trained:
     """A model like the run's, trained half as long with another schedule (the child run
     ``<run>/stages/<schedule>``, reused once finished)."""
-    cfg = tr.cfg.update({"schedule": schedule, "steps": max(1, tr.cfg.steps // 2),
-                         **({"k": k} if k is not None else {})})
+    cfg = tr.cfg.update(
+        {"schedule": schedule, "steps": max(1, tr.cfg.steps // 2), **({"k": k} if k is not None else {})}
+    )
     name = schedule + (f"-k{k:g}" if k is not None else "")
     sub = Run(tr.run.path / "stages" / name)
     if not (sub.finished and sub.same_config(cfg)):
@@ -228,12 +297,21 @@ def samplers_schedules(tr: Trained) -> dict:
     out: dict[str, list] = {"schedules": [], "samplers": []}
     for m in models:
         x = samples(m, s.points, sampler="euler", steps=s.euler_steps, noise=noise).x.cpu()
-        out["schedules"].append({"what": f"schedule {m.schedule.describe()}", "sampler": "euler",
-                                 "steps": s.euler_steps, "x": x, "q": quality(m, x), "model": m})
+        out["schedules"].append(
+            {
+                "what": f"schedule {m.schedule.describe()}",
+                "sampler": "euler",
+                "steps": s.euler_steps,
+                "x": x,
+                "q": quality(m, x),
+                "model": m,
+            }
+        )
     for name in ("heun", "ddim", "euler-maruyama", "ddpm"):
         x = samples(tr, s.points, sampler=name, steps=s.sampler_steps, noise=noise, seed=11).x.cpu()
-        out["samplers"].append({"what": f"sampler {name}", "sampler": name, "steps": s.sampler_steps,
-                                "x": x, "q": quality(tr, x)})
+        out["samplers"].append(
+            {"what": f"sampler {name}", "sampler": name, "steps": s.sampler_steps, "x": x, "q": quality(tr, x)}
+        )
     return out
 
 
@@ -268,11 +346,14 @@ def class_paths(tr: Trained):
     z = torch.randn(1, 2, generator=torch.Generator().manual_seed(2)).repeat(tr.classes, 1).to(tr.device)
     labels = torch.arange(tr.classes)
     fn, steps = tr.eps_fn(labels.to(tr.device)), tr.sizes.class_path_steps
-    return [sample(fn, tr.schedule, "euler", noise=z, steps=steps, return_trajectory=True, **tr.prior(lab))
-            for lab in (None, labels)]
+    return [
+        sample(fn, tr.schedule, "euler", noise=z, steps=steps, return_trajectory=True, **tr.prior(lab))
+        for lab in (None, labels)
+    ]
 
 
 # -------------------------------------------------------------------------------------------- likelihoods
+
 
 def elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: int = 100) -> list[dict]:
     """ELBO (+- standard error) and exact ODE log-density of ``points`` (scored with ``labels``)."""
@@ -287,12 +368,17 @@ def elbo_rows(tr: Trained, points, labels=None, n_mc: int = 1000, ode_steps: int
         row = {"x": p[0], "y": p[1]}
         if labels is not None:
             row["class"] = int(labels[i])
-            row["region"] = int(region(tr.cfg.dataset, pts[i:i + 1].cpu())[0])
-        row.update({"in_support": bool(in_support(tr.cfg.dataset, pts[i:i + 1].cpu())[0]),
-                    "elbo": round(float(e.elbo[i]), 4), "stderr": round(float(e.stderr[i]), 4),
-                    "ode_logp": round(float(ll.logp[i]), 4),
-                    "z": round(float((e.elbo[i] - ll.logp[i]) / e.stderr[i]), 2),
-                    "elbo_le_ode_plus_se": bool(e.elbo[i] <= ll.logp[i] + e.stderr[i])})
+            row["region"] = int(region(tr.cfg.dataset, pts[i : i + 1].cpu())[0])
+        row.update(
+            {
+                "in_support": bool(in_support(tr.cfg.dataset, pts[i : i + 1].cpu())[0]),
+                "elbo": round(float(e.elbo[i]), 4),
+                "stderr": round(float(e.stderr[i]), 4),
+                "ode_logp": round(float(ll.logp[i]), 4),
+                "z": round(float((e.elbo[i] - ll.logp[i]) / e.stderr[i]), 2),
+                "elbo_le_ode_plus_se": bool(e.elbo[i] <= ll.logp[i] + e.stderr[i]),
+            }
+        )
         rows.append(row)
     return rows
 
@@ -316,12 +402,15 @@ def elbo_plane(tr: Trained) -> dict:
         cond = region(tr.cfg.dataset, plane.clamp(-1, 1).cpu()).clamp(min=0).to(tr.device)
     fn = model_eps_fn(tr.model)
     prior = tr.prior(cond)
-    e = elbo(fn, tr.schedule, plane, cond=cond, n_mc=s.plane_mc, generator=torch.Generator().manual_seed(1),
-             **prior)
+    e = elbo(fn, tr.schedule, plane, cond=cond, n_mc=s.plane_mc, generator=torch.Generator().manual_seed(1), **prior)
     ll = ode_log_likelihood(fn, tr.schedule, plane, cond=cond, steps=s.ode_steps, **prior)
     inside = in_support(tr.cfg.dataset, plane.cpu())
-    return {"elbo": e.elbo.reshape(s.plane, s.plane).numpy(), "ode": ll.logp.reshape(s.plane, s.plane).numpy(),
-            "diff_in": (e.elbo - ll.logp)[inside], "over_in": ((e.elbo - ll.logp) > e.stderr)[inside]}
+    return {
+        "elbo": e.elbo.reshape(s.plane, s.plane).numpy(),
+        "ode": ll.logp.reshape(s.plane, s.plane).numpy(),
+        "diff_in": (e.elbo - ll.logp)[inside],
+        "over_in": ((e.elbo - ll.logp) > e.stderr)[inside],
+    }
 
 
 def elbo_summary(tr: Trained, rows: list[dict], plane: dict) -> dict:
@@ -331,15 +420,24 @@ def elbo_summary(tr: Trained, rows: list[dict], plane: dict) -> dict:
     ins = [r["elbo"] for r, ok in zip(rows, fits) if ok]
     outs = [r["elbo"] for r, ok in zip(rows, fits) if not ok]
     d_in, over = plane["diff_in"], plane["over_in"]
-    out = {"elbo_in_min": min(ins), "elbo_out_max": max(outs), "elbo_in_gt_out": bool(min(ins) > max(outs)),
-           "elbo_le_ode_within_se_in_support": all(r["elbo_le_ode_plus_se"] for r, ok in zip(rows, fits) if ok),
-           "elbo_le_ode_within_se_all": all(r["elbo_le_ode_plus_se"] for r in rows),
-           "plane_elbo_minus_ode_mean_in_support": round(float(d_in.mean()), 4),
-           "plane_elbo_minus_ode_sd_in_support": round(float(d_in.std()), 4),
-           "plane_share_elbo_over_ode_plus_se_in_support": round(float(over.double().mean()), 4)}
+    out = {
+        "elbo_in_min": min(ins),
+        "elbo_out_max": max(outs),
+        "elbo_in_gt_out": bool(min(ins) > max(outs)),
+        "elbo_le_ode_within_se_in_support": all(r["elbo_le_ode_plus_se"] for r, ok in zip(rows, fits) if ok),
+        "elbo_le_ode_within_se_all": all(r["elbo_le_ode_plus_se"] for r in rows),
+        "plane_elbo_minus_ode_mean_in_support": round(float(d_in.mean()), 4),
+        "plane_elbo_minus_ode_sd_in_support": round(float(d_in.std()), 4),
+        "plane_share_elbo_over_ode_plus_se_in_support": round(float(over.double().mean()), 4),
+    }
     if tr.classes:
-        out.update({"elbo_right_class": rows[0]["elbo"], "elbo_wrong_class": rows[1]["elbo"],
-                    "elbo_right_gt_wrong": bool(rows[0]["elbo"] > rows[1]["elbo"])})
+        out.update(
+            {
+                "elbo_right_class": rows[0]["elbo"],
+                "elbo_wrong_class": rows[1]["elbo"],
+                "elbo_right_gt_wrong": bool(rows[0]["elbo"] > rows[1]["elbo"]),
+            }
+        )
     return out
 
 
@@ -350,20 +448,26 @@ def invert_point(tr: Trained, target, steps: int) -> dict:
     labels = torch.tensor([0], device=tr.device) if tr.classes else None
     fn, prior = tr.eps_fn(labels), tr.prior(labels)
     inv = invert(fn, tr.schedule, x0, steps=steps, method="heun", return_trajectory=True, **prior)
-    back = sample(fn, tr.schedule, "heun", noise=inv.x, steps=steps, t_end=tr.schedule.t_min,
-                  return_trajectory=True, **prior)
+    back = sample(
+        fn, tr.schedule, "heun", noise=inv.x, steps=steps, t_end=tr.schedule.t_min, return_trajectory=True, **prior
+    )
     err, znorm = float((back.x - x0).norm()), float(inv.x[0].norm())
     # how unlikely that noise is: P(|z| >= znorm) for a 2D standard normal is exp(-znorm^2 / 2)
-    summary = {"bonus_target": list(target), "bonus_noise": inv.x[0].tolist(), "bonus_endpoint": back.x[0].tolist(),
-               "bonus_endpoint_error": err, "bonus_noise_norm": znorm,
-               "bonus_noise_log10_tail_prob": -znorm**2 / 2 / math.log(10)}
+    summary = {
+        "bonus_target": list(target),
+        "bonus_noise": inv.x[0].tolist(),
+        "bonus_endpoint": back.x[0].tolist(),
+        "bonus_endpoint_error": err,
+        "bonus_noise_norm": znorm,
+        "bonus_noise_log10_tail_prob": -(znorm**2) / 2 / math.log(10),
+    }
     return {"noise": inv.x[0].cpu(), "path": back.xs[:, 0].cpu(), "times": back.times.numpy(), "summary": summary}
 
 
 # ------------------------------------------------------------------------------------------------- demo
 
-def draw_figures(run: Run, device: torch.device | str = "cpu", *, tiny: bool = False,
-                 quiet: bool = True) -> list[Path]:
+
+def draw_figures(run: Run, device: torch.device | str = "cpu", *, tiny: bool = False, quiet: bool = True) -> list[Path]:
     """Every registered figure and table that fits the run (DDPM, conditional or unconditional)."""
     from genlab.labs import draw_all
 
@@ -375,8 +479,15 @@ def draw_figures(run: Run, device: torch.device | str = "cpu", *, tiny: bool = F
     return paths
 
 
-def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: bool = False, reuse: bool = True,
-         tiny: bool = False) -> list[Run]:
+def demo(
+    root: str | Path,
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
     """Train (or reuse) the ``square``, ``grid`` and ``spiral`` runs under ``root/diffusion2d/`` and draw all
     (``tiny``: each shrunk to seconds, with small figures)."""
     dev = choose_device(device)
@@ -389,4 +500,3 @@ def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: b
         draw_figures(run, dev, tiny=tiny, quiet=quiet)
         runs.append(run)
     return runs
-

@@ -15,6 +15,14 @@ from genlab.labs.latent.config import PRESETS, LatentConfig
 from genlab.labs.latent.core import demo
 from genlab.labs.latent.figures import key_metrics  # importing figures registers the lab's outputs
 
-SPEC = LabSpec(name="latent", title="Autoencoder latent space: few-label classifier, latent GAN, conditional GAN",
-               order=3, Config=LatentConfig, presets=PRESETS, register=register, demo=demo,
-               key_metrics=key_metrics, story=__doc__)
+SPEC = LabSpec(
+    name="latent",
+    title="Autoencoder latent space: few-label classifier, latent GAN, conditional GAN",
+    order=3,
+    Config=LatentConfig,
+    presets=PRESETS,
+    register=register,
+    demo=demo,
+    key_metrics=key_metrics,
+    story=__doc__,
+)

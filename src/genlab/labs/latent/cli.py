@@ -32,8 +32,7 @@ def parse_digits(text: str | None, num_classes: int = 10) -> tuple[int, ...]:
     for tok in text.split(","):
         tok = tok.strip()
         if not tok.lstrip("-").isdigit() or not 0 <= int(tok) < num_classes:
-            raise ConfigError(f"bad digit {tok!r}; digits must be integers in 0-{num_classes - 1}, e.g. "
-                              "--digits 0,3,7")
+            raise ConfigError(f"bad digit {tok!r}; digits must be integers in 0-{num_classes - 1}, e.g. --digits 0,3,7")
         out.append(int(tok))
     return tuple(out)
 
@@ -94,23 +93,27 @@ def cmd_cgan(args: argparse.Namespace) -> int:
     o = _open(args)
     digits = parse_digits(args.digits, o.data.num_classes)
     o.judge = core.train_judge(o.run, o.cfg, device=o.device, quiet=args.quiet)
-    o.cgan = core.train_gan(o.run, o.ae, o.cfg, conditional=True, device=o.device, quiet=args.quiet,
-                            retrain=args.retrain)
+    o.cgan = core.train_gan(
+        o.run, o.ae, o.cfg, conditional=True, device=o.device, quiet=args.quiet, retrain=args.retrain
+    )
     command = o.run.command("cgan", digits=",".join(map(str, digits)))
     print(f"grid: {draw(figures.fig_cgan_grid, o, o.run, command=command, digits=digits)}")
     draw(figures.fig_cgan_losses, o, o.run)
     rep = core.judge_report(o.run, o.ae, o.judge, o.cfg, gan=o.gan, cgan=o.cgan)
-    print(f"judge test accuracy {rep['judge_test_accuracy']:.4f}; cGAN samples judged the requested class "
-          f"{rep['cgan_judge_agreement']:.1%}; Frechet distance to test images {rep['fd_cgan_vs_test']:.2f} "
-          f"(train images: {rep['fd_train_vs_test']:.2f})")
+    print(
+        f"judge test accuracy {rep['judge_test_accuracy']:.4f}; cGAN samples judged the requested class "
+        f"{rep['cgan_judge_agreement']:.1%}; Frechet distance to test images {rep['fd_cgan_vs_test']:.2f} "
+        f"(train images: {rep['fd_train_vs_test']:.2f})"
+    )
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     o = _open(args)
     if o.gan is None:
-        raise ConfigError(f"run {str(o.run.path)!r} has no latent GAN yet; run 'genlab latent gan --run "
-                          f"{o.run.path}' first")
+        raise ConfigError(
+            f"run {str(o.run.path)!r} has no latent GAN yet; run 'genlab latent gan --run {o.run.path}' first"
+        )
     pair = parse_pair(args.pair)
     command = o.run.command("interpolate", pair=f"{pair[0]},{pair[1]}")
     print(f"figure: {draw(figures.fig_interpolation, o, o.run, command=command, pair=pair)}")
@@ -145,8 +148,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = vs.add_parser(verb, help=text)
         add_run_arg(q)
         if verb != "figures":
-            q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override a config value for this step, e.g. --set gan_steps=2000")
+            q.add_argument(
+                "--set",
+                dest="overrides",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="override a config value for this step, e.g. --set gan_steps=2000",
+            )
         if verb == "classify":
             q.add_argument("--labels", type=int, default=None, help="number of labelled images (default 50)")
             q.add_argument("--draws", type=int, default=None, help="label draws (default 5)")

@@ -41,12 +41,35 @@ Config = LatentConfig
 
 PRESETS: dict[str, LatentConfig] = {
     "full": LatentConfig(),
-    "quick": LatentConfig(steps=400, train_limit=20000, clf_steps=100, spread_points=10000, gan_steps=1200,
-                          cgan_steps=1800, judge_steps=250, eval_every=200, log_every=10),
+    "quick": LatentConfig(
+        steps=400,
+        train_limit=20000,
+        clf_steps=100,
+        spread_points=10000,
+        gan_steps=1200,
+        cgan_steps=1800,
+        judge_steps=250,
+        eval_every=200,
+        log_every=10,
+    ),
     # scikit-learn's 8x8 digits (embedded, no fetch) and a few steps of every part: the whole lab in seconds
-    "tiny": LatentConfig(dataset="digits", steps=30, clf_steps=10, draws=2, gan_steps=30, cgan_steps=30,
-                         judge_steps=20, grid_k=3, interp_steps=4, batch_size=64, log_every=5, threads=1),
+    "tiny": LatentConfig(
+        dataset="digits",
+        steps=30,
+        clf_steps=10,
+        draws=2,
+        gan_steps=30,
+        cgan_steps=30,
+        judge_steps=20,
+        grid_k=3,
+        interp_steps=4,
+        batch_size=64,
+        log_every=5,
+        threads=1,
+    ),
 }
-QUICK_NOTE = ("quick demo: autoencoder 400 steps on the first 20k training images, few-label classifiers 100 "
-              "steps, label spreading over 10k codes, GAN 1200 / cGAN 1800 steps, judge 250 steps; the full "
-              "settings are one flag away (genlab latent ae --preset full)")
+QUICK_NOTE = (
+    "quick demo: autoencoder 400 steps on the first 20k training images, few-label classifiers 100 "
+    "steps, label spreading over 10k codes, GAN 1200 / cGAN 1800 steps, judge 250 steps; the full "
+    "settings are one flag away (genlab latent ae --preset full)"
+)

@@ -51,8 +51,15 @@ def load_data(cfg: LatentConfig) -> ImageData:
 
 def loop_config(cfg: LatentConfig, steps: int, lr: float, batch_size: int, seed_offset: int = 0) -> TrainConfig:
     """The loop settings of one part (its own steps / lr / batch, the lab's seed, amp, threads, logging)."""
-    return TrainConfig(seed=cfg.seed + seed_offset, steps=steps, lr=lr, batch_size=batch_size, amp=cfg.amp,
-                       log_every=min(cfg.log_every, max(1, steps)), threads=cfg.threads)
+    return TrainConfig(
+        seed=cfg.seed + seed_offset,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        amp=cfg.amp,
+        log_every=min(cfg.log_every, max(1, steps)),
+        threads=cfg.threads,
+    )
 
 
 def stage(run: Run, name: str, cfg: LatentConfig, loop: TrainConfig, *, retrain: bool = False) -> tuple[Run, bool]:
@@ -66,12 +73,14 @@ def stage(run: Run, name: str, cfg: LatentConfig, loop: TrainConfig, *, retrain:
 
 # -------------------------------------------------------------------------------------------- autoencoder
 
+
 def make_autoencoder(cfg: LatentConfig) -> ConvAutoencoder:
     return ConvAutoencoder(cfg.code_dim, noise_sigma=cfg.noise_sigma)
 
 
-def train_autoencoder(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False,
-                      resume: bool = False) -> ConvAutoencoder:
+def train_autoencoder(
+    run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False, resume: bool = False
+) -> ConvAutoencoder:
     """Train the (denoising) conv autoencoder with BCE; its checkpoint is the run's own."""
     data = load_data(cfg).to(device)
     seed_everything(cfg.seed)  # the initial weights too come from the seed
@@ -88,19 +97,40 @@ def train_autoencoder(run: Run, cfg: LatentConfig, *, device: torch.device, quie
         return {"loss": F.binary_cross_entropy_with_logits(m(x), x)}
 
     def eval_fn(m: nn.Module) -> dict[str, float]:
-        logits = torch.cat([m(test[i:i + 500]) for i in range(0, len(test), 500)])
-        return {"test_bce": F.binary_cross_entropy_with_logits(logits, test).item(),
-                "test_mse": F.mse_loss(torch.sigmoid(logits), test).item()}
+        logits = torch.cat([m(test[i : i + 500]) for i in range(0, len(test), 500)])
+        return {
+            "test_bce": F.binary_cross_entropy_with_logits(logits, test).item(),
+            "test_mse": F.mse_loss(torch.sigmoid(logits), test).item(),
+        }
 
-    res = fit(run, model, opt, step_fn, batches, cfg=cfg, device=device, scheduler=sched, eval_fn=eval_fn,
-              resume=resume, quiet=quiet, desc="autoencoder")
+    res = fit(
+        run,
+        model,
+        opt,
+        step_fn,
+        batches,
+        cfg=cfg,
+        device=device,
+        scheduler=sched,
+        eval_fn=eval_fn,
+        resume=resume,
+        quiet=quiet,
+        desc="autoencoder",
+    )
     model.eval()
-    run.update_summary({"dataset": cfg.dataset, "train_images": n, "test_images": len(data.test_x),
-                        "ae_steps": cfg.steps, "ae_noise_sigma": cfg.noise_sigma,
-                        "ae_test_bce": round(res.last.get("test_bce", float("nan")), 5),
-                        "ae_test_mse": round(res.last.get("test_mse", float("nan")), 5),
-                        "ae_train_seconds": round(res.seconds, 1),
-                        "ae_images_per_second": round(cfg.steps * cfg.batch_size / max(res.seconds, 1e-9), 1)})
+    run.update_summary(
+        {
+            "dataset": cfg.dataset,
+            "train_images": n,
+            "test_images": len(data.test_x),
+            "ae_steps": cfg.steps,
+            "ae_noise_sigma": cfg.noise_sigma,
+            "ae_test_bce": round(res.last.get("test_bce", float("nan")), 5),
+            "ae_test_mse": round(res.last.get("test_mse", float("nan")), 5),
+            "ae_train_seconds": round(res.seconds, 1),
+            "ae_images_per_second": round(cfg.steps * cfg.batch_size / max(res.seconds, 1e-9), 1),
+        }
+    )
     return model
 
 
@@ -115,16 +145,23 @@ def load_autoencoder(run: Run, device: torch.device) -> ConvAutoencoder:
 SPREAD = "codes + label spreading (k-NN graph)"
 
 
-def _train_classifier(sub: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loop: TrainConfig, *,
-                      device: torch.device, weight_decay: float = 1e-4) -> nn.Module:
+def _train_classifier(
+    sub: Run,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loop: TrainConfig,
+    *,
+    device: torch.device,
+    weight_decay: float = 1e-4,
+) -> nn.Module:
     """Full-batch cross-entropy training of ``model`` on the labelled (x, y) with the shared loop."""
     opt = make_optimizer(model.parameters(), "adamw", loop.lr, weight_decay=weight_decay)
     x, y = x.to(device), y.to(device)
 
     def step_fn(m: nn.Module, batch: Any) -> dict[str, Any]:
         logits = m(batch[0])
-        return {"loss": F.cross_entropy(logits, batch[1]),
-                "train_acc": (logits.argmax(1) == batch[1]).float().mean()}
+        return {"loss": F.cross_entropy(logits, batch[1]), "train_acc": (logits.argmax(1) == batch[1]).float().mean()}
 
     fit(sub, model, opt, step_fn, lambda step: (x, y), cfg=loop, device=device, quiet=True)
     return model.eval()
@@ -134,8 +171,10 @@ def _train_classifier(sub: Run, model: nn.Module, x: torch.Tensor, y: torch.Tens
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
     model.eval()
     dev = next(model.parameters()).device
-    right = sum(int((model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch].cpu()).sum())
-                for i in range(0, len(x), batch))
+    right = sum(
+        int((model(x[i : i + batch].to(dev)).argmax(1).cpu() == y[i : i + batch].cpu()).sum())
+        for i in range(0, len(x), batch)
+    )
     return right / max(1, len(x))
 
 
@@ -149,8 +188,15 @@ def read_few_label(run: Run) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, device: torch.device,
-                         quiet: bool = False, schemes: tuple[str, ...] = ("first", "balanced")) -> dict[str, Any]:
+def few_label_experiment(
+    run: Run,
+    ae: ConvAutoencoder,
+    cfg: LatentConfig,
+    *,
+    device: torch.device,
+    quiet: bool = False,
+    schemes: tuple[str, ...] = ("first", "balanced"),
+) -> dict[str, Any]:
     """Test accuracy of each method for each label draw: rows (mean and spread over draws), saved in the run
     (:func:`read_few_label`; the few_label figure draws them and puts their headline numbers in the summary)."""
     from sklearn.linear_model import LogisticRegression
@@ -163,8 +209,11 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
     mean, std = codes_train.mean(0), codes_train.std(0).clamp_min(1e-6)
     ztr, zte = (codes_train - mean) / std, (codes_test - mean) / std
     zte_unit = F.normalize(zte, dim=1)
-    draws = {(s, d): label_indices(data.train_y, cfg.labels, s, d, cfg.seed, data.num_classes)
-             for s in schemes for d in range(cfg.draws)}
+    draws = {
+        (s, d): label_indices(data.train_y, cfg.labels, s, d, cfg.seed, data.num_classes)
+        for s in schemes
+        for d in range(cfg.draws)
+    }
     # one graph for every draw: a random subset of the training codes plus every labelled image of every draw
     gen = torch.Generator().manual_seed(cfg.seed)
     m = min(cfg.spread_points or len(ztr), len(ztr))
@@ -181,8 +230,14 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
             xl, yl, zl = data.train_x[idx], data.train_y[idx], ztr[idx]
             loop = loop_config(cfg, cfg.clf_steps, 1e-3, len(idx), seed_offset=d)
             seed_everything(loop.seed)
-            head = _train_classifier(run.child(f"classify/{scheme}-{d}-codes", cfg, loop=loop),
-                                     CodeClassifier(cfg.code_dim, data.num_classes), zl, yl, loop, device=device)
+            head = _train_classifier(
+                run.child(f"classify/{scheme}-{d}-codes", cfg, loop=loop),
+                CodeClassifier(cfg.code_dim, data.num_classes),
+                zl,
+                yl,
+                loop,
+                device=device,
+            )
             acc = {"codes + MLP": _accuracy(head, zte, data.test_y)}
             logreg = LogisticRegression(C=1.0, max_iter=2000).fit(zl.numpy(), yl.numpy())
             acc["codes + logistic regression"] = float((logreg.predict(zte.numpy()) == data.test_y.numpy()).mean())
@@ -191,28 +246,49 @@ def few_label_experiment(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, de
             scores = graph.spread(position[idx], yl, data.num_classes)
             acc[SPREAD] = float((graph.predict(scores, test_nbrs) == data.test_y).float().mean())
             seed_everything(loop.seed)
-            scratch = _train_classifier(run.child(f"classify/{scheme}-{d}-scratch", cfg, loop=loop),
-                                        EncoderClassifier(cfg.code_dim, data.num_classes), xl, yl, loop,
-                                        device=device)
+            scratch = _train_classifier(
+                run.child(f"classify/{scheme}-{d}-scratch", cfg, loop=loop),
+                EncoderClassifier(cfg.code_dim, data.num_classes),
+                xl,
+                yl,
+                loop,
+                device=device,
+            )
             acc["from scratch: encoder + MLP"] = _accuracy(scratch, data.test_x, data.test_y)
             for name, a in acc.items():
                 results.setdefault((scheme, name), []).append(a)
             bar.update(1)
     bar.close()
-    rows = [{"labels": f"{'first' if scheme == 'first' else 'class-balanced'} {cfg.labels}", "method": name,
-             "mean_test_acc": round(float(np.mean(accs)), 4), "std": round(float(np.std(accs)), 4),
-             "min": round(min(accs), 4), "max": round(max(accs), 4),
-             "per_draw": " ".join(f"{a:.3f}" for a in accs)} for (scheme, name), accs in results.items()]
-    out = {"rows": rows, "labels": cfg.labels, "draws": cfg.draws, "spread_k": cfg.spread_k,
-           "graph_nodes": len(nodes)}
+    rows = [
+        {
+            "labels": f"{'first' if scheme == 'first' else 'class-balanced'} {cfg.labels}",
+            "method": name,
+            "mean_test_acc": round(float(np.mean(accs)), 4),
+            "std": round(float(np.std(accs)), 4),
+            "min": round(min(accs), 4),
+            "max": round(max(accs), 4),
+            "per_draw": " ".join(f"{a:.3f}" for a in accs),
+        }
+        for (scheme, name), accs in results.items()
+    ]
+    out = {"rows": rows, "labels": cfg.labels, "draws": cfg.draws, "spread_k": cfg.spread_k, "graph_nodes": len(nodes)}
     atomic_write_json(few_label_path(run), out)
     return out
 
 
 # ------------------------------------------------------------------------------------------------- GANs
 
-def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: bool, device: torch.device,
-              quiet: bool = False, retrain: bool = False) -> LatentGAN:
+
+def train_gan(
+    run: Run,
+    ae: ConvAutoencoder,
+    cfg: LatentConfig,
+    *,
+    conditional: bool,
+    device: torch.device,
+    quiet: bool = False,
+    retrain: bool = False,
+) -> LatentGAN:
     """Train a (conditional) GAN on the encoder's codes of the training images (non-saturating loss)."""
     name = "cgan" if conditional else "gan"
     steps = cfg.cgan_steps if conditional else cfg.gan_steps
@@ -228,8 +304,10 @@ def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: 
     gan.set_code_stats(codes.cpu())
     gan.to(device)
     real_all = gan.normalise(codes)
-    opts = {"g": make_optimizer(gan.generator.parameters(), "adam", cfg.gan_lr, betas=(0.5, 0.999)),
-            "d": make_optimizer(gan.discriminator.parameters(), "adam", cfg.gan_lr, betas=(0.5, 0.999))}
+    opts = {
+        "g": make_optimizer(gan.generator.parameters(), "adam", cfg.gan_lr, betas=(0.5, 0.999)),
+        "d": make_optimizer(gan.discriminator.parameters(), "adam", cfg.gan_lr, betas=(0.5, 0.999)),
+    }
     k = gan.num_classes
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
@@ -251,12 +329,21 @@ def train_gan(run: Run, ae: ConvAutoencoder, cfg: LatentConfig, *, conditional: 
         optimize("d", d_loss)
         g_loss = generator_loss(m.discriminator(fake, y_fake))  # against the updated discriminator
         optimize("g", g_loss)
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                "D(real)": torch.sigmoid(d_real.detach()).mean(), "D(fake)": torch.sigmoid(d_fake.detach()).mean()}
+        return {
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "D(real)": torch.sigmoid(d_real.detach()).mean(),
+            "D(fake)": torch.sigmoid(d_fake.detach()).mean(),
+        }
 
     res = fit(sub, gan, opts, step_fn, batches, cfg=loop, device=device, manual=True, quiet=quiet, desc=name)
-    run.update_summary({f"{name}_steps": steps, f"{name}_train_seconds": round(res.seconds, 1),
-                        f"{name}_codes_per_second": round(steps * loop.batch_size / max(res.seconds, 1e-9), 1)})
+    run.update_summary(
+        {
+            f"{name}_steps": steps,
+            f"{name}_train_seconds": round(res.seconds, 1),
+            f"{name}_codes_per_second": round(steps * loop.batch_size / max(res.seconds, 1e-9), 1),
+        }
+    )
     return gan.eval()
 
 
@@ -276,8 +363,10 @@ def load_gan(run: Run, cfg: LatentConfig, conditional: bool, device: torch.devic
 
 # ------------------------------------------------------------------------------------------------ judge
 
-def train_judge(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False,
-                retrain: bool = False) -> JudgeCNN:
+
+def train_judge(
+    run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False, retrain: bool = False
+) -> JudgeCNN:
     """A small CNN classifier trained on the real training images (the judge of generated images)."""
     data = load_data(cfg)
     loop = loop_config(cfg, cfg.judge_steps, 1e-3, 128, seed_offset=11)
@@ -296,8 +385,17 @@ def train_judge(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: boo
     def step_fn(m: nn.Module, batch: Any) -> dict[str, Any]:
         return {"loss": F.cross_entropy(m(batch[0]), batch[1])}
 
-    fit(sub, judge, make_optimizer(judge.parameters(), "adam", loop.lr), step_fn, batches, cfg=loop,
-        device=device, quiet=quiet, desc="judge")
+    fit(
+        sub,
+        judge,
+        make_optimizer(judge.parameters(), "adam", loop.lr),
+        step_fn,
+        batches,
+        cfg=loop,
+        device=device,
+        quiet=quiet,
+        desc="judge",
+    )
     return judge.eval()
 
 
@@ -305,8 +403,16 @@ def load_judge(run: Run, cfg: LatentConfig, device: torch.device) -> JudgeCNN | 
     return _load_stage(run, "judge", JudgeCNN(load_data(cfg).num_classes), device)
 
 
-def judge_report(run: Run, ae: ConvAutoencoder, judge: JudgeCNN, cfg: LatentConfig, *,
-                 gan: LatentGAN | None, cgan: LatentGAN | None, n: int = 2000) -> dict[str, Any]:
+def judge_report(
+    run: Run,
+    ae: ConvAutoencoder,
+    judge: JudgeCNN,
+    cfg: LatentConfig,
+    *,
+    gan: LatentGAN | None,
+    cgan: LatentGAN | None,
+    n: int = 2000,
+) -> dict[str, Any]:
     """Judge accuracy on real test images, agreement with the requested digit for cGAN samples, and Frechet
     distances in the judge's feature space between real test images and generated / reconstructed ones."""
     data = load_data(cfg)
@@ -322,26 +428,37 @@ def judge_report(run: Run, ae: ConvAutoencoder, judge: JudgeCNN, cfg: LatentConf
     out: dict[str, Any] = {
         "judge_test_accuracy": round(judge_scores(judge, data.test_x, requested=data.test_y)["agreement"], 4),
         "judge_accuracy_on_reconstructions": round(rec["agreement"], 4),
-        "fd_reconstructions_vs_test": round(rec["fd"], 3), "fd_train_vs_test": fd(data.train_x[:n])}
+        "fd_reconstructions_vs_test": round(rec["fd"], 3),
+        "fd_train_vs_test": fd(data.train_x[:n]),
+    }
     if gan is not None:
-        out["fd_gan_vs_test"] = fd(decode_codes(ae, gan.sample_codes(u=torch.randn(n, cfg.noise_dim, generator=gen)
-                                                                     .to(dev))))
+        out["fd_gan_vs_test"] = fd(
+            decode_codes(ae, gan.sample_codes(u=torch.randn(n, cfg.noise_dim, generator=gen).to(dev)))
+        )
         gauss = gan.denormalise(torch.randn(n, cfg.code_dim, generator=gen).to(dev))
         out["fd_diag_gaussian_codes_vs_test"] = fd(decode_codes(ae, gauss))
     if cgan is not None:
         y = torch.arange(data.num_classes).repeat_interleave(int(np.ceil(n / data.num_classes)))[:n]
         u = torch.randn(len(y), cfg.noise_dim, generator=gen).to(dev)
         c = judge_scores(judge, decode_codes(ae, cgan.sample_codes(y=y.to(dev), u=u)), real, y, data.num_classes)
-        out.update({"cgan_judge_agreement": round(c["agreement"], 4), "fd_cgan_vs_test": round(c["fd"], 3),
-                    "cgan_judge_agreement_per_class": [round(v, 3) for v in c["per_class"]]})
+        out.update(
+            {
+                "cgan_judge_agreement": round(c["agreement"], 4),
+                "fd_cgan_vs_test": round(c["fd"], 3),
+                "cgan_judge_agreement_per_class": [round(v, 3) for v in c["per_class"]],
+            }
+        )
     out["fd_samples"] = n
-    out["fd_note"] = (f"Frechet distances between Gaussians fitted to the judge's 128-d features of {n} "
-                      "images each; fd_train_vs_test (real vs real) is the floor that sampling noise sets")
+    out["fd_note"] = (
+        f"Frechet distances between Gaussians fitted to the judge's 128-d features of {n} "
+        "images each; fd_train_vs_test (real vs real) is the floor that sampling noise sets"
+    )
     run.update_summary(out)
     return out
 
 
 # ------------------------------------------------------------------------------------ opened run, demo
+
 
 @dataclass
 class Opened:
@@ -361,12 +478,20 @@ class Opened:
 def open_run(run: Run, device: torch.device, cfg: LatentConfig | None = None) -> Opened:
     """Load a run's trained parts (``cfg``: the run's config with a verb's overrides, default the run's own)."""
     cfg = cfg or run.config(LatentConfig)
-    return Opened(run, cfg, load_data(cfg), load_autoencoder(run, device), load_gan(run, cfg, False, device),
-                  load_gan(run, cfg, True, device), load_judge(run, cfg, device), read_few_label(run), device)
+    return Opened(
+        run,
+        cfg,
+        load_data(cfg),
+        load_autoencoder(run, device),
+        load_gan(run, cfg, False, device),
+        load_gan(run, cfg, True, device),
+        load_judge(run, cfg, device),
+        read_few_label(run),
+        device,
+    )
 
 
-def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False,
-            reuse: bool = True) -> Opened:
+def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False, reuse: bool = True) -> Opened:
     """Every part of the lab in order (reusing parts already trained when ``reuse``), then every output."""
     with cpu_threads(cfg.threads if device.type == "cpu" else 0):
         if reuse and run.finished:
@@ -385,8 +510,15 @@ def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = 
     return opened
 
 
-def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: bool = False,
-         reuse: bool = True, tiny: bool = False) -> list[Run]:
+def demo(
+    root: str | Path,
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
     """Train (or reuse) the run ``root/latent/quick`` (``full``, or ``tiny``: 8x8 digits, seconds) and write
     every figure and table."""
     name = "tiny" if tiny else "quick" if quick else "full"

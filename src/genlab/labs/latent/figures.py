@@ -42,28 +42,42 @@ def fig_reconstructions(o: Opened, n: int = 12) -> Drawn:
     with torch.no_grad():
         rec = ae.decode(ae.encode(x))
         rec_noisy = ae.decode(ae.encode(noisy))
-    rows = [("original (test)", x), ("reconstruction", rec), (f"input + noise (sigma {sigma:g})", noisy),
-            ("reconstruction of the noisy input", rec_noisy)]
+    rows = [
+        ("original (test)", x),
+        ("reconstruction", rec),
+        (f"input + noise (sigma {sigma:g})", noisy),
+        ("reconstruction of the noisy input", rec_noisy),
+    ]
     fig, axes = plots.figure(len(rows), 1, size=(0.75 * n + 1, 1.05 * len(rows) + 0.6))
     for ax, (title, imgs) in zip(axes, rows):
         plots.show_images(ax, imgs, 1)
         ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
     err = ((rec - x) ** 2).mean((1, 2, 3)).cpu()
     kind = "denoising" if cfg.noise_sigma > 0 else "plain"
-    fig.suptitle(f"Conv autoencoder ({kind}, {cfg.code_dim}-d code): test digits and reconstructions",
-                 fontweight="bold")
-    return Drawn(fig, caption=(
-        f"First {n} test images, their reconstructions through the {cfg.code_dim}-number code, the same images "
-        "with Gaussian noise, and what the autoencoder makes of the noisy ones. Mean squared pixel error of the "
-        f"clean reconstructions: {err.mean():.4f}.{_note(o)}"),
-        data={"mse_per_image": [round(float(e), 5) for e in err], "labels": o.data.test_y[:n].tolist()})
+    fig.suptitle(
+        f"Conv autoencoder ({kind}, {cfg.code_dim}-d code): test digits and reconstructions", fontweight="bold"
+    )
+    return Drawn(
+        fig,
+        caption=(
+            f"First {n} test images, their reconstructions through the {cfg.code_dim}-number code, the same images "
+            "with Gaussian noise, and what the autoencoder makes of the noisy ones. Mean squared pixel error of the "
+            f"clean reconstructions: {err.mean():.4f}.{_note(o)}"
+        ),
+        data={"mse_per_image": [round(float(e), 5) for e in err], "labels": o.data.test_y[:n].tolist()},
+    )
 
 
 @figure("ae_loss")
 def fig_ae_loss(o: Opened) -> Drawn:
     fig = plots.loss_curves(o.run.read_metrics(), ["loss", "test_bce"], title="Autoencoder: BCE per pixel")
-    return Drawn(fig, caption=("Binary cross-entropy per pixel on training batches (loss; noisy inputs for a "
-                               f"denoising model) and on 2000 clean test images (test_bce).{_note(o)}"))
+    return Drawn(
+        fig,
+        caption=(
+            "Binary cross-entropy per pixel on training batches (loss; noisy inputs for a "
+            f"denoising model) and on 2000 clean test images (test_bce).{_note(o)}"
+        ),
+    )
 
 
 @figure("few_label", when=lambda o: o.few_label is not None, verb="classify")
@@ -80,7 +94,8 @@ def fig_few_label(o: Opened) -> Drawn:
         "regression and 1-NN see only the labelled codes; label spreading also uses the unlabelled codes "
         f"({res['graph_nodes']} training codes in a {res['spread_k']}-NN graph; no labels beyond the {n}). The "
         "from-scratch model is the same encoder + MLP trained end to end on the labelled images only."
-        f"{_note(o)}")
+        f"{_note(o)}"
+    )
     groups = list(dict.fromkeys(r["labels"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plots.figure(size=(9, 4.4))
@@ -89,8 +104,15 @@ def fig_few_label(o: Opened) -> Drawn:
     for j, m in enumerate(methods):
         vals = [next(r for r in rows if r["labels"] == g and r["method"] == m) for g in groups]
         xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
-        ax.bar(xs, [v["mean_test_acc"] for v in vals], width, yerr=[v["std"] for v in vals], capsize=3,
-               color=colors[j], label=m)
+        ax.bar(
+            xs,
+            [v["mean_test_acc"] for v in vals],
+            width,
+            yerr=[v["std"] for v in vals],
+            capsize=3,
+            color=colors[j],
+            label=m,
+        )
         for x, v in zip(xs, vals):
             ax.text(x, v["mean_test_acc"] + v["std"] + 0.01, f"{v['mean_test_acc']:.2f}", ha="center", fontsize=8)
     ax.set_xticks(range(len(groups)), [f"{g} labels" for g in groups])
@@ -99,15 +121,19 @@ def fig_few_label(o: Opened) -> Drawn:
     ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
     ax.set_title(f"{n} labels: frozen autoencoder codes vs training from scratch")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8)
-    summary = {f"few_label/{r['labels']}/{r['method']}": {"mean": r["mean_test_acc"], "std": r["std"]}
-               for r in rows}
+    summary = {f"few_label/{r['labels']}/{r['method']}": {"mean": r["mean_test_acc"], "std": r["std"]} for r in rows}
     first = {r["method"]: r["mean_test_acc"] for r in rows if r["labels"].startswith("first")}
-    summary.update({"few_label_labels": n, "few_label_draws": res["draws"],
-                    "few_label_codes_mlp_first": first["codes + MLP"],
-                    "few_label_best_codes_first": max(v for k, v in first.items() if k.startswith("codes")),
-                    "few_label_spreading_first": first[SPREAD],
-                    "few_label_scratch_first": first["from scratch: encoder + MLP"],
-                    "frozen_codes_beat_scratch": bool(first["codes + MLP"] > first["from scratch: encoder + MLP"])})
+    summary.update(
+        {
+            "few_label_labels": n,
+            "few_label_draws": res["draws"],
+            "few_label_codes_mlp_first": first["codes + MLP"],
+            "few_label_best_codes_first": max(v for k, v in first.items() if k.startswith("codes")),
+            "few_label_spreading_first": first[SPREAD],
+            "few_label_scratch_first": first["from scratch: encoder + MLP"],
+            "frozen_codes_beat_scratch": bool(first["codes + MLP"] > first["from scratch: encoder + MLP"]),
+        }
+    )
     return Drawn(fig, caption=caption, data={"rows": rows}, rows=rows, summary=summary)
 
 
@@ -123,11 +149,15 @@ def fig_gan_samples(o: Opened, n: int = 64) -> Drawn:
     fig, axes = plots.figure(1, 2, size=(10, 5.4))
     plots.show_images(axes[0], g_imgs, side, "Latent GAN: generated codes, decoded")
     plots.show_images(axes[1], n_imgs, side, "Baseline: codes ~ N(mean, diag std), decoded")
-    return Drawn(fig, caption=(
-        f"Left: {n} codes from the latent GAN (noise {cfg.noise_dim} -> code {cfg.code_dim}, {cfg.gan_steps} "
-        "steps), decoded by the frozen decoder. Right: codes drawn independently per dimension from a Gaussian "
-        "with the real codes' mean and std: without the GAN the dimensions' dependencies are lost and many "
-        f"decodings are not digits.{_note(o)}"))
+    return Drawn(
+        fig,
+        caption=(
+            f"Left: {n} codes from the latent GAN (noise {cfg.noise_dim} -> code {cfg.code_dim}, {cfg.gan_steps} "
+            "steps), decoded by the frozen decoder. Right: codes drawn independently per dimension from a Gaussian "
+            "with the real codes' mean and std: without the GAN the dimensions' dependencies are lost and many "
+            f"decodings are not digits.{_note(o)}"
+        ),
+    )
 
 
 def _gan_losses(o: Opened, name: str) -> Drawn:
@@ -137,10 +167,14 @@ def _gan_losses(o: Opened, name: str) -> Drawn:
     plots.loss_curves(metrics, ["D(real)", "D(fake)"], title="Discriminator output (probability 'real')", ax=axes[1])
     axes[1].set_ylabel("mean sigmoid(D)")
     axes[1].axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    return Drawn(fig, caption=(
-        "Discriminator and generator losses, and the discriminator's mean probability of 'real' on real and "
-        "generated codes. At the equilibrium of a perfect generator D outputs 0.5 everywhere and d_loss = 2 log 2 "
-        f"= 1.386.{_note(o)}"))
+    return Drawn(
+        fig,
+        caption=(
+            "Discriminator and generator losses, and the discriminator's mean probability of 'real' on real and "
+            "generated codes. At the equilibrium of a perfect generator D outputs 0.5 everywhere and d_loss = 2 log 2 "
+            f"= 1.386.{_note(o)}"
+        ),
+    )
 
 
 @figure("gan_losses", when=lambda o: bool(_stage_metrics(o, "gan")), verb="gan")
@@ -171,16 +205,28 @@ def fig_cgan_grid(o: Opened, digits: tuple[int, ...] | None = None) -> Drawn:
         pred, _ = judge_outputs(o.judge, imgs)
         agree = (pred.view(len(digits), k) == torch.tensor(digits).view(-1, 1)).float().mean(1)
     for r, dgt in enumerate(digits):
-        ax.text(-3, 2 + r * side + side / 2, o.data.classes[dgt], ha="right", va="center", fontsize=11,
-                fontweight="bold")
+        ax.text(
+            -3, 2 + r * side + side / 2, o.data.classes[dgt], ha="right", va="center", fontsize=11, fontweight="bold"
+        )
         if agree is not None:
-            ax.text(k * side + 4, 2 + r * side + side / 2, f"judge {agree[r]:.0%}", ha="left", va="center",
-                    fontsize=8, color="#0072B2")
-    return Drawn(fig, caption=(
-        "Each row asks the conditional GAN for one class (one-hot label concatenated to the noise and to the "
-        f"discriminator's input), {k} noise draws per row, decoded by the frozen decoder. Right: how many of the "
-        f"row's samples the judge CNN classifies as the requested class.{_note(o)}"),
-        data={"digits": list(digits), "judge_agreement_per_row": agree.tolist() if agree is not None else None})
+            ax.text(
+                k * side + 4,
+                2 + r * side + side / 2,
+                f"judge {agree[r]:.0%}",
+                ha="left",
+                va="center",
+                fontsize=8,
+                color="#0072B2",
+            )
+    return Drawn(
+        fig,
+        caption=(
+            "Each row asks the conditional GAN for one class (one-hot label concatenated to the noise and to the "
+            f"discriminator's input), {k} noise draws per row, decoded by the frozen decoder. Right: how many of the "
+            f"row's samples the judge CNN classifies as the requested class.{_note(o)}"
+        ),
+        data={"digits": list(digits), "judge_agreement_per_row": agree.tolist() if agree is not None else None},
+    )
 
 
 @torch.no_grad()
@@ -196,9 +242,11 @@ def _interpolation_rows(o: Opened, pair: tuple[int, int], steps: int) -> dict[st
     za, zb = ae.encode(torch.stack([a, b]))
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 5)
     u = torch.randn(2, cfg.noise_dim, generator=gen).to(dev)
-    return {"pixels": (1 - t.view(-1, 1, 1, 1)) * a + t.view(-1, 1, 1, 1) * b,
-            "ae": ae.decode((1 - t) * za + t * zb),
-            "gan": ae.decode(gan.sample_codes(u=(1 - t) * u[0] + t * u[1]))}
+    return {
+        "pixels": (1 - t.view(-1, 1, 1, 1)) * a + t.view(-1, 1, 1, 1) * b,
+        "ae": ae.decode((1 - t) * za + t * zb),
+        "gan": ae.decode(gan.sample_codes(u=(1 - t) * u[0] + t * u[1])),
+    }
 
 
 @torch.no_grad()
@@ -239,24 +287,39 @@ def fig_interpolation(o: Opened, pair: tuple[int, int] = (0, 1)) -> Drawn:
             verdicts[key] = [(int(c), round(float(v), 3)) for c, v in zip(cls, conf)]
             side = imgs.shape[-1] + 2
             for j, (c, v) in enumerate(zip(cls, conf)):
-                ax.text(2 + j * side + side / 2, side + 5, f"{c.item()} {v:.0%}", ha="center", va="top", fontsize=7,
-                        color="#0072B2")
-    fig.suptitle(f"Interpolation in {cfg.interp_steps} steps: test images #{pair[0]} -> #{pair[1]}, and two noise "
-                 "vectors", fontweight="bold")
+                ax.text(
+                    2 + j * side + side / 2,
+                    side + 5,
+                    f"{c.item()} {v:.0%}",
+                    ha="center",
+                    va="top",
+                    fontsize=7,
+                    color="#0072B2",
+                )
+    fig.suptitle(
+        f"Interpolation in {cfg.interp_steps} steps: test images #{pair[0]} -> #{pair[1]}, and two noise vectors",
+        fontweight="bold",
+    )
     extra = _midpoint_confidence(o) if judge is not None else {}
     note = ""
     if extra:
-        note = (" Over 200 random pairs the judge's mean confidence is "
-                f"{extra['judge_confidence_ae_midpoint']:.2f} at AE-space midpoints, "
-                f"{extra['judge_confidence_gan_midpoint']:.2f} at GAN-space midpoints (and "
-                f"{extra['judge_confidence_ae_endpoint']:.2f} on reconstructions of real images).")
-    return Drawn(fig, caption=(
-        "Top: blending the two images' pixels. Middle: decoding (1 - t) E(a) + t E(b), straight between the two "
-        "codes. Bottom: decoding G((1 - t) u0 + t u1), straight between two noise vectors; the generator maps the "
-        "whole path into the region of real codes. Small numbers: the judge's digit and confidence per frame."
-        f"{note}{_note(o)}"),
+        note = (
+            " Over 200 random pairs the judge's mean confidence is "
+            f"{extra['judge_confidence_ae_midpoint']:.2f} at AE-space midpoints, "
+            f"{extra['judge_confidence_gan_midpoint']:.2f} at GAN-space midpoints (and "
+            f"{extra['judge_confidence_ae_endpoint']:.2f} on reconstructions of real images)."
+        )
+    return Drawn(
+        fig,
+        caption=(
+            "Top: blending the two images' pixels. Middle: decoding (1 - t) E(a) + t E(b), straight between the two "
+            "codes. Bottom: decoding G((1 - t) u0 + t u1), straight between two noise vectors; the generator maps the "
+            "whole path into the region of real codes. Small numbers: the judge's digit and confidence per frame."
+            f"{note}{_note(o)}"
+        ),
         data={"pair": list(pair), "judge": verdicts, **extra},
-        summary={f"interp_{k}": v for k, v in extra.items()})
+        summary={f"interp_{k}": v for k, v in extra.items()},
+    )
 
 
 @figure("importance", when=lambda o: o.judge is not None)
@@ -290,55 +353,91 @@ def fig_importance(o: Opened, n: int = 5, patch: int = 8, stride: int = 2) -> Dr
     axes[1, 0].set_ylabel(f"occlusion\n(drop in p, {patch}x{patch})")
     axes[2, 0].set_ylabel("|input gradient|")
     fig.suptitle("Which regions the judge's prediction depends on", fontweight="bold")
-    return Drawn(fig, caption=(
-        f"Top: test images and the judge's prediction. Middle: occlusion, the drop in the predicted class's "
-        f"probability when a {patch}x{patch} patch around each pixel is set to 0 (averaged over the patches, "
-        f"stride {stride}, that cover it); red = the region supports the prediction, blue = hiding it makes the "
-        "prediction more confident. Bottom: |d logit / d pixel| (saliency), a local, first-order view of the same "
-        f"question.{_note(o)}"))
+    return Drawn(
+        fig,
+        caption=(
+            f"Top: test images and the judge's prediction. Middle: occlusion, the drop in the predicted class's "
+            f"probability when a {patch}x{patch} patch around each pixel is set to 0 (averaged over the patches, "
+            f"stride {stride}, that cover it); red = the region supports the prediction, blue = hiding it makes the "
+            "prediction more confident. Bottom: |d logit / d pixel| (saliency), a local, first-order view of the same "
+            f"question.{_note(o)}"
+        ),
+    )
 
 
 @table("receptive_field")
 def table_receptive_field(o: Opened, size: int = 128) -> Drawn:
     """The conv3, conv3, maxpool2, conv3, conv5 stack on 128x128: formula vs measurement on torch layers."""
     rows = []
-    for label, stack in (("MaxPool2d(2) (stride 2, PyTorch default)", EXAMPLE),
-                         ("MaxPool2d(2, stride=1)", EXAMPLE_STRIDE1_POOL)):
+    for label, stack in (
+        ("MaxPool2d(2) (stride 2, PyTorch default)", EXAMPLE),
+        ("MaxPool2d(2, stride=1)", EXAMPLE_STRIDE1_POOL),
+    ):
         geo = stack_geometry(size, stack)
         out, rf = measured_geometry(size, stack)
         for i, r in enumerate(geo):
             last = i == len(geo) - 1
-            rows.append({"pooling": label, **r, "measured_output": out if last else "",
-                         "measured_receptive_field": rf if last else ""})
-    return Drawn(rows=rows, caption=(
-        f"Output size and receptive field of conv3, conv3, maxpool2, conv3, conv5 (stride-1 convolutions, no "
-        f"padding) on a {size}x{size} input: n_out = floor((n + 2p - k) / s) + 1, r_out = r_in + (k - 1) j_in, "
-        "j_out = j_in s. The last row of each stack is checked on real torch layers (output by a forward pass, "
-        "receptive field by which input pixels get a gradient). The reference answer 117x117 is the stride-1 "
-        "pooling case; PyTorch's MaxPool2d(2) halves the map and gives 56x56."),
-        summary={"receptive_field_117_case": {"output": rows[-1]["output"],
-                                              "receptive_field": rows[-1]["receptive_field"]}})
+            rows.append(
+                {
+                    "pooling": label,
+                    **r,
+                    "measured_output": out if last else "",
+                    "measured_receptive_field": rf if last else "",
+                }
+            )
+    return Drawn(
+        rows=rows,
+        caption=(
+            f"Output size and receptive field of conv3, conv3, maxpool2, conv3, conv5 (stride-1 convolutions, no "
+            f"padding) on a {size}x{size} input: n_out = floor((n + 2p - k) / s) + 1, r_out = r_in + (k - 1) j_in, "
+            "j_out = j_in s. The last row of each stack is checked on real torch layers (output by a forward pass, "
+            "receptive field by which input pixels get a gradient). The reference answer 117x117 is the stride-1 "
+            "pooling case; PyTorch's MaxPool2d(2) halves the map and gives 56x56."
+        ),
+        summary={
+            "receptive_field_117_case": {"output": rows[-1]["output"], "receptive_field": rows[-1]["receptive_field"]}
+        },
+    )
 
 
 # ------------------------------------------------------------------------- the report's front table
 
+
 def key_metrics(runs: list[Run]) -> list[dict]:
     """Few-label accuracy, cGAN agreement and Frechet distance against the reference report."""
     rows = []
-    refs = {"codes + MLP": "0.745 (frozen codes)", "from scratch: encoder + MLP": "0.607 (end-to-end)",
-            SPREAD: ">= 0.85 (issue target)"}
+    refs = {
+        "codes + MLP": "0.745 (frozen codes)",
+        "from scratch: encoder + MLP": "0.607 (end-to-end)",
+        SPREAD: ">= 0.85 (issue target)",
+    }
     for run in runs:
         s = run.read_summary()
         n = s.get("few_label_labels", 50)
         for method, ref in refs.items():
             value = s.get(f"few_label/first {n}/{method}")
             if value:
-                rows.append({"metric": f"{n} labels, {method} (mean of draws)", "value": value["mean"],
-                             "reference": ref if n == 50 else f"{ref} with 50 labels"})
+                rows.append(
+                    {
+                        "metric": f"{n} labels, {method} (mean of draws)",
+                        "value": value["mean"],
+                        "reference": ref if n == 50 else f"{ref} with 50 labels",
+                    }
+                )
         if "cgan_judge_agreement" in s:
-            rows.append({"metric": "cGAN samples judged the requested digit", "value": s["cgan_judge_agreement"],
-                         "reference": ">= 0.90"})
+            rows.append(
+                {
+                    "metric": "cGAN samples judged the requested digit",
+                    "value": s["cgan_judge_agreement"],
+                    "reference": ">= 0.90",
+                }
+            )
         if "fd_cgan_vs_test" in s:
-            rows.append({"metric": "Frechet distance cGAN vs test (train vs test floor)",
-                         "value": f"{s['fd_cgan_vs_test']:.3g} ({s['fd_train_vs_test']:.3g})", "reference": ""})
+            rows.append(
+                {
+                    "metric": "Frechet distance cGAN vs test (train vs test floor)",
+                    "value": f"{s['fd_cgan_vs_test']:.3g} ({s['fd_train_vs_test']:.3g})",
+                    "reference": "",
+                }
+            )
     return rows

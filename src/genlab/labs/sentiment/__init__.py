@@ -19,5 +19,14 @@ from genlab.labs.sentiment.cli import TITLE, register
 from genlab.labs.sentiment.config import PRESETS, SentimentConfig
 from genlab.labs.sentiment.core import demo, key_metrics
 
-SPEC = LabSpec(name="sentiment", title=TITLE, order=4, Config=SentimentConfig, presets=PRESETS, register=register,
-               demo=demo, key_metrics=key_metrics, story=__doc__)
+SPEC = LabSpec(
+    name="sentiment",
+    title=TITLE,
+    order=4,
+    Config=SentimentConfig,
+    presets=PRESETS,
+    register=register,
+    demo=demo,
+    key_metrics=key_metrics,
+    story=__doc__,
+)

@@ -27,8 +27,18 @@ from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_fro
 
 TITLE = "Sentiment: Elman RNN, GRU, token-wise MLP and restricted self-attention on movie reviews"
 
-_SHORT = (("model", str), ("activation", str), ("hidden", int), ("layers", int), ("window", int),
-          ("embeddings", str), ("csv", str), ("tbptt", int), ("steps", int), ("lr", float))
+_SHORT = (
+    ("model", str),
+    ("activation", str),
+    ("hidden", int),
+    ("layers", int),
+    ("window", int),
+    ("embeddings", str),
+    ("csv", str),
+    ("tbptt", int),
+    ("steps", int),
+    ("lr", float),
+)
 
 
 def _add_short(p: argparse.ArgumentParser) -> None:
@@ -65,11 +75,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg = cfg.update({"csv": args.csv})
     data = run_data(cfg, vocab)
     with cpu_threads(cfg.threads):
-        rows = [{"model": describe_model(cfg), "dataset": data.split.name,
-                 **{k: round(v, 4) for k, v in score(model, data, dev).items()}}]
+        rows = [
+            {
+                "model": describe_model(cfg),
+                "dataset": data.split.name,
+                **{k: round(v, 4) for k, v in score(model, data, dev).items()},
+            }
+        ]
     if args.baseline:
-        rows.append({"model": "TF-IDF + logistic regression", "dataset": data.split.name,
-                     **{k: round(v, 4) for k, v in baseline(cfg, data).items()}})
+        rows.append(
+            {
+                "model": "TF-IDF + logistic regression",
+                "dataset": data.split.name,
+                **{k: round(v, 4) for k, v in baseline(cfg, data).items()},
+            }
+        )
     print(markdown_table(rows), end="")
     return 0
 
@@ -82,20 +102,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for a in acts:
         choose("activation", a, ACTIVATIONS)
     try:
-        hiddens = ([int(h) for h in args.hidden.split(",")] if "," in args.hidden or ":" not in args.hidden
-                   else list(range(*[int(v) for v in args.hidden.split(":")])))
+        hiddens = (
+            [int(h) for h in args.hidden.split(",")]
+            if "," in args.hidden or ":" not in args.hidden
+            else list(range(*[int(v) for v in args.hidden.split(":")]))
+        )
         layers = [int(v) for v in args.layers.split(",")]
     except ValueError:
-        raise ConfigError(f"bad --hidden {args.hidden!r} or --layers {args.layers!r}; write e.g. --hidden 64:129:8 "
-                          f"or --hidden 64,96,128 and --layers 1,2") from None
+        raise ConfigError(
+            f"bad --hidden {args.hidden!r} or --layers {args.layers!r}; write e.g. --hidden 64:129:8 "
+            f"or --hidden 64,96,128 and --layers 1,2"
+        ) from None
     if not hiddens or min(hiddens) < 1 or not layers or min(layers) < 1:
         raise ConfigError("--hidden and --layers need positive integers")
     args.overrides = ([f"steps={args.steps}"] if args.steps is not None else []) + list(args.overrides)
     if args.csv:
         args.overrides.append(f"csv={args.csv}")
     base = config_from_args(SentimentConfig, args)
-    sweep(sweep_cells(models, acts, hiddens, layers), base, root=args.run_dir, name=args.name, jobs=args.jobs,
-          quiet=args.quiet)
+    sweep(
+        sweep_cells(models, acts, hiddens, layers),
+        base,
+        root=args.run_dir,
+        name=args.name,
+        jobs=args.jobs,
+        quiet=args.quiet,
+    )
     return 0
 
 
@@ -116,8 +147,10 @@ def explain_table(results: dict[str, dict]) -> str:
         r = results[n]
         cells += [f"{r['score_neg']:+.3f}", f"{r['score_pos']:+.3f}", f"{r['score_pos'] - r['score_neg']:+.3f}"]
     lines.append("  ".join(f"{c:>14}" for c in cells))
-    lines.append("prediction: " + ", ".join(f"{n}: {results[n]['prediction']} (P(pos) = {results[n]['p_pos']:.3f})"
-                                            for n in names))
+    lines.append(
+        "prediction: "
+        + ", ".join(f"{n}: {results[n]['prediction']} (P(pos) = {results[n]['p_pos']:.3f})" for n in names)
+    )
     return "\n".join(lines)
 
 
@@ -175,14 +208,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     x = verbs.add_parser("explain", help="per-word sub-scores of mlp / attention runs for reviews")
     x.add_argument("text", nargs="*", help="reviews to explain (default: the lab's examples)")
-    x.add_argument("--run", action="append", required=True, metavar="DIR",
-                   help="a trained mlp or attention run (repeatable; figures go into the last)")
+    x.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="a trained mlp or attention run (repeatable; figures go into the last)",
+    )
     x.add_argument("--no-figures", action="store_true", help="print the tables only")
     x.set_defaults(func=cmd_explain)
 
     f = verbs.add_parser("figures", help="redraw every figure and table of a run (or a sweep)")
     add_run_arg(f)
-    f.add_argument("--with", dest="with_runs", action="append", metavar="DIR",
-                   help="another run for the outputs spanning several (comparison, BPTT after training, explain)")
+    f.add_argument(
+        "--with",
+        dest="with_runs",
+        action="append",
+        metavar="DIR",
+        help="another run for the outputs spanning several (comparison, BPTT after training, explain)",
+    )
     f.add_argument("--bptt", action="store_true", help="also draw the BPTT gradient figure for a non-recurrent run")
     f.set_defaults(func=cmd_figures)

@@ -41,8 +41,12 @@ class SentimentConfig(TrainConfig):
     batch_size: int = param(32, "reviews per step", min=1)
     eval_every: int = param(50, "score one test batch every N steps", min=0)
     log_every: int = param(1, "log the training batch's loss and accuracy every N steps", min=1)
-    threads: int = param(1, "CPU threads for torch while training and drawing (0 = torch's default); these "
-                         "small models run fastest on 1, and far slower on 2+ when the cores are busy", min=0)
+    threads: int = param(
+        1,
+        "CPU threads for torch while training and drawing (0 = torch's default); these "
+        "small models run fastest on 1, and far slower on 2+ when the cores are busy",
+        min=0,
+    )
 
 
 PRESETS = {

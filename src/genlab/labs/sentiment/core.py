@@ -59,8 +59,7 @@ def build_model(cfg: SentimentConfig, vocab: rv.Vocab) -> nn.Module:
     else:
         embed = WordEmbedding(vocab.size, cfg.embed_dim)
     if cfg.model in ("rnn", "gru"):
-        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt,
-                                   cfg.reset_after)
+        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after)
     if cfg.model == "mlp":
         return TokenMLP(embed, tuple(cfg.widths))
     return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths))
@@ -93,8 +92,10 @@ _BASELINES: dict[str, dict[str, float]] = {}
 
 def score(model: nn.Module, data: rv.Prepared, device: torch.device | str = "cpu") -> dict[str, float]:
     """``{train,test}_{acc,f1,auc}`` of ``model`` on the whole train and test sets of ``data``."""
-    return train_test_scores((data.train_y.numpy(), predict_proba(model, data.train_ids, data.train_len, device)),
-                             (data.test_y.numpy(), predict_proba(model, data.test_ids, data.test_len, device)))
+    return train_test_scores(
+        (data.train_y.numpy(), predict_proba(model, data.train_ids, data.train_len, device)),
+        (data.test_y.numpy(), predict_proba(model, data.test_ids, data.test_len, device)),
+    )
 
 
 def baseline(cfg: SentimentConfig, data: rv.Prepared) -> dict[str, float]:
@@ -105,8 +106,13 @@ def baseline(cfg: SentimentConfig, data: rv.Prepared) -> dict[str, float]:
     return _BASELINES[key]
 
 
-def evaluate(run: Run, model: nn.Module | None = None, data: rv.Prepared | None = None,
-             device: torch.device | str = "cpu", **extra: Any) -> dict[str, Any]:
+def evaluate(
+    run: Run,
+    model: nn.Module | None = None,
+    data: rv.Prepared | None = None,
+    device: torch.device | str = "cpu",
+    **extra: Any,
+) -> dict[str, Any]:
     """Accuracy, F1 and ROC-AUC on the whole train and test sets next to the TF-IDF baseline, into
     ``summary.json`` (``extra``: timing numbers of the training just done). Idempotent."""
     cfg = run.config(SentimentConfig)
@@ -116,15 +122,30 @@ def evaluate(run: Run, model: nn.Module | None = None, data: rv.Prepared | None 
     with cpu_threads(cfg.threads):
         metrics = score(model, data, device)
     base = {k: round(v, 4) for k, v in baseline(cfg, data).items()}
-    return run.update_summary({
-        "model": cfg.model, "description": describe_model(cfg), "dataset": data.split.name,
-        **{k: round(v, 4) for k, v in metrics.items()}, "baseline_test_acc": base["test_acc"],
-        "params": sum(p.numel() for p in model.parameters() if p.requires_grad), "steps": cfg.steps,
-        **extra, "baseline": base})
+    return run.update_summary(
+        {
+            "model": cfg.model,
+            "description": describe_model(cfg),
+            "dataset": data.split.name,
+            **{k: round(v, 4) for k, v in metrics.items()},
+            "baseline_test_acc": base["test_acc"],
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "steps": cfg.steps,
+            **extra,
+            "baseline": base,
+        }
+    )
 
 
-def train(cfg: SentimentConfig, run: Run, *, device: str = "auto", quiet: bool = False, resume: bool = False,
-          figures: bool = True) -> Run:
+def train(
+    cfg: SentimentConfig,
+    run: Run,
+    *,
+    device: str = "auto",
+    quiet: bool = False,
+    resume: bool = False,
+    figures: bool = True,
+) -> Run:
     """Train one model into ``run`` as the lab does (batches of 32, Adam, a test batch scored every 50 steps),
     evaluate it, and write its metrics table and (``figures``) curves."""
     dev = choose_device(device)
@@ -160,23 +181,45 @@ def train(cfg: SentimentConfig, run: Run, *, device: str = "auto", quiet: bool =
         x, m = rv.batch_of(data.test_ids, data.test_len, idx)
         y = data.test_y[idx].to(dev)
         logits = model(x.to(dev), m.to(dev)).float()
-        return {"test_loss": nn.functional.cross_entropy(logits, y),
-                "test_acc": (logits.argmax(-1) == y).float().mean()}
+        return {
+            "test_loss": nn.functional.cross_entropy(logits, y),
+            "test_acc": (logits.argmax(-1) == y).float().mean(),
+        }
 
-    result = fit(run, model, opt, step_fn, batches, cfg=cfg, device=dev, eval_fn=eval_fn, resume=resume,
-                 quiet=quiet, desc=f"sentiment {cfg.model}")
+    result = fit(
+        run,
+        model,
+        opt,
+        step_fn,
+        batches,
+        cfg=cfg,
+        device=dev,
+        eval_fn=eval_fn,
+        resume=resume,
+        quiet=quiet,
+        desc=f"sentiment {cfg.model}",
+    )
     trained = cfg.steps - (result.resumed_from or 0)
-    s = evaluate(run, model, data, dev, train_seconds=round(result.seconds, 1),
-                 train_reviews_per_s=round(trained * cfg.batch_size / max(result.seconds, 1e-9), 1))
+    s = evaluate(
+        run,
+        model,
+        data,
+        dev,
+        train_seconds=round(result.seconds, 1),
+        train_reviews_per_s=round(trained * cfg.batch_size / max(result.seconds, 1e-9), 1),
+    )
     write_outputs(open_run(run), only=("metrics", "curves") if figures else ("metrics",))
     if not quiet:
-        print(f"{s['description']}: test acc {s['test_acc']:.4f}, F1 {s['test_f1']:.4f}, AUC {s['test_auc']:.4f} "
-              f"(TF-IDF baseline {s['baseline_test_acc']:.4f}); run folder {run.path}")
+        print(
+            f"{s['description']}: test acc {s['test_acc']:.4f}, F1 {s['test_f1']:.4f}, AUC {s['test_auc']:.4f} "
+            f"(TF-IDF baseline {s['baseline_test_acc']:.4f}); run folder {run.path}"
+        )
     return run
 
 
-def complete(run: Run, cfg: SentimentConfig, *, device: str = "auto", quiet: bool = False,
-             figures: bool = True) -> bool:
+def complete(
+    run: Run, cfg: SentimentConfig, *, device: str = "auto", quiet: bool = False, figures: bool = True
+) -> bool:
     """Bring ``run`` (made for ``cfg``) to done: trained to its last step (:attr:`Run.finished`; a cut-off run
     continues from its checkpoint) and evaluated. Returns whether any work was needed."""
     if not run.finished:
@@ -218,8 +261,9 @@ class Opened:
     @property
     def explainers(self) -> list[Run]:
         """The mlp / attention runs among ``runs``, this run last (explain draws into the last one)."""
-        return [r for r in self.runs if r.path != self.run.path and r.config(SentimentConfig).model in
-                ("mlp", "attention")] + [self.run]
+        return [
+            r for r in self.runs if r.path != self.run.path and r.config(SentimentConfig).model in ("mlp", "attention")
+        ] + [self.run]
 
     @cached_property
     def explained(self) -> list[dict[str, dict[str, Any]]]:
@@ -262,17 +306,27 @@ class Sweep:
             name = cell_name(c, self.base.steps)
             s = Run(self.run.path / "stages" / name).read_summary()
             if "test_acc" in s:
-                rows.append({**c, "params": s["params"], "train_acc": s["train_acc"], "test_acc": s["test_acc"],
-                             "test_f1": s["test_f1"], "test_auc": s["test_auc"],
-                             "seconds": s.get("train_seconds", ""), "run": name})
+                rows.append(
+                    {
+                        **c,
+                        "params": s["params"],
+                        "train_acc": s["train_acc"],
+                        "test_acc": s["test_acc"],
+                        "test_f1": s["test_f1"],
+                        "test_auc": s["test_auc"],
+                        "seconds": s.get("train_seconds", ""),
+                        "run": name,
+                    }
+                )
         return rows
 
     def command(self, verb: str) -> str:
         return self.run.command("figures")
 
 
-def open_run(path: str | Path | Run, others: list = (), *, texts: tuple[str, ...] = EXAMPLES,
-             bptt: bool = False) -> Opened | Sweep:
+def open_run(
+    path: str | Path | Run, others: list = (), *, texts: tuple[str, ...] = EXAMPLES, bptt: bool = False
+) -> Opened | Sweep:
     """Open a sentiment run (with ``others`` beside it) or a sweep for its figures and tables."""
     run = Run.open(getattr(path, "path", path), LAB)
     config = run.read_config_file()["config"]
@@ -287,8 +341,11 @@ def open_run(path: str | Path | Run, others: list = (), *, texts: tuple[str, ...
 def write_outputs(opened: Opened | Sweep, only: tuple[str, ...] | None = None) -> list[Path]:
     """Draw every registered output that applies to ``opened`` (or only those named) into its run."""
     with cpu_threads(opened.threads):
-        return [draw(spec, opened, opened.run, command=opened.command(spec.verb)) for spec in registered(LAB)
-                if (only is None or spec.name in only) and spec.applies(opened)]
+        return [
+            draw(spec, opened, opened.run, command=opened.command(spec.verb))
+            for spec in registered(LAB)
+            if (only is None or spec.name in only) and spec.applies(opened)
+        ]
 
 
 # ----------------------------------------------------------------------------------------------- the sweep
@@ -304,8 +361,15 @@ def _run_cell(task: tuple) -> tuple[str, bool]:
     return name, not complete(Run(sweep_path).child(name, cfg), cfg, quiet=True, figures=False)
 
 
-def sweep(cells: list[dict], base: SentimentConfig, *, root: str | Path = "runs", name: str = "sweep",
-          jobs: int = 1, quiet: bool = False) -> Sweep:
+def sweep(
+    cells: list[dict],
+    base: SentimentConfig,
+    *,
+    root: str | Path = "runs",
+    name: str = "sweep",
+    jobs: int = 1,
+    quiet: bool = False,
+) -> Sweep:
     """Train every cell (in ``jobs`` processes), skip finished ones, write the table and plot."""
     import contextlib
     import multiprocessing as mp
@@ -338,8 +402,15 @@ def sweep(cells: list[dict], base: SentimentConfig, *, root: str | Path = "runs"
 # ------------------------------------------------------------------------------------------------ the demo
 
 
-def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto", quiet: bool = False,
-         reuse: bool = True, tiny: bool = False) -> list[Run]:
+def demo(
+    root: str | Path = "runs",
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
     """Train rnn, gru, mlp and attention on rt, then write every figure and table of the lab.
 
     Quick: short runs (about a minute and a half of training on one free core) and a tiny sweep of the
@@ -368,8 +439,12 @@ def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto",
     return result
 
 
-REFERENCE_TEST_ACC = {"rnn": "0.50-0.73 (IMDB)", "gru": "0.79-0.86 (IMDB)", "mlp": "0.69-0.83 (IMDB)",
-                      "attention": "0.77-0.83 (IMDB)"}
+REFERENCE_TEST_ACC = {
+    "rnn": "0.50-0.73 (IMDB)",
+    "gru": "0.79-0.86 (IMDB)",
+    "mlp": "0.69-0.83 (IMDB)",
+    "attention": "0.77-0.83 (IMDB)",
+}
 
 
 def key_metrics(runs: list[Run]) -> list[dict]:
@@ -378,10 +453,14 @@ def key_metrics(runs: list[Run]) -> list[dict]:
     for run in runs:
         s = run.read_summary()
         if "test_acc" in s and "model" in s:
-            rows.append({"metric": f"test accuracy, {s.get('description', s['model'])} ({s.get('dataset')})",
-                         "value": s["test_acc"], "reference": REFERENCE_TEST_ACC.get(s["model"], "")})
-    base = next((r.read_summary()["baseline_test_acc"] for r in runs if "baseline_test_acc" in r.read_summary()),
-                None)
+            rows.append(
+                {
+                    "metric": f"test accuracy, {s.get('description', s['model'])} ({s.get('dataset')})",
+                    "value": s["test_acc"],
+                    "reference": REFERENCE_TEST_ACC.get(s["model"], ""),
+                }
+            )
+    base = next((r.read_summary()["baseline_test_acc"] for r in runs if "baseline_test_acc" in r.read_summary()), None)
     if base is not None:
         rows.append({"metric": "test accuracy, TF-IDF + logistic regression", "value": base, "reference": ""})
     return rows

@@ -38,37 +38,56 @@ def fig_curves(o: Opened) -> Drawn:
     axes[1].set_ylabel("accuracy")
     fig.suptitle(f"{describe_model(cfg)} on {o.run.read_summary().get('dataset', 'rt')}", fontweight="bold")
     fig.tight_layout()
-    data = {"step": [r["step"] for r in rows if "loss" in r], "loss": [r["loss"] for r in rows if "loss" in r],
-            "test_step": [r["step"] for r in rows if "test_acc" in r],
-            "test_acc": [r["test_acc"] for r in rows if "test_acc" in r]}
-    return Drawn(fig, f"Training curves of {describe_model(cfg)}: cross-entropy and accuracy of each training "
-                 f"batch of {cfg.batch_size} (faint, and smoothed) and of one test batch every {cfg.eval_every} "
-                 f"steps.", data=data)
+    data = {
+        "step": [r["step"] for r in rows if "loss" in r],
+        "loss": [r["loss"] for r in rows if "loss" in r],
+        "test_step": [r["step"] for r in rows if "test_acc" in r],
+        "test_acc": [r["test_acc"] for r in rows if "test_acc" in r],
+    }
+    return Drawn(
+        fig,
+        f"Training curves of {describe_model(cfg)}: cross-entropy and accuracy of each training "
+        f"batch of {cfg.batch_size} (faint, and smoothed) and of one test batch every {cfg.eval_every} "
+        f"steps.",
+        data=data,
+    )
 
 
 @table("metrics", when=_evaluated)
 def table_metrics(o: Opened) -> Drawn:
     """The run's accuracy, F1 and ROC-AUC on the whole train and test sets, and the TF-IDF baseline's."""
     s, cfg = o.run.read_summary(), o.cfg
-    rows = [{"model": describe_model(cfg), **{k: s[k] for k in METRICS}},
-            {"model": "TF-IDF + logistic regression", **{k: s["baseline"][k] for k in METRICS}}]
-    return Drawn(rows=rows, caption=f"{o.data.split.describe()}; {cfg.steps} steps of batch {cfg.batch_size}. "
-                 f"Command: `{train_command(cfg, o.run.path.name)}`")
+    rows = [
+        {"model": describe_model(cfg), **{k: s[k] for k in METRICS}},
+        {"model": "TF-IDF + logistic regression", **{k: s["baseline"][k] for k in METRICS}},
+    ]
+    return Drawn(
+        rows=rows,
+        caption=f"{o.data.split.describe()}; {cfg.steps} steps of batch {cfg.batch_size}. "
+        f"Command: `{train_command(cfg, o.run.path.name)}`",
+    )
 
 
 @table("comparison", when=lambda o: _model_run(o) and len(o.runs) > 1)
 def table_comparison(o: Opened) -> Drawn:
     """One row per trained model and the TF-IDF baseline: train/test accuracy, F1 and ROC-AUC."""
     summaries = [(r, r.read_summary()) for r in o.runs]
-    rows = [{"model": s["description"], "steps": s["steps"], **{k: s[k] for k in METRICS}, "run": r.path.name}
-            for r, s in summaries if "test_acc" in s]
+    rows = [
+        {"model": s["description"], "steps": s["steps"], **{k: s[k] for k in METRICS}, "run": r.path.name}
+        for r, s in summaries
+        if "test_acc" in s
+    ]
     base = next((s["baseline"] for _, s in summaries if "baseline" in s), None)
     if base is not None:
-        rows.append({"model": "TF-IDF + logistic regression", "steps": "-", **{k: base[k] for k in METRICS},
-                     "run": "-"})
-    return Drawn(rows=rows, caption="Test accuracy, F1 and ROC-AUC of each model on the same split, next to a "
-                 "TF-IDF + logistic-regression baseline.",
-                 summary={"comparison": {r["model"]: r["test_acc"] for r in rows}})
+        rows.append(
+            {"model": "TF-IDF + logistic regression", "steps": "-", **{k: base[k] for k in METRICS}, "run": "-"}
+        )
+    return Drawn(
+        rows=rows,
+        caption="Test accuracy, F1 and ROC-AUC of each model on the same split, next to a "
+        "TF-IDF + logistic-regression baseline.",
+        summary={"comparison": {r["model"]: r["test_acc"] for r in rows}},
+    )
 
 
 @figure("bptt", when=lambda o: _model_run(o) and (o.cfg.model in ("rnn", "gru") or o.bptt))
@@ -102,13 +121,16 @@ def fig_bptt(o: Opened, hidden: int = 64, length: int = 100, seed: int = 0) -> D
         ax.set_title(f"Gradient reaching h_t, {title}")
         ax.legend()
     fig.tight_layout()
-    return Drawn(fig, f"Backpropagation through time made visible: the norm of the gradient of the loss with "
-                 f"respect to each hidden state h_t (hidden {hidden}), on {ids.shape[0]} sequences of {length} "
-                 f"words (consecutive {data.split.name} reviews, labelled by the last one). The tanh Elman RNN's "
-                 f"gradient shrinks geometrically going back in time (vanishing); ReLU and no activation can "
-                 f"grow or shrink with the recurrent matrix's spectral radius; the GRU's update gate keeps a path "
-                 f"open. Use --tbptt K to cut the gradient after K steps and --set grad_clip=1 to clip its norm.",
-                 data={"t": t.tolist(), "init": curves, "trained": trained})
+    return Drawn(
+        fig,
+        f"Backpropagation through time made visible: the norm of the gradient of the loss with "
+        f"respect to each hidden state h_t (hidden {hidden}), on {ids.shape[0]} sequences of {length} "
+        f"words (consecutive {data.split.name} reviews, labelled by the last one). The tanh Elman RNN's "
+        f"gradient shrinks geometrically going back in time (vanishing); ReLU and no activation can "
+        f"grow or shrink with the recurrent matrix's spectral radius; the GRU's update gate keeps a path "
+        f"open. Use --tbptt K to cut the gradient after K steps and --set grad_clip=1 to clip its norm.",
+        data={"t": t.tolist(), "init": curves, "trained": trained},
+    )
 
 
 def _explains(o) -> bool:
@@ -124,33 +146,59 @@ def fig_explain_words(o: Opened) -> Drawn:
     models = list(results[0])
     nrow = len(results) * len(models)
     fig, ax = plots.figure(size=(12, 0.62 * nrow + 1.2))
-    vmax = max(1e-6, float(np.max(np.abs([d for res in results for r in res.values()
-                                          for d in np.subtract(r["pos"], r["neg"])]))))
+    vmax = max(
+        1e-6,
+        float(np.max(np.abs([d for res in results for r in res.values() for d in np.subtract(r["pos"], r["neg"])]))),
+    )
     norm = mpl.colors.TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
     pad = max(len(m) for m in models)
     width = ax.get_position().width * fig.get_figwidth() * 72 / (0.6 * 10)  # characters of 10 pt monospace
     y = 0.0
     for res in results:
         for name, r in res.items():
-            y = plots.paint_tokens(ax, r["words"], np.subtract(r["pos"], r["neg"]), cmap="RdBu", norm=norm,
-                                   width=width, y0=y, fontsize=10, label=f"{name:<{pad}} [{r['prediction'][:3]} "
-                                   f"{r['p_pos']:.2f}]")
-    cb = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="RdBu"), ax=ax, orientation="horizontal",
-                      fraction=0.04, pad=0.02, aspect=50)
+            y = plots.paint_tokens(
+                ax,
+                r["words"],
+                np.subtract(r["pos"], r["neg"]),
+                cmap="RdBu",
+                norm=norm,
+                width=width,
+                y0=y,
+                fontsize=10,
+                label=f"{name:<{pad}} [{r['prediction'][:3]} {r['p_pos']:.2f}]",
+            )
+    cb = fig.colorbar(
+        mpl.cm.ScalarMappable(norm=norm, cmap="RdBu"),
+        ax=ax,
+        orientation="horizontal",
+        fraction=0.04,
+        pad=0.02,
+        aspect=50,
+    )
     cb.set_label("word sub-score: positive minus negative (red pushes toward negative, blue toward positive)")
     ax.set_title("Per-word sub-scores of the token-wise MLP and the attention model")
     keys = ("words", "neg", "pos", "score_neg", "score_pos", "prediction")
     data = [{m: {k: r[k] for k in keys} for m, r in res.items()} for res in results]
-    summary = [{n: {"prediction": r["prediction"], "p_pos": round(r["p_pos"], 4)} for n, r in res.items()}
-               | {"text": res[next(iter(res))]["text"]} for res in results]
-    return Drawn(fig, "Each word coloured by its own sub-score (positive minus negative score); the review's "
-                 "scores are the mean over its words. [pos/neg P] gives the prediction and P(positive). Built-in "
-                 "reviews: the lab's two examples and 'the movie was not good'.", data={"reviews": data},
-                 summary={"explain": summary})
+    summary = [
+        {n: {"prediction": r["prediction"], "p_pos": round(r["p_pos"], 4)} for n, r in res.items()}
+        | {"text": res[next(iter(res))]["text"]}
+        for res in results
+    ]
+    return Drawn(
+        fig,
+        "Each word coloured by its own sub-score (positive minus negative score); the review's "
+        "scores are the mean over its words. [pos/neg P] gives the prediction and P(positive). Built-in "
+        "reviews: the lab's two examples and 'the movie was not good'.",
+        data={"reviews": data},
+        summary={"explain": summary},
+    )
 
 
-@figure("attention_weights", verb="explain", when=lambda o: _explains(o) and any(
-    r.config(SentimentConfig).model == "attention" for r in o.explainers))
+@figure(
+    "attention_weights",
+    verb="explain",
+    when=lambda o: _explains(o) and any(r.config(SentimentConfig).model == "attention" for r in o.explainers),
+)
 def fig_attention_weights(o: Opened) -> Drawn:
     """Heat-maps of the restricted attention weights (row: the word attending; column: the word attended)."""
     results = [r for res in o.explained for r in res.values() if "attention" in r][: len(o.texts)]
@@ -163,9 +211,12 @@ def fig_attention_weights(o: Opened) -> Drawn:
             ax.set_ylabel("")
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, label="attention weight")
     fig.suptitle(f"Restricted self-attention weights (each word sees {k} words on each side)", fontweight="bold")
-    return Drawn(fig, f"Attention weights of the MLP + attention model: row i is the softmax over the window of "
-                 f"word i (k = {k} each side); entries outside the window are zero, padding is never attended.",
-                 data={"reviews": [{"words": r["words"], "attention": r["attention"]} for r in results]})
+    return Drawn(
+        fig,
+        f"Attention weights of the MLP + attention model: row i is the softmax over the window of "
+        f"word i (k = {k} each side); entries outside the window are zero, padding is never attended.",
+        data={"reviews": [{"words": r["words"], "attention": r["attention"]} for r in results]},
+    )
 
 
 def _sweep(o) -> bool:
@@ -174,8 +225,10 @@ def _sweep(o) -> bool:
 
 @table("sweep", when=_sweep)
 def table_sweep(o: Sweep) -> Drawn:
-    return Drawn(rows=o.rows, caption=f"Sweep of {len(o.cells)} cells, {o.base.steps} steps each; test metrics "
-                 f"on the whole test set.")
+    return Drawn(
+        rows=o.rows,
+        caption=f"Sweep of {len(o.cells)} cells, {o.base.steps} steps each; test metrics on the whole test set.",
+    )
 
 
 @figure("sweep", when=_sweep)
@@ -189,14 +242,27 @@ def fig_sweep(o: Sweep) -> Drawn:
         groups.setdefault(f"{r['model']}{act}, {r['layers']} layer(s)", []).append(r)
     for i, (label, rs) in enumerate(groups.items()):
         rs = sorted(rs, key=lambda r: r["hidden"])
-        ax.plot([r["hidden"] for r in rs], [r["test_acc"] for r in rs], "o-", label=label,
-                color=plots.class_colors(len(groups))[i])
+        ax.plot(
+            [r["hidden"] for r in rs],
+            [r["test_acc"] for r in rs],
+            "o-",
+            label=label,
+            color=plots.class_colors(len(groups))[i],
+        )
     best = max(rows, key=lambda r: r["test_acc"])
-    ax.scatter([best["hidden"]], [best["test_acc"]], s=180, facecolors="none", edgecolors="black", zorder=5,
-               label=f"best: {best['run']}")
+    ax.scatter(
+        [best["hidden"]],
+        [best["test_acc"]],
+        s=180,
+        facecolors="none",
+        edgecolors="black",
+        zorder=5,
+        label=f"best: {best['run']}",
+    )
     ax.set_xlabel("hidden size (recurrent state / MLP width / attention width)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Sweep, {o.base.steps} steps per cell")
     ax.legend(fontsize=8)
-    return Drawn(fig, "Test accuracy of every sweep cell against its hidden size; the best cell is circled.",
-                 data={"rows": rows})
+    return Drawn(
+        fig, "Test accuracy of every sweep cell against its hidden size; the best cell is circled.", data={"rows": rows}
+    )

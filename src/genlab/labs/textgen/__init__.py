@@ -15,5 +15,14 @@ from genlab.labs.textgen.cli import TITLE, register
 from genlab.labs.textgen.config import PRESETS, TextgenConfig
 from genlab.labs.textgen.core import demo, key_metrics
 
-SPEC = LabSpec(name="textgen", title=TITLE, order=2, Config=TextgenConfig, presets=PRESETS, register=register,
-               demo=demo, key_metrics=key_metrics, story=__doc__)
+SPEC = LabSpec(
+    name="textgen",
+    title=TITLE,
+    order=2,
+    Config=TextgenConfig,
+    presets=PRESETS,
+    register=register,
+    demo=demo,
+    key_metrics=key_metrics,
+    story=__doc__,
+)

@@ -92,9 +92,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.num_samples > 1:
             print(f"--- sample {i + 1}")
         print(args.prompt, end="", flush=True)
-        generate(opened.model, opened.tok, args.prompt, args.max_new_tokens, temperature=args.temperature,
-                 top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=seed + i,
-                 stream=lambda s: print(s, end="", flush=True))
+        generate(
+            opened.model,
+            opened.tok,
+            args.prompt,
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            greedy=args.greedy,
+            seed=seed + i,
+            stream=lambda s: print(s, end="", flush=True),
+        )
         print()
     return 0
 
@@ -103,27 +112,38 @@ def cmd_score(args: argparse.Namespace) -> int:
     opened = _open(args)
     if args.file:
         res = perplexity_of_file(opened.model, opened.tok, args.file)
-        print(f"{args.file}: {res['tokens']} tokens, {res['nll']:.4f} nats/token, "
-              f"perplexity {res['perplexity']:.2f}")
+        print(f"{args.file}: {res['tokens']} tokens, {res['nll']:.4f} nats/token, perplexity {res['perplexity']:.2f}")
         return 0
     if args.text is None:
-        raise ConfigError("give --text \"...\" to score (or --file PATH for a perplexity)")
-    _draw(opened, {"score"}, opened.run.command("score", prompt=args.prompt or None, text=args.text),
-          prompt=args.prompt, text=args.text)
+        raise ConfigError('give --text "..." to score (or --file PATH for a perplexity)')
+    _draw(
+        opened,
+        {"score"},
+        opened.run.command("score", prompt=args.prompt or None, text=args.text),
+        prompt=args.prompt,
+        text=args.text,
+    )
     res = opened.scored(args.prompt, text=args.text)
     print(f"context: {res['context']!r}")
     print(f"{'#':>4}  {'token':<16} {'log p':>9} {'p':>9}")
     for r in res["rows"]:
         print(f"{r['i']:>4}  {repr(r['token']):<16} {r['logprob']:>9.4f} {r['prob']:>9.4f}")
-    print(f"sum log p = {res['logprob']:.4f}  (p = {res['prob']:.4g}, {res['n_tokens']} tokens, "
-          f"perplexity {res['perplexity']:.2f})")
+    print(
+        f"sum log p = {res['logprob']:.4f}  (p = {res['prob']:.4g}, {res['n_tokens']} tokens, "
+        f"perplexity {res['perplexity']:.2f})"
+    )
     return 0
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
     opened = _open(args)
-    _draw(opened, {"attention_heatmaps", "attention_tokens", "attention_blocks", "attention"},
-          opened.run.command("attention", prompt=args.prompt, word=args.word), prompt=args.prompt, word=args.word)
+    _draw(
+        opened,
+        {"attention_heatmaps", "attention_tokens", "attention_blocks", "attention"},
+        opened.run.command("attention", prompt=args.prompt, word=args.word),
+        prompt=args.prompt,
+        word=args.word,
+    )
     res = opened.attention(args.prompt, args.word)
     att = res["att"]
     print(f"sentence: {res['sentence']!r}; predicting word {args.word}: {res['next']!r}")

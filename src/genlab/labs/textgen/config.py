@@ -17,11 +17,11 @@ SAMPLE_PROMPTS = ("Alice was beginning", "The Queen said", "'Off with")
 
 @dataclass
 class TextgenConfig(TrainConfig):
-    corpus: str = param("alice", "text to train on: alice, shakespeare, sample (built in), or text (with "
-                        "text=PATH)", choices=CORPORA)
+    corpus: str = param(
+        "alice", "text to train on: alice, shakespeare, sample (built in), or text (with text=PATH)", choices=CORPORA
+    )
     text: str = param("", "path of a UTF-8 text file, used when corpus=text")
-    tokenizer: str = param("bpe", "gpt2 (tiktoken, 50257), bpe (trained on the corpus) or char",
-                           choices=TOKENIZERS)
+    tokenizer: str = param("bpe", "gpt2 (tiktoken, 50257), bpe (trained on the corpus) or char", choices=TOKENIZERS)
     bpe_vocab: int = param(2048, "vocabulary size of the bpe tokenizer", min=260)
     n_layer: int = param(4, "transformer blocks", min=1)
     n_head: int = param(4, "attention heads per block", min=1)
@@ -63,5 +63,20 @@ QUICK = PRESETS["mini"].update(dict(steps=350, eval_every=50, warmup=30, lr=2e-3
 # The tiny demo (seconds, no fetched data): a 1-block character model on the built-in sample text, on one
 # thread (measured on a busy 2-core machine: 40 steps took 22 s on the default threads, 0.5 s on one). After
 # 150 steps the inversion reaches the target (at step 99); after 40 it does not within 500.
-TINY = QUICK.update(dict(corpus="sample", tokenizer="char", n_layer=1, n_head=2, n_embd=32, block_size=48,
-                         steps=150, batch_size=8, eval_every=50, eval_iters=2, warmup=5, lr=3e-3, threads=1))
+TINY = QUICK.update(
+    dict(
+        corpus="sample",
+        tokenizer="char",
+        n_layer=1,
+        n_head=2,
+        n_embd=32,
+        block_size=48,
+        steps=150,
+        batch_size=8,
+        eval_every=50,
+        eval_iters=2,
+        warmup=5,
+        lr=3e-3,
+        threads=1,
+    )
+)

@@ -32,12 +32,20 @@ LAB = "textgen"
 
 
 def model_config(cfg: TextgenConfig, vocab_size: int) -> GPTConfig:
-    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+    return GPTConfig(
+        vocab_size=vocab_size,
+        block_size=cfg.block_size,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        dropout=cfg.dropout,
+        bias=cfg.bias,
+    )
 
 
-def prepare_data(cfg: TextgenConfig, folder: Path | None = None,
-                 device: torch.device | str = "cpu") -> tuple[Tokenizer, TokenData]:
+def prepare_data(
+    cfg: TextgenConfig, folder: Path | None = None, device: torch.device | str = "cpu"
+) -> tuple[Tokenizer, TokenData]:
     """Load the corpus, build (and save in ``folder``) the tokenizer, and split the tokens 90/10."""
     text = load_corpus(cfg.corpus, cfg.text or None)
     tok = build_tokenizer(cfg.tokenizer, text, vocab_size=cfg.bpe_vocab)
@@ -57,8 +65,16 @@ def estimate_loss(model: GPT, data: TokenData, cfg: TextgenConfig, seed: int = 1
     return out
 
 
-def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = None, resume: bool = False,
-          device: str = "auto", quiet: bool = False, run: Run | None = None) -> Run:
+def train(
+    cfg: TextgenConfig,
+    *,
+    root: str | Path = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    quiet: bool = False,
+    run: Run | None = None,
+) -> Run:
     """Train a GPT on ``cfg.corpus`` into a run folder (checkpoint, metrics, tokenizer, summary).
 
     ``run``: an already created run folder to train in (the demo's ``reuse_or_create``) instead of
@@ -69,35 +85,59 @@ def train(cfg: TextgenConfig, *, root: str | Path = "runs", name: str | None = N
     seed_everything(cfg.seed)
     tok, data = prepare_data(cfg, run.path, dev)
     model = GPT(model_config(cfg, tok.vocab_size))
-    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay,
-                         betas=(0.9, 0.95))
+    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup, 0.1 if cfg.cosine else 1.0)
     if not quiet:
-        print(f"textgen: {model.num_params() / 1e6:.2f}M parameters, {cfg.tokenizer} tokenizer "
-              f"(vocabulary {tok.vocab_size}), {len(data.train)} train / {len(data.val)} validation tokens "
-              f"on {dev}; run folder {run.path}", file=sys.stderr)
-    res = fit(run, model, opt, lambda m, batch: {"loss": m(*batch)[1]},
-              lambda step: data.batch("train", cfg.batch_size), cfg=cfg, device=dev, scheduler=sched,
-              eval_fn=lambda m: estimate_loss(m, data, cfg), best_key="val_loss", resume=resume, quiet=quiet,
-              desc="textgen train")
+        print(
+            f"textgen: {model.num_params() / 1e6:.2f}M parameters, {cfg.tokenizer} tokenizer "
+            f"(vocabulary {tok.vocab_size}), {len(data.train)} train / {len(data.val)} validation tokens "
+            f"on {dev}; run folder {run.path}",
+            file=sys.stderr,
+        )
+    res = fit(
+        run,
+        model,
+        opt,
+        lambda m, batch: {"loss": m(*batch)[1]},
+        lambda step: data.batch("train", cfg.batch_size),
+        cfg=cfg,
+        device=dev,
+        scheduler=sched,
+        eval_fn=lambda m: estimate_loss(m, data, cfg),
+        best_key="val_loss",
+        resume=resume,
+        quiet=quiet,
+        desc="textgen train",
+    )
     model.eval()
     final = estimate_loss(model, data, cfg)
     tokens = (res.step - (res.resumed_from or 0)) * cfg.batch_size * cfg.block_size
-    run.update_summary({
-        "params_M": round(model.num_params() / 1e6, 3), "tokenizer": cfg.tokenizer,
-        "vocab_size": tok.vocab_size,
-        "steps": res.step, "train_seconds": round(res.seconds, 1), "stopped_by_time": res.stopped_by_time,
-        "tokens_per_s": round(tokens / max(res.seconds, 1e-9)), "val_loss": round(final["val_loss"], 4),
-        "train_loss": round(final["train_eval_loss"], 4),
-        "val_perplexity": round(math.exp(final["val_loss"]), 2),
-        "device": str(dev)})
+    run.update_summary(
+        {
+            "params_M": round(model.num_params() / 1e6, 3),
+            "tokenizer": cfg.tokenizer,
+            "vocab_size": tok.vocab_size,
+            "steps": res.step,
+            "train_seconds": round(res.seconds, 1),
+            "stopped_by_time": res.stopped_by_time,
+            "tokens_per_s": round(tokens / max(res.seconds, 1e-9)),
+            "val_loss": round(final["val_loss"], 4),
+            "train_loss": round(final["train_eval_loss"], 4),
+            "val_perplexity": round(math.exp(final["val_loss"]), 2),
+            "device": str(dev),
+        }
+    )
     if not quiet:
-        print(f"textgen: validation loss {final['val_loss']:.3f} after {res.step} steps "
-              f"({res.seconds:.0f} s); run folder {run.path}", file=sys.stderr)
+        print(
+            f"textgen: validation loss {final['val_loss']:.3f} after {res.step} steps "
+            f"({res.seconds:.0f} s); run folder {run.path}",
+            file=sys.stderr,
+        )
     return run
 
 
 # ------------------------------------------------------------------------------------------ an opened run
+
 
 @dataclass
 class Opened:
@@ -128,15 +168,20 @@ class Opened:
                 text = generate(self.model, self.tok, p, n_tokens, greedy=True)
                 rows.append({"prompt": p, "decoding": "greedy", "text": text})
                 for seed in (0, 1):
-                    rows.append({"prompt": p, "decoding": f"T=0.8 top-k 40 seed {seed}",
-                                 "text": generate(self.model, self.tok, p, n_tokens, temperature=0.8, top_k=40,
-                                                  seed=seed)})
+                    rows.append(
+                        {
+                            "prompt": p,
+                            "decoding": f"T=0.8 top-k 40 seed {seed}",
+                            "text": generate(self.model, self.tok, p, n_tokens, temperature=0.8, top_k=40, seed=seed),
+                        }
+                    )
             return rows
 
         return self._once(("samples", tuple(prompts), n_tokens), make)
 
-    def scored(self, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0,
-               text: str | None = None) -> dict[str, Any]:
+    def scored(
+        self, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0, text: str | None = None
+    ) -> dict[str, Any]:
         """Score ``text`` after ``prompt`` (default: a sampled continuation of it); the text is in ``"text"``."""
 
         def make() -> dict[str, Any]:
@@ -148,14 +193,15 @@ class Opened:
         return self._once(("score", prompt, n_tokens, seed, text), make)
 
     def attention(self, prompt: str = ATTENTION_PROMPT, word: int = 12) -> dict[str, Any]:
-        return self._once(("attention", prompt, word),
-                          lambda: attention_at_word(self.model, self.tok, prompt, word))
+        return self._once(("attention", prompt, word), lambda: attention_at_word(self.model, self.tok, prompt, word))
 
-    def inversion(self, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5,
-                  seed: int = 0) -> dict[str, Any]:
-        return self._once(("inversion", target, lr, steps, every, seed),
-                          lambda: invert(self.model, self.tok, target, lr=lr, steps=steps, every=every,
-                                         seed=seed, quiet=self.quiet))
+    def inversion(
+        self, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5, seed: int = 0
+    ) -> dict[str, Any]:
+        return self._once(
+            ("inversion", target, lr, steps, every, seed),
+            lambda: invert(self.model, self.tok, target, lr=lr, steps=steps, every=every, seed=seed, quiet=self.quiet),
+        )
 
 
 def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -> Opened:
@@ -172,8 +218,16 @@ def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -
 
 # ----------------------------------------------------------------------------------------------------- demo
 
-def demo(root: str | Path = "runs", *, quick: bool = True, device: str = "auto", quiet: bool = False,
-         reuse: bool = True, tiny: bool = False) -> list[Run]:
+
+def demo(
+    root: str | Path = "runs",
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
     """Train (or reuse) the lab's run and write every figure.
 
     quick: the ``mini`` model (4 blocks, 128 wide) with a 1024-token BPE learned on Alice, 350 steps. A BPE of
@@ -204,12 +258,23 @@ def key_metrics(runs: list[Run]) -> list[dict]:
     for run in runs:
         s = run.read_summary()
         if "val_loss" in s:
-            rows.append({"metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
-                         "value": s["val_loss"], "reference": ""})
+            rows.append(
+                {
+                    "metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
+                    "value": s["val_loss"],
+                    "reference": "",
+                }
+            )
         if s.get("inversion_match_step") is not None:
-            rows.append({"metric": "inversion: Adam steps to an exact match", "value": s["inversion_match_step"],
-                         "reference": "79 (GPT-2 small)"})
+            rows.append(
+                {
+                    "metric": "inversion: Adam steps to an exact match",
+                    "value": s["inversion_match_step"],
+                    "reference": "79 (GPT-2 small)",
+                }
+            )
         if "attention_row_sum_max_error" in s:
-            rows.append({"metric": "attention rows: max |sum - 1|", "value": s["attention_row_sum_max_error"],
-                         "reference": "0"})
+            rows.append(
+                {"metric": "attention rows: max |sum - 1|", "value": s["attention_row_sum_max_error"], "reference": "0"}
+            )
     return rows

@@ -20,19 +20,27 @@ warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 @figure("loss")
 def fig_loss(opened: Opened) -> Drawn:
     metrics = opened.run.read_metrics()
-    fig = plots.loss_curves(metrics, ["loss", "val_loss"], title="GPT training: cross-entropy per token",
-                            names={"loss": "train (each step's batch)", "val_loss": "validation (last 10%)"})
+    fig = plots.loss_curves(
+        metrics,
+        ["loss", "val_loss"],
+        title="GPT training: cross-entropy per token",
+        names={"loss": "train (each step's batch)", "val_loss": "validation (last 10%)"},
+    )
     ax = fig.axes[0]
     ax.set_ylabel("cross-entropy (nats / token)")
     val = [(r["step"], r["val_loss"]) for r in metrics if "val_loss" in r]
     if val:
         ax.plot(*zip(*val), "o", color=plots.PALETTE[1], markersize=3)
         ax.annotate(f"val {val[-1][1]:.3f}", val[-1], textcoords="offset points", xytext=(-30, 8), fontsize=8)
-    return Drawn(fig, "Training loss (each step's batch, smoothed) and validation loss (last 10% of the text) "
-                 "per token.", data={"val": val})
+    return Drawn(
+        fig,
+        "Training loss (each step's batch, smoothed) and validation loss (last 10% of the text) per token.",
+        data={"val": val},
+    )
 
 
 # ------------------------------------------------------------------------------------------------ samples
+
 
 @figure("samples")
 def fig_samples(opened: Opened, prompts: Sequence[str] = SAMPLE_PROMPTS, n_tokens: int = 48) -> Drawn:
@@ -52,35 +60,48 @@ def fig_samples(opened: Opened, prompts: Sequence[str] = SAMPLE_PROMPTS, n_token
 @table("samples")
 def table_samples(opened: Opened, prompts: Sequence[str] = SAMPLE_PROMPTS, n_tokens: int = 48) -> Drawn:
     rows = opened.samples(prompts, n_tokens)
-    return Drawn(rows=[{**r, "text": r["text"].replace("\n", " ")} for r in rows],
-                 caption="Continuations of three prompts: greedy and sampled.")
+    return Drawn(
+        rows=[{**r, "text": r["text"].replace("\n", " ")} for r in rows],
+        caption="Continuations of three prompts: greedy and sampled.",
+    )
 
 
 # -------------------------------------------------------------------------------------------------- score
 
+
 @figure("score")
-def fig_score(opened: Opened, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0,
-              text: str | None = None) -> Drawn:
+def fig_score(
+    opened: Opened, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0, text: str | None = None
+) -> Drawn:
     """A sampled sentence (or ``text``) and its log-probability as the sum of per-token values."""
     res = opened.scored(prompt, n_tokens, seed, text)
     rows = res["rows"]
     fig, ax = plots.figure(size=(max(6, 0.45 * len(rows) + 2), 3.6))
     ax.bar(range(len(rows)), [r["logprob"] for r in rows], color=plots.PALETTE[0])
-    ax.set_xticks(range(len(rows)), [repr(r["token"])[1:-1] for r in rows], rotation=60, ha="right",
-                  family="monospace", fontsize=8)
+    ax.set_xticks(
+        range(len(rows)),
+        [repr(r["token"])[1:-1] for r in rows],
+        rotation=60,
+        ha="right",
+        family="monospace",
+        fontsize=8,
+    )
     ax.set_ylabel("log p(token | context)")
     ax.set_title(f"log p = {res['logprob']:.2f} (p = {res['prob']:.3g}) over {len(rows)} tokens")
     ax.set_xlabel(textwrap.shorten(repr(prompt + res["text"]), 110), family="monospace", fontsize=8)
     numbers = {k: res[k] for k in ("logprob", "prob", "n_tokens")}
-    return Drawn(fig, "Per-token log-probabilities of a sampled continuation; the title's total is their sum.",
-                 data={"prompt": prompt, "text": res["text"], **numbers, "tokens": rows},
-                 summary={"score_logprob": round(res["logprob"], 3), "score_prob": res["prob"],
-                          "score_tokens": res["n_tokens"]})
+    return Drawn(
+        fig,
+        "Per-token log-probabilities of a sampled continuation; the title's total is their sum.",
+        data={"prompt": prompt, "text": res["text"], **numbers, "tokens": rows},
+        summary={"score_logprob": round(res["logprob"], 3), "score_prob": res["prob"], "score_tokens": res["n_tokens"]},
+    )
 
 
 @table("score")
-def table_score(opened: Opened, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0,
-                text: str | None = None) -> Drawn:
+def table_score(
+    opened: Opened, prompt: str = "Alice", n_tokens: int = 15, seed: int = 0, text: str | None = None
+) -> Drawn:
     res = opened.scored(prompt, n_tokens, seed, text)
     rows = [{**r, "token": repr(r["token"])} for r in res["rows"]]
     rows.append({"i": "sum", "token": "", "logprob": res["logprob"], "prob": res["prob"]})
@@ -89,11 +110,14 @@ def table_score(opened: Opened, prompt: str = "Alice", n_tokens: int = 15, seed:
 
 # ---------------------------------------------------------------------------------------------- attention
 
+
 def _attention(opened: Opened, prompt: str, word: int) -> tuple[dict, np.ndarray, list[str], str]:
     """The attention result, its (blocks, T, T) array, the tokens as tick labels, and the shared caption."""
     res = opened.attention(prompt, word)
-    caption = (f"Prediction of word {word} ({res['next']!r}) after {len(res['tokens'])} tokens; sentence: "
-               f"{res['sentence']!r}. Attention is averaged over heads.")
+    caption = (
+        f"Prediction of word {word} ({res['next']!r}) after {len(res['tokens'])} tokens; sentence: "
+        f"{res['sentence']!r}. Attention is averaged over heads."
+    )
     return res, res["att"].numpy(), [repr(t)[1:-1] for t in res["tokens"]], caption
 
 
@@ -107,8 +131,11 @@ def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word:
         plots.attention_heatmap(ax, att[b], labels, title=f"{name} block (block {b + 1} of {L})")
         ax.axhline(T - 1.5, color="cyan", lw=0.8)
     fig.suptitle(f"Causal self-attention, averaged over heads (bottom row predicts {res['next']!r})")
-    return Drawn(fig, caption + " Rows are queries; the last row (below the cyan line) is the prediction of the "
-                 "next word.", data={"tokens": res["tokens"], "first": att[0].tolist(), "last": att[-1].tolist()})
+    return Drawn(
+        fig,
+        caption + " Rows are queries; the last row (below the cyan line) is the prediction of the next word.",
+        data={"tokens": res["tokens"], "first": att[0].tolist(), "last": att[-1].tolist()},
+    )
 
 
 @figure("attention_tokens", verb="attention")
@@ -118,12 +145,23 @@ def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     fig, axes = plots.figure(2, 1, size=(10, 4.2))
     for ax, b, name in ((axes[0], 0, "First"), (axes[1], len(att) - 1, "Last")):
         w = att[b, -1]
-        plots.paint_tokens(ax, res["tokens"], w, title=f"{name} block: attention from the last position "
-                           f"(sum = {w.sum():.4f}), predicting {res['next']!r}")
-    return Drawn(fig, caption + " Each token is painted by the attention the last position gives it; the sum "
-                 "over tokens is 1.",
-                 data={"tokens": res["tokens"], "first": att[0, -1].tolist(), "last": att[-1, -1].tolist(),
-                       "first_sum": float(att[0, -1].sum()), "last_sum": float(att[-1, -1].sum())})
+        plots.paint_tokens(
+            ax,
+            res["tokens"],
+            w,
+            title=f"{name} block: attention from the last position (sum = {w.sum():.4f}), predicting {res['next']!r}",
+        )
+    return Drawn(
+        fig,
+        caption + " Each token is painted by the attention the last position gives it; the sum over tokens is 1.",
+        data={
+            "tokens": res["tokens"],
+            "first": att[0, -1].tolist(),
+            "last": att[-1, -1].tolist(),
+            "first_sum": float(att[0, -1].sum()),
+            "last_sum": float(att[-1, -1].sum()),
+        },
+    )
 
 
 @figure("attention_blocks", verb="attention")
@@ -133,8 +171,13 @@ def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     L, T = att.shape[0], len(labels)
     fig, axes = plots.figure(1, 2, size=(12, 0.35 * L + 3), gridspec_kw={"width_ratios": [3, 1]})
     last_rows = att[:, -1, :]
-    plots.attention_heatmap(axes[0], last_rows, labels, [f"block {b + 1}" for b in range(L)],
-                            title=f"Attention from the last position, per block (predicting {res['next']!r})")
+    plots.attention_heatmap(
+        axes[0],
+        last_rows,
+        labels,
+        [f"block {b + 1}" for b in range(L)],
+        title=f"Attention from the last position, per block (predicting {res['next']!r})",
+    )
     axes[0].set_ylabel("")
     entropy = -(last_rows * np.log(np.clip(last_rows, 1e-12, None))).sum(-1)
     axes[1].barh(range(L), np.exp(entropy), color=plots.PALETTE[2])
@@ -143,29 +186,46 @@ def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     axes[1].set_xlabel("effective tokens attended\nexp(entropy)")
     axes[1].set_title("Spread")
     row_sums = res["row_sums"].numpy()
-    return Drawn(fig, caption + " Left: each block's attention from the last position. Right: exp(entropy), the "
-                 f"effective number of tokens attended (1 = one token, {T} = uniform). Every row of every block "
-                 f"sums to 1 (max |sum-1| = {np.abs(row_sums - 1).max():.1e}).",
-                 data={"tokens": res["tokens"], "last_rows": last_rows.tolist(), "effective_tokens": np.exp(entropy),
-                       "row_sums": row_sums.tolist()})
+    return Drawn(
+        fig,
+        caption + " Left: each block's attention from the last position. Right: exp(entropy), the "
+        f"effective number of tokens attended (1 = one token, {T} = uniform). Every row of every block "
+        f"sums to 1 (max |sum-1| = {np.abs(row_sums - 1).max():.1e}).",
+        data={
+            "tokens": res["tokens"],
+            "last_rows": last_rows.tolist(),
+            "effective_tokens": np.exp(entropy),
+            "row_sums": row_sums.tolist(),
+        },
+    )
 
 
 @table("attention", verb="attention")
 def table_attention(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 12) -> Drawn:
     res, att, _, caption = _attention(opened, prompt, word)
-    rows = [{"token": repr(t), "first_block": float(att[0, -1, i]), "last_block": float(att[-1, -1, i])}
-            for i, t in enumerate(res["tokens"])]
+    rows = [
+        {"token": repr(t), "first_block": float(att[0, -1, i]), "last_block": float(att[-1, -1, i])}
+        for i, t in enumerate(res["tokens"])
+    ]
     rows.append({"token": "sum", "first_block": float(att[0, -1].sum()), "last_block": float(att[-1, -1].sum())})
-    return Drawn(rows=rows, caption=caption,
-                 summary={"attention_sentence": res["sentence"], "attention_next": res["next"],
-                          "attention_row_sum_max_error": float(np.abs(res["row_sums"].numpy() - 1).max())})
+    return Drawn(
+        rows=rows,
+        caption=caption,
+        summary={
+            "attention_sentence": res["sentence"],
+            "attention_next": res["next"],
+            "attention_row_sum_max_error": float(np.abs(res["row_sums"].numpy() - 1).max()),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- inversion
 
+
 @figure("inversion", verb="invert")
-def fig_inversion(opened: Opened, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500,
-                  every: int = 5, seed: int = 0) -> Drawn:
+def fig_inversion(
+    opened: Opened, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5, seed: int = 0
+) -> Drawn:
     """The cross-entropy to the target while the input embeddings are optimised (the model frozen)."""
     res = opened.inversion(target, lr, steps, every, seed)
     fig, ax = plots.figure(size=(7, 3.8))
@@ -176,20 +236,35 @@ def fig_inversion(opened: Opened, target: str = INVERSION_TARGET, lr: float = 0.
     m = res["matched_step"]
     if m is not None:
         ax.axvline(m, color=plots.PALETTE[3], ls="--", lw=1)
-        ax.annotate(f"exact match at step {m}", (m, res["losses"][min(m, len(res['losses']) - 1)]),
-                    textcoords="offset points", xytext=(6, 14), color=plots.PALETTE[3], fontsize=9)
+        ax.annotate(
+            f"exact match at step {m}",
+            (m, res["losses"][min(m, len(res["losses"]) - 1)]),
+            textcoords="offset points",
+            xytext=(6, 14),
+            color=plots.PALETTE[3],
+            fontsize=9,
+        )
     ax.set_title(f"Inverting the frozen model: {target!r} ({res['n_tokens']} tokens)")
     outcome = f"exact match after {m} steps." if m is not None else f"no exact match in {steps} steps."
-    return Drawn(fig, f"Optimising a (1, {res['n_tokens']}, {opened.model.config.n_embd}) input in place of the "
-                 f"token embeddings (Adam lr {lr}) until every position's arg-max is the target; " + outcome,
-                 data={k: v for k, v in res.items() if k != "embeds"},
-                 summary={"inversion_target": target, "inversion_match_step": m,
-                          "inversion_final_loss": round(res["losses"][-1], 4)})
+    return Drawn(
+        fig,
+        f"Optimising a (1, {res['n_tokens']}, {opened.model.config.n_embd}) input in place of the "
+        f"token embeddings (Adam lr {lr}) until every position's arg-max is the target; " + outcome,
+        data={k: v for k, v in res.items() if k != "embeds"},
+        summary={
+            "inversion_target": target,
+            "inversion_match_step": m,
+            "inversion_final_loss": round(res["losses"][-1], 4),
+        },
+    )
 
 
 @table("inversion", verb="invert")
-def table_inversion(opened: Opened, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500,
-                    every: int = 5, seed: int = 0) -> Drawn:
+def table_inversion(
+    opened: Opened, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5, seed: int = 0
+) -> Drawn:
     res = opened.inversion(target, lr, steps, every, seed)
-    return Drawn(rows=[{**r, "decoded": repr(r["decoded"])} for r in res["decoded"]],
-                 caption=f"Greedy decode of the optimised input every {every} steps (target {target!r}).")
+    return Drawn(
+        rows=[{**r, "decoded": repr(r["decoded"])} for r in res["decoded"]],
+        caption=f"Greedy decode of the optimised input every {every} steps (target {target!r}).",
+    )
