@@ -220,3 +220,13 @@ def test_latent_space_trains_an_autoencoder_stage_and_decodes_samples(tmp_path):
     c = o.cond.of_prompts(["a 3", "a 4"], o.device)
     x, res = core.generate(o, c, 2, guidance=2.0, steps=2, trajectory=True)
     assert x.shape == (2, 1, 32, 32) and res.x.shape == (2, 8) and float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_guidance_scale_changes_samples_beyond_one(tiny_run):
+    o = core.open_run(tiny_run, torch.device("cpu"))
+    c = o.cond.of_prompts(["a handwritten 3"] * 3, o.device)
+    assert c.drop is None
+    x1, x2 = (core.generate(o, c, 3, guidance=w, seed=1) for w in (1.0, 3.0))
+    assert not torch.allclose(x1, x2)
+    both = c.cat(c.dropped(torch.ones(3, dtype=torch.bool)))
+    assert both.drop.tolist() == [False] * 3 + [True] * 3

@@ -49,9 +49,16 @@ class Cond:
         return Cond(*(None if v is None else v[idx] for v in (self.vec, self.tokens, self.mask, self.drop)))
 
     def cat(self, other: Cond) -> Cond:
-        return Cond(*(None if a is None else torch.cat([a, b]) for a, b in
-                      zip((self.vec, self.tokens, self.mask, self.drop),
-                          (other.vec, other.tokens, other.mask, other.drop))))
+        """Both batches in one (a missing ``drop`` counts as all False)."""
+        a, b = self.with_drop(), other.with_drop()
+        return Cond(*(None if u is None else torch.cat([u, v]) for u, v in
+                      zip((a.vec, a.tokens, a.mask, a.drop), (b.vec, b.tokens, b.mask, b.drop))))
+
+    def with_drop(self) -> Cond:
+        if self.drop is not None:
+            return self
+        ref = self.vec if self.vec is not None else self.tokens
+        return Cond(self.vec, self.tokens, self.mask, torch.zeros(len(self), dtype=torch.bool, device=ref.device))
 
     def dropped(self, drop: torch.Tensor) -> Cond:
         """The same condition with ``drop`` (or-ed with any existing drop flags)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,23 @@ def schedule_of(cfg: ImageDiffConfig) -> Schedule:
     return make_schedule(cfg.schedule, T=cfg.T)
 
 
+def budget_cosine(cfg: ImageDiffConfig):
+    """Learning-rate factor: linear warm-up, then cosine decay to 10% over the steps *or* the time budget
+    (``max_seconds``), whichever runs out first, so a time-limited run still ends at a low rate. (With a
+    binding time budget the schedule depends on the machine's speed, like the number of steps reached.)"""
+    t0 = time.perf_counter()
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        done = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        if cfg.max_seconds:
+            done = max(done, (time.perf_counter() - t0) / cfg.max_seconds)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
+
+    return factor
+
+
 def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool = False,
           resume: bool = False) -> nn.Module:
     """Train the denoiser: a random image (or its code), a random training phrasing of its class, prompt
@@ -176,7 +194,7 @@ def train(run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool =
         return {"loss": ((m(xt, t, c).float() - target(cfg.prediction, schedule, x0, eps, t)) ** 2).mean()}
 
     opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=1e-4)
-    sched = warmup_cosine(opt, cfg.steps, cfg.warmup)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, budget_cosine(cfg))
     res = fit(run, model, opt, step_fn, batches, cfg=cfg, device=device, scheduler=sched, quiet=quiet,
               resume=resume, desc="unet")
     run.update_summary({"train_steps_done": res.step, "train_seconds": round(res.seconds, 1),
