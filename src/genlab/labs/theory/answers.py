@@ -131,6 +131,19 @@ ANSWERS: tuple[Answer, ...] = (
 
 GENERATIVE = (
     Answer(
+        "diffusion_positions",
+        "Generative models",
+        "Why do image diffusion models need positional information in 2D?",
+        "Because what belongs at a pixel depends on where the pixel is, and convolutions cannot tell: a "
+        "denoiser with no position information generates blobs anywhere, while the same denoiser given each "
+        "pixel's row and column puts them where the data has them (figure diffusion_positions). A convolution "
+        "applies the same weights at every place, and the start noise is the same everywhere, so without a "
+        "position signal the samples' distribution is shift-invariant. Zero padding leaks a little position near "
+        "the border; U-Nets also downsample until the border is everywhere. Their attention layers flatten "
+        "the image into a sequence, so an encoding of the flat index alone would call a pixel's right neighbour "
+        "close and its lower neighbour W steps away: the position must be given as (row, column).",
+    ),
+    Answer(
         "gan_pairing",
         "Generative models",
         "A GAN, a CycleGAN and a conditional GAN map domain A to B: which can learn the pairing, from what data?",

@@ -12,6 +12,7 @@ from genlab.labs import Drawn, figure, table
 from genlab.labs.theory import evidence as _evidence  # noqa: F401  (registers the experiments)
 from genlab.labs.theory import gans as _gans  # noqa: F401
 from genlab.labs.theory import imitation as _imitation  # noqa: F401
+from genlab.labs.theory import positions as _positions  # noqa: F401
 from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, GENERATIVE, TEXT_TO_IMAGE
 from genlab.labs.theory.core import EVIDENCE, TASKS, VARIANTS, Theory
 
@@ -310,4 +311,19 @@ def fig_attention_imitation(th: Theory) -> Drawn:
         _caption("attention_imitation", ev, note),
         data={"rows": ev["rows"]},
         summary=_check("attention_imitation", ev),
+    )
+
+
+@figure("diffusion_positions")
+def fig_diffusion_positions(th: Theory) -> Drawn:
+    ev = th.get("diffusion_positions")
+    panels = {"training data": ev["data"], **ev["samples"]}
+    share = {r["denoiser"]: r["top_left_share"] for r in ev["rows"]}
+    fig, axes = plots.figure(len(panels), 1, size=(8.5, 1.45 * len(panels)), squeeze=False)
+    for ax, (title, imgs) in zip(axes[:, 0], panels.items()):
+        plots.show_images(ax, (imgs + 1) / 2, nrow=1, cmap="magma", value=0.45)
+        ax.set_title(title + (f": {share[title]:.0%} of samples top-left" if title in share else ""), fontsize=9)
+    fig.tight_layout()
+    return Drawn(
+        fig, _caption("diffusion_positions", ev), data={"rows": ev["rows"]}, summary=_check("diffusion_positions", ev)
     )
