@@ -41,7 +41,7 @@ class ImageDiffConfig(TrainConfig):
     prediction: str = param("v", "network target: v (alpha eps - sigma x0), eps or x0", choices=PREDICTIONS)
     schedule: str = param("vp-cosine", "VP noise schedule", choices=("vp-cosine", "vp-linear"))
     T: int = param(1000, "discrete diffusion steps of the schedule", min=1)
-    guidance: float = param(3.0, "default classifier-free guidance scale for sampling", min=0.0)
+    guidance: float = param(2.0, "default classifier-free guidance scale for sampling", min=0.0)
     sampler: str = param("ddim", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(25, "default sampling steps", min=1)
     clip_x0: bool = param(True, "clip the denoised guess x0_hat to the data range at every sampling step")
@@ -51,7 +51,7 @@ class ImageDiffConfig(TrainConfig):
     ae_steps: int = param(1500, "latent space: autoencoder steps (batch 128), trained once in stages/ae", min=0)
     latent_width: int = param(512, "latent space: width of the MLP denoiser", min=8)
     latent_depth: int = param(4, "latent space: residual blocks of the MLP denoiser", min=1)
-    judge_steps: int = param(600, "steps of the judge CNN (batch 128) trained on the real training images", min=0)
+    judge_steps: int = param(1000, "steps of the judge CNN (batch 128) trained on the real training images", min=0)
 
 
 Config = ImageDiffConfig
