@@ -4,14 +4,20 @@ Residual blocks ``x + Linear(SiLU(FiLM(LayerNorm(Linear(x)))))`` whose FiLM scal
 sinusoidal time embedding plus the condition vector (a one-hot class or a sentence embedding; a dropped
 condition uses a learned null vector), as in :class:`~genlab.nn.unet.UNet`. A code has no pixels to attend
 from, so this denoiser only has the pooled-sentence path; the output layer starts at zero.
+
+:class:`Space` is where a diffusion model works: pixels scaled to [-1, 1], or an autoencoder's codes with each
+coordinate standardised over the training set (decoded back to images in [0, 1]).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.nn.autoencoder import ConvAutoencoder, encode_all
 from genlab.nn.unet import Cond, timestep_embedding
 
 
@@ -57,3 +63,28 @@ class CodeDenoiser(nn.Module):
         for block in self.blocks:
             h = block(h, e)
         return self.out(F.silu(self.norm(h)))
+
+
+@dataclass
+class Space:
+    """Where diffusion runs: ``pixel`` (images scaled to [-1, 1]) or ``latent`` (autoencoder codes, each
+    coordinate standardised over the training set)."""
+
+    kind: str
+    ae: ConvAutoencoder | None = None
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ae is None:
+            return x * 2 - 1
+        return (encode_all(self.ae.encoder, x) - self.mean) / self.std
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Model-space tensors -> images in [0, 1] (on the CPU)."""
+        if self.ae is None:
+            return ((z.clamp(-1, 1) + 1) / 2).cpu()
+        return torch.cat([self.ae.decode(z[i:i + 1000] * self.std + self.mean).cpu()
+                          for i in range(0, len(z), 1000)])

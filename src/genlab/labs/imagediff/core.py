@@ -20,7 +20,7 @@ from genlab.diffusion.schedules import Schedule
 from genlab.errors import ConfigError
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
 from genlab.nn.autoencoder import ConvAutoencoder, encode_all
-from genlab.nn.code_denoiser import CodeDenoiser
+from genlab.nn.code_denoiser import CodeDenoiser, Space
 from genlab.nn.gan import JudgeCNN, frechet_distance, judge_outputs
 from genlab.nn.unet import Cond, UNet
 from genlab.runs import Run, choose_device, reuse_or_create
@@ -72,31 +72,6 @@ def conditioner(cfg: ImageDiffConfig, num_classes: int) -> Conditioner:
 
 
 # ---------------------------------------------------------------------------------------------- spaces
-
-@dataclass
-class Space:
-    """Where diffusion runs: ``pixel`` (images scaled to [-1, 1]) or ``latent`` (autoencoder codes, each
-    coordinate standardised over the training set)."""
-
-    kind: str
-    ae: ConvAutoencoder | None = None
-    mean: torch.Tensor | None = None
-    std: torch.Tensor | None = None
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if self.ae is None:
-            return x * 2 - 1
-        return (encode_all(self.ae.encoder, x) - self.mean) / self.std
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Model-space tensors -> images in [0, 1] (on the CPU)."""
-        if self.ae is None:
-            return ((z.clamp(-1, 1) + 1) / 2).cpu()
-        return torch.cat([self.ae.decode(z[i:i + 1000] * self.std + self.mean).cpu()
-                          for i in range(0, len(z), 1000)])
-
 
 def make_space(run: Run, cfg: ImageDiffConfig, data: ImageData, *, device: torch.device,
                quiet: bool = True) -> Space:
