@@ -110,3 +110,21 @@ def test_prepare_is_cached_and_long_sequences_end_in_the_review_they_are_labelle
     assert ids.shape == (2, 20)
     last = torch.randperm(15, generator=torch.Generator().manual_seed(0))[2]  # 3 reviews of 8 words reach 20
     assert torch.equal(ids[0, -8:], p.train_ids[last, :8]) and y[0] == p.train_y[last]
+
+
+def rows(ids):
+    return {tuple(r.tolist()) for r in ids}
+
+
+def test_train_batches_cover_each_epoch_once_and_test_batches_cycle(tmp_path):
+    path = str(rv.write_tiny_reviews(tmp_path / "reviews.csv", n=20))
+    p = rv.prepare(path, n_train=12, embeddings="learned", min_count=1)
+    epoch = [rv.train_batch(p, step, batch_size=4, seed=3) for step in (1, 2, 3)]
+    assert all(x.shape == (4, 8) and m.all() and len(y) == 4 for x, m, y in epoch)
+    assert set().union(*(rows(x) for x, _, _ in epoch)) == rows(p.train_ids)  # one epoch: every review once
+    again = rv.train_batch(p, 2, batch_size=4, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(again, epoch[1]))  # seeded, not the global RNG
+    assert not torch.equal(rv.train_batch(p, 4, batch_size=4, seed=3)[0], epoch[0][0])  # epoch 2: a new order
+    first, second, wrapped = (rv.test_batch(p, k, batch_size=4) for k in (0, 1, 2))  # 8 test reviews: 2 batches
+    assert all(torch.equal(a, b) for a, b in zip(first, wrapped))
+    assert rows(first[0]) | rows(second[0]) == rows(p.test_ids)

@@ -168,3 +168,35 @@ def test_frozen_embeddings_are_not_trained_nor_saved():
     assert all(p.data_ptr() != table.data_ptr() for p in model.parameters())
     out = model(torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.bool))
     assert out.shape == (1, 2)
+
+
+def test_build_classifier_loss_and_scores(tmp_path):
+    from types import SimpleNamespace
+
+    from genlab.data import reviews as rv
+    from genlab.nn.sentiment_models import (
+        baseline_scores,
+        build_classifier,
+        loss_and_accuracy,
+        prepared_scores,
+        tfidf_baseline,
+    )
+
+    path = str(rv.write_tiny_reviews(tmp_path / "reviews.csv", n=40))
+    data = rv.prepare(path, n_train=30, embeddings="learned", min_count=1)
+    settings = dict(embeddings="learned", embed_dim=6, hidden=5, layers=1, activation="tanh", tbptt=0)
+    kinds = {"rnn": RecurrentClassifier, "gru": RecurrentClassifier, "mlp": TokenMLP, "attention": AttentionMLP}
+    for name, cls in kinds.items():
+        cfg = SimpleNamespace(model=name, reset_after=False, widths=(4,), window=2, **settings)
+        model = build_classifier(cfg, data.vocab)
+        assert type(model) is cls and model.embed.dim == 6
+        x, m, y = rv.train_batch(data, 1, batch_size=8)
+        out = loss_and_accuracy(model, (x, m, y))
+        logits = model(x, m)
+        assert torch.isclose(out["loss"], nn.functional.cross_entropy(logits, y))
+        assert out["acc"] == (logits.argmax(-1) == y).float().mean()
+        s = prepared_scores(model, data)
+        assert set(s) == {f"{p}_{k}" for p in ("train", "test") for k in ("acc", "f1", "auc")}
+        assert all(0 <= v <= 1 for v in s.values())
+    assert baseline_scores(path, 30) is baseline_scores(path, 30)  # once per process
+    assert baseline_scores(path, 30) == tfidf_baseline(rv.load_reviews(path, 30))

@@ -20,8 +20,9 @@ parquet file whose single string column ``index`` holds the word of each row. To
 vocabulary is instead the training set's words (those seen at least ``min_count`` times).
 
 :func:`prepare` does all of it (read, clean, build the vocabulary, encode, drop empty reviews) once per process
-for each setting; :func:`write_tiny_reviews` writes a small generated review set in the Kaggle format, for
-tests and the tiny demo (no fetched data).
+for each setting; :func:`train_batch` and :func:`test_batch` draw the batches a model trains and is scored on
+(seeded, independent of the global RNG); :func:`write_tiny_reviews` writes a small generated review set in the
+Kaggle format, for tests and the tiny demo (no fetched data).
 """
 
 from __future__ import annotations
@@ -293,6 +294,29 @@ def prepare(
     )
     _PREPARED[key] = p
     return p
+
+
+def _shuffled_batch(ids: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, seed: int, k: int, size: int):
+    perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))
+    idx = perm[k * size : (k + 1) * size]
+    x, m = batch_of(ids, lengths, idx)
+    return x, m, y[idx]
+
+
+def train_batch(
+    data: Prepared, step: int, batch_size: int = 32, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training batch ``(ids, mask, labels)`` of ``step`` (from 1): epoch after epoch, the training reviews
+    in an order drawn afresh for each epoch (from ``seed * 100003 + epoch``, not the global RNG)."""
+    epoch, i = divmod(step - 1, max(1, len(data.train_ids) // batch_size))
+    return _shuffled_batch(data.train_ids, data.train_len, data.train_y, seed * 100003 + epoch, i, batch_size)
+
+
+def test_batch(data: Prepared, k: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k``-th test batch ``(ids, mask, labels)`` of one fixed shuffled order of the test reviews (cycling
+    through it): what the curves score every ``eval_every`` steps."""
+    k = k % max(1, len(data.test_ids) // batch_size)
+    return _shuffled_batch(data.test_ids, data.test_len, data.test_y, 12345, k, batch_size)
 
 
 def long_sequences(

@@ -13,13 +13,16 @@ and padding; kept out of the checkpoint, since they are the fetched file) or a l
   (:class:`~genlab.nn.attention.RestrictedSelfAttention`), then the token-wise MLP reads the attention output,
   so a word's sub-score can depend on its context ("not good").
 
-Beside them: :func:`predict_proba` (P(positive) of many reviews), :func:`scores` (accuracy, F1, ROC-AUC),
-:func:`explain_review` (a token-wise model's per-word sub-scores of one review) and :func:`tfidf_baseline`, the
-TF-IDF + logistic-regression reference every model is compared with.
+Beside them: :func:`build_classifier` (any of the four from a config's settings), :func:`loss_and_accuracy`
+(the training step), :func:`predict_proba` (P(positive) of many reviews), :func:`scores` (accuracy, F1, ROC-AUC)
+and :func:`prepared_scores` (all of them on a prepared split), :func:`explain_review` (a token-wise model's
+per-word sub-scores of one review) and :func:`tfidf_baseline`, the TF-IDF + logistic-regression reference every
+model is compared with (:func:`baseline_scores`: once per process and split).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -130,6 +133,28 @@ class AttentionMLP(TokenMLP):
         return out
 
 
+def build_classifier(cfg: Any, vocab: rv.Vocab) -> nn.Module:
+    """The classifier ``cfg.model`` (rnn | gru | mlp | attention) over frozen GloVe (``cfg.embeddings ==
+    'glove'``) or learned ``cfg.embed_dim``-d embeddings. ``cfg``: any object with the sentiment settings
+    ``hidden, layers, activation, tbptt, reset_after`` (recurrent) and ``widths, window`` (mlp, attention)."""
+    if cfg.embeddings == "glove":
+        embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab))
+    else:
+        embed = WordEmbedding(vocab.size, cfg.embed_dim)
+    if cfg.model in ("rnn", "gru"):
+        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after)
+    if cfg.model == "mlp":
+        return TokenMLP(embed, tuple(cfg.widths))
+    return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths))
+
+
+def loss_and_accuracy(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """Cross-entropy (computed in float32) and accuracy of ``model`` on a batch ``(ids, mask, labels)``."""
+    x, m, y = batch
+    logits = model(x, m)
+    return {"loss": nn.functional.cross_entropy(logits.float(), y), "acc": (logits.argmax(-1) == y).float().mean()}
+
+
 # ---------------------------------------------------------------------------------- scoring and explaining
 
 
@@ -161,6 +186,21 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def train_test_scores(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     """``{train_acc, train_f1, train_auc, test_acc, ...}`` from ``(labels, P(positive))`` of both parts."""
     return {f"{part}_{k}": v for part, (y, p) in (("train", train), ("test", test)) for k, v in scores(y, p).items()}
+
+
+def prepared_scores(model: nn.Module, data: rv.Prepared, device: torch.device | str = "cpu") -> dict[str, float]:
+    """``{train,test}_{acc,f1,auc}`` of ``model`` on the whole train and test sets of ``data``."""
+    return train_test_scores(
+        (data.train_y.numpy(), predict_proba(model, data.train_ids, data.train_len, device)),
+        (data.test_y.numpy(), predict_proba(model, data.test_ids, data.test_len, device)),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def baseline_scores(csv_path: str = "", n_train: int = 30000) -> dict[str, float]:
+    """:func:`tfidf_baseline` on the split :func:`~genlab.data.reviews.load_reviews` reads for ``csv_path`` and
+    ``n_train``, computed once per process (a demo or a sweep scores many models on the same split)."""
+    return tfidf_baseline(rv.load_reviews(csv_path, n_train))
 
 
 def tfidf_baseline(split: rv.ReviewSplit) -> dict[str, float]:

@@ -8,20 +8,9 @@ from genlab.data import reviews as rv
 from genlab.errors import ConfigError, choose
 from genlab.io import check_path
 from genlab.labs.sentiment.config import EXAMPLES, LAB, PRESETS, SentimentConfig, describe_model, sweep_cells
-from genlab.labs.sentiment.core import (
-    Sweep,
-    baseline,
-    load_model,
-    open_run,
-    prepare_data,
-    run_data,
-    score,
-    sweep,
-    train,
-    write_outputs,
-)
+from genlab.labs.sentiment.core import Sweep, load_model, open_run, prepare_data, run_data, sweep, train, write_outputs
 from genlab.nn.recurrent import ACTIVATIONS
-from genlab.nn.sentiment_models import MODELS
+from genlab.nn.sentiment_models import MODELS, baseline_scores, prepared_scores
 from genlab.runs import Run, cpu_threads, markdown_table
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
 
@@ -79,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             {
                 "model": describe_model(cfg),
                 "dataset": data.split.name,
-                **{k: round(v, 4) for k, v in score(model, data, dev).items()},
+                **{k: round(v, 4) for k, v in prepared_scores(model, data, dev).items()},
             }
         ]
     if args.baseline:
@@ -87,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             {
                 "model": "TF-IDF + logistic regression",
                 "dataset": data.split.name,
-                **{k: round(v, 4) for k, v in baseline(cfg, data).items()},
+                **{k: round(v, 4) for k, v in baseline_scores(cfg.csv, cfg.n_train).items()},
             }
         )
     print(markdown_table(rows), end="")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,14 @@ from genlab.labs.sentiment.config import (
 )
 from genlab.nn.sentiment_models import (
     MODELS,
-    AttentionMLP,
-    RecurrentClassifier,
-    TokenMLP,
-    WordEmbedding,
+    baseline_scores,
+    build_classifier,
     explain_review,
-    predict_proba,
-    tfidf_baseline,
-    train_test_scores,
+    loss_and_accuracy,
+    prepared_scores,
 )
 from genlab.runs import Run, choose_device, cpu_threads, markdown_table, reuse_or_create, seed_everything
+from genlab.sweep import run_sweep
 from genlab.train import fit, load_weights, make_optimizer
 
 # --------------------------------------------------------------------------------------------- model, data
@@ -50,19 +47,6 @@ from genlab.train import fit, load_weights, make_optimizer
 def prepare_data(cfg: SentimentConfig, vocab_words: list[str] | None = None) -> rv.Prepared:
     """The reviews of ``cfg`` encoded for its vocabulary (``vocab_words``: a trained run's learned one)."""
     return rv.prepare(cfg.csv, cfg.n_train, cfg.embeddings, cfg.min_count, cfg.max_len, vocab_words)
-
-
-def build_model(cfg: SentimentConfig, vocab: rv.Vocab) -> nn.Module:
-    """The classifier of ``cfg.model`` over frozen GloVe or learned embeddings."""
-    if cfg.embeddings == "glove":
-        embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab))
-    else:
-        embed = WordEmbedding(vocab.size, cfg.embed_dim)
-    if cfg.model in ("rnn", "gru"):
-        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after)
-    if cfg.model == "mlp":
-        return TokenMLP(embed, tuple(cfg.widths))
-    return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths))
 
 
 def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module, SentimentConfig, rv.Vocab]:
@@ -75,7 +59,7 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module,
         vocab = rv.Vocab("learned", json.loads(vf.read_text()))
     else:
         vocab = rv.Vocab("glove")
-    model = build_model(cfg, vocab)
+    model = build_classifier(cfg, vocab)
     load_weights(run, model, device=device)
     model.eval()
     return model, cfg, vocab
@@ -86,24 +70,6 @@ def run_data(cfg: SentimentConfig, vocab: rv.Vocab) -> rv.Prepared:
 
 
 # ------------------------------------------------------------------------------------- training, evaluation
-
-_BASELINES: dict[str, dict[str, float]] = {}
-
-
-def score(model: nn.Module, data: rv.Prepared, device: torch.device | str = "cpu") -> dict[str, float]:
-    """``{train,test}_{acc,f1,auc}`` of ``model`` on the whole train and test sets of ``data``."""
-    return train_test_scores(
-        (data.train_y.numpy(), predict_proba(model, data.train_ids, data.train_len, device)),
-        (data.test_y.numpy(), predict_proba(model, data.test_ids, data.test_len, device)),
-    )
-
-
-def baseline(cfg: SentimentConfig, data: rv.Prepared) -> dict[str, float]:
-    """The TF-IDF + logistic-regression scores on the split of ``cfg`` (computed once per process)."""
-    key = f"{cfg.csv}:{cfg.n_train}"
-    if key not in _BASELINES:
-        _BASELINES[key] = tfidf_baseline(data.split)
-    return _BASELINES[key]
 
 
 def evaluate(
@@ -120,8 +86,8 @@ def evaluate(
         model, _, vocab = load_model(run, device)
         data = run_data(cfg, vocab)
     with cpu_threads(cfg.threads):
-        metrics = score(model, data, device)
-    base = {k: round(v, 4) for k, v in baseline(cfg, data).items()}
+        metrics = prepared_scores(model, data, device)
+    base = {k: round(v, 4) for k, v in baseline_scores(cfg.csv, cfg.n_train).items()}
     return run.update_summary(
         {
             "model": cfg.model,
@@ -153,45 +119,22 @@ def train(
     if cfg.embeddings == "learned":
         atomic_write_json(run.path / "vocab.json", data.vocab.words())
     seed_everything(cfg.seed)
-    model = build_model(cfg, data.vocab).to(dev)
+    model = build_classifier(cfg, data.vocab).to(dev)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
-    n = len(data.train_ids)
-    per_epoch = max(1, n // cfg.batch_size)
-
-    def batches(step: int):
-        epoch, i = divmod(step - 1, per_epoch)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-        x, m = rv.batch_of(data.train_ids, data.train_len, idx)
-        return x.to(dev), m.to(dev), data.train_y[idx].to(dev)
-
-    def step_fn(model: nn.Module, batch) -> dict[str, Any]:
-        x, m, y = batch
-        logits = model(x, m)
-        return {"loss": nn.functional.cross_entropy(logits.float(), y), "acc": (logits.argmax(-1) == y).float().mean()}
-
     n_eval = [0]
 
     def eval_fn(model: nn.Module) -> dict[str, Any]:
         """One test batch (the next one of a fixed shuffled order), as the lab scores every 50 steps."""
-        perm = torch.randperm(len(data.test_ids), generator=torch.Generator().manual_seed(12345))
-        k = n_eval[0] % max(1, len(perm) // cfg.batch_size)
         n_eval[0] += 1
-        idx = perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
-        x, m = rv.batch_of(data.test_ids, data.test_len, idx)
-        y = data.test_y[idx].to(dev)
-        logits = model(x.to(dev), m.to(dev)).float()
-        return {
-            "test_loss": nn.functional.cross_entropy(logits, y),
-            "test_acc": (logits.argmax(-1) == y).float().mean(),
-        }
+        batch = [t.to(dev) for t in rv.test_batch(data, n_eval[0] - 1, cfg.batch_size)]
+        return {f"test_{k}": v for k, v in loss_and_accuracy(model, batch).items()}
 
     result = fit(
         run,
         model,
         opt,
-        step_fn,
-        batches,
+        loss_and_accuracy,
+        lambda step: [t.to(dev) for t in rv.train_batch(data, step, cfg.batch_size, cfg.seed)],
         cfg=cfg,
         device=dev,
         eval_fn=eval_fn,
@@ -306,18 +249,8 @@ class Sweep:
             name = cell_name(c, self.base.steps)
             s = Run(self.run.path / "stages" / name).read_summary()
             if "test_acc" in s:
-                rows.append(
-                    {
-                        **c,
-                        "params": s["params"],
-                        "train_acc": s["train_acc"],
-                        "test_acc": s["test_acc"],
-                        "test_f1": s["test_f1"],
-                        "test_auc": s["test_auc"],
-                        "seconds": s.get("train_seconds", ""),
-                        "run": name,
-                    }
-                )
+                scores = {k: s[k] for k in ("params", "train_acc", "test_acc", "test_f1", "test_auc")}
+                rows.append({**c, **scores, "seconds": s.get("train_seconds", ""), "run": name})
         return rows
 
     def command(self, verb: str) -> str:
@@ -351,16 +284,6 @@ def write_outputs(opened: Opened | Sweep, only: tuple[str, ...] | None = None) -
 # ----------------------------------------------------------------------------------------------- the sweep
 
 
-def _run_cell(task: tuple) -> tuple[str, bool]:
-    cell, cfg_dict, sweep_path = task
-    cfg = SentimentConfig.from_dict(cfg_dict)
-    name = cell_name(cell, cfg.steps)
-    sub = Run(Path(sweep_path) / "stages" / name)
-    if sub.path.exists() and not sub.same_config(cfg):
-        shutil.rmtree(sub.path)
-    return name, not complete(Run(sweep_path).child(name, cfg), cfg, quiet=True, figures=False)
-
-
 def sweep(
     cells: list[dict],
     base: SentimentConfig,
@@ -371,24 +294,11 @@ def sweep(
     quiet: bool = False,
 ) -> Sweep:
     """Train every cell (in ``jobs`` processes), skip finished ones, write the table and plot."""
-    import contextlib
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    if jobs < 1:
-        raise ConfigError(f"bad --jobs {jobs}; it must be >= 1")
     prepare_data(base)  # fail early (missing data, bad CSV) before starting processes
     grid = {"models": sorted({c["model"] for c in cells}), "cells": cells, **base.to_dict()}
-    out = Run.create(LAB, grid, name=name, root=root)
-    tasks = [(c, cell_config(c, base).to_dict(), str(out.path)) for c in cells]
-    reused = {}
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) if jobs > 1 else contextlib.nullcontext()
-    with tqdm(total=len(tasks), desc="sweep", disable=quiet, leave=False) as bar, pool as ex:
-        for name, was_reused in (ex.map if ex else map)(_run_cell, tasks):
-            reused[name] = was_reused
-            bar.update(1)
+    tasks = [(cell_name(c, base.steps), cell_config(c, base)) for c in cells]
+    done = partial(complete, quiet=True, figures=False)
+    out, reused = run_sweep(LAB, grid, tasks, done, root=root, name=name, jobs=jobs, quiet=quiet)
     s = open_run(out)
     best = max(s.rows, key=lambda r: r["test_acc"])
     out.update_summary({"cells": len(s.rows), "reused": sum(reused.values()), "best_cell": best})

@@ -12,7 +12,8 @@ from genlab import plots
 from genlab.data.reviews import long_sequences
 from genlab.labs import Drawn, figure, table
 from genlab.labs.sentiment.config import SentimentConfig, describe_model, train_command
-from genlab.labs.sentiment.core import Opened, Sweep, build_model, load_model
+from genlab.labs.sentiment.core import Opened, Sweep, load_model
+from genlab.nn.sentiment_models import build_classifier
 from genlab.runs import seed_everything
 
 METRICS = ("train_acc", "train_f1", "train_auc", "test_acc", "test_f1", "test_auc")
@@ -100,7 +101,7 @@ def fig_bptt(o: Opened, hidden: int = 64, length: int = 100, seed: int = 0) -> D
     for cell, act in BPTT_CELLS:
         cfg = SentimentConfig(model=cell, activation=act, hidden=hidden, embeddings=data.vocab.kind)
         seed_everything(seed)
-        model = build_model(cfg, data.vocab).eval()
+        model = build_classifier(cfg, data.vocab).eval()
         curves["Elman " + act if cell == "rnn" else "GRU"] = model.gradient_norms_along_time(ids, y)
     trained: dict[str, list[float]] = {}
     for r in o.runs:
