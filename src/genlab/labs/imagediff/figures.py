@@ -227,3 +227,76 @@ def fig_loss(o: Opened) -> Drawn:
     fig = plots.loss_curves(o.run.read_metrics(), ["loss"], title="U-Net training loss",
                             names={"loss": f"{o.cfg.prediction}-prediction MSE"})
     return Drawn(fig, f"Training loss of the U-Net ({o.cfg.prediction}-prediction, batch {o.cfg.batch_size}).")
+
+
+@figure("samplers", when=_is_conditional)
+def fig_samplers(o: Opened, samplers: tuple[str, ...] = ("ddim", "ddpm", "euler", "heun"),
+                 steps: tuple[int, ...] = (5, 10, 25, 50)) -> Drawn:
+    """Prompt adherence for each sampler and number of steps (the same trained network), and one sample per
+    class for each sampler at 10 steps."""
+    per = max(2, o.cfg.eval_per_class // 8)
+    k = o.data.num_classes
+    acc = np.zeros((len(samplers), len(steps)))
+    rows = []
+    for i, smp in enumerate(samplers):
+        for j, n in enumerate(steps):
+            a = core.adherence(o, per_class=per, seed=8, sampler=smp, steps=n)
+            acc[i, j] = a["adherence"]
+            rows.append({"sampler": smp, "steps": n, "adherence": a["adherence"]})
+            if n == steps[min(1, len(steps) - 1)]:
+                rows[-1]["images"] = a["x"][::per][:k]
+    fig = plots.blank((13, 0.8 * len(samplers) + 2))
+    gs = fig.add_gridspec(1, 2, width_ratios=[1, 1.6])
+    ax = fig.add_subplot(gs[0])
+    im = ax.imshow(acc, vmin=0, vmax=1, cmap="viridis")
+    ax.set(xticks=range(len(steps)), xticklabels=steps, yticks=range(len(samplers)), yticklabels=samplers,
+           xlabel="sampling steps", title="prompt adherence")
+    ax.grid(False)
+    for (i, j), v in np.ndenumerate(acc):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax2 = fig.add_subplot(gs[1])
+    _show(ax2, torch.cat([r.pop("images") for r in rows if "images" in r]), len(samplers),
+          f"one sample per class, {steps[min(1, len(steps) - 1)]} steps")
+    ax2.set_yticks([(i + 0.5) * (o.cfg.resolution + 2) for i in range(len(samplers))])
+    ax2.set_yticklabels(samplers)
+    return Drawn(fig, f"Samplers x steps on one trained network (guidance {o.cfg.guidance:g}, {per} samples per "
+                      f"class per cell). ddim and euler are deterministic (the probability-flow ODE); ddpm adds "
+                      f"fresh noise each step; heun costs two network calls per step.",
+                 data=rows, summary={"samplers_x_steps": rows})
+
+
+@figure("attention", when=lambda o: o.cond.kind == "text" and o.space.kind == "pixel")
+def fig_attention(o: Opened, prompt: str = "", t: float = 0.5) -> Drawn:
+    """Where the pixels look in the prompt: cross-attention weights of the lowest-resolution block (mean over
+    heads) for each token of the prompt, on a noisy sample at time ``t``."""
+    prompt = prompt or o.cond.captions.first(7)
+    c = o.cond.of_prompts([prompt], o.device)
+    x = core.generate(o, c, 1, seed=9).to(o.device) * 2 - 1
+    tt = torch.tensor([t], device=o.device)
+    xt = o.schedule.perturb(x, tt, torch.randn(x.shape, generator=torch.Generator().manual_seed(9)))
+    layer = o.model.mid_attn
+    layer.record = True
+    try:
+        with torch.no_grad():
+            o.model(xt, tt, c)
+    finally:
+        layer.record = False
+    w = layer.last_weights[0].mean(0)  # (HW, 1 + T)
+    side = int(round(w.shape[0] ** 0.5))
+    from genlab.data.text_encoder import encode
+
+    words = ("(nothing)",) + encode([prompt], o.cond.encoder).words[0]
+    fig, axes = plots.figure(1, len(words) + 1, size=(1.5 * (len(words) + 1), 1.9))
+    axes[0].imshow(_np((x.cpu() + 1) / 2)[0], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("sample", fontsize=8)
+    for ax, j in zip(axes[1:], range(len(words))):
+        ax.imshow(w[:, j].reshape(side, side).numpy(), vmin=0, vmax=float(w.max()), cmap="magma")
+        ax.set_title(words[j], fontsize=8)
+    for ax in axes:
+        plots.bare(ax)
+    share = w.mean(0).tolist()
+    return Drawn(fig, f"Cross-attention of the {side}x{side} bottleneck to the tokens of '{prompt}' at t = {t:g} "
+                      f"(mean over heads; brighter = more weight). Average weight per token: "
+                      + ", ".join(f"{a} {b:.2f}" for a, b in zip(words, share)) + ".",
+                 data={"tokens": list(words), "mean_weight": share})
