@@ -3,7 +3,8 @@
     PYTHONPATH=src python benchmarks/bench_latent.py [--device auto] [--steps 20] [--batch 128]
 
 Measures full optimisation steps (forward, backward, Adam) on random 32x32 images / 64-d codes, after warm-up:
-the conv autoencoder (images/s), the latent GAN and conditional GAN (one D step + one G step, codes/s),
+the conv autoencoder (images/s), the latent GAN and conditional GAN (the lab's step: one D step, matching-aware
+for the cGAN, then one G step; codes/s),
 and the judge CNN (images/s). Also prints a float32 matmul probe (GFLOP/s) as the machine's reference peak.
 """
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from common import matmul_peak
 
 from genlab.nn.autoencoder import ConvAutoencoder
-from genlab.nn.gan import JudgeCNN, LatentGAN, discriminator_loss, generator_loss
+from genlab.nn.gan import JudgeCNN, LatentGAN, gan_batches, gan_step
 from genlab.runs import choose_device
 
 
@@ -54,22 +55,22 @@ def bench_autoencoder(device, steps, batch, sigma=0.35):
 
 
 def bench_gan(device, steps, batch, classes=0):
+    """The lab's own step (:func:`genlab.nn.gan.gan_step`, matching-aware for the cGAN) on random batches of codes."""
     gan = LatentGAN(32, 64, classes).to(device)
-    og = torch.optim.Adam(gan.generator.parameters(), 2e-4, betas=(0.5, 0.999))
-    od = torch.optim.Adam(gan.discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
-    real = torch.randn(batch, 64, device=device)
-    y = torch.randint(10, (batch,), device=device) if classes else None
+    opts = {
+        "g": torch.optim.Adam(gan.generator.parameters(), 2e-4, betas=(0.5, 0.999)),
+        "d": torch.optim.Adam(gan.discriminator.parameters(), 2e-4, betas=(0.5, 0.999)),
+    }
+    labels = torch.randint(classes, (4 * batch,), device=device) if classes else None
+    batches = gan_batches(gan, torch.randn(4 * batch, 64, device=device), labels, batch)
+
+    def optimize(name, loss):
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
 
     def step():
-        fake = gan.generator(torch.randn(batch, 32, device=device), y)
-        d = discriminator_loss(gan.discriminator(real, y), gan.discriminator(fake.detach(), y))
-        od.zero_grad(set_to_none=True)
-        d.backward()
-        od.step()
-        g = generator_loss(gan.discriminator(fake, y))
-        og.zero_grad(set_to_none=True)
-        g.backward()
-        og.step()
+        gan_step(gan, batches(0), optimize, matching=True)
 
     sec = _time(step, steps * 10, device)
     return {

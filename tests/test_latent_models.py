@@ -206,3 +206,143 @@ def test_label_spreading_follows_the_clusters():
     assert (scores.argmax(1) == y).float().mean() > 0.97
     new = centres + 0.1
     assert graph.predict(scores, nearest(new, z, 6)).tolist() == [0, 1, 2]
+
+
+def test_label_draws_and_random_batches():
+    from genlab.data.splits import label_draws, random_batches
+
+    y = torch.arange(100) % 10
+    draws = label_draws(y, 20, ("first", "balanced"), 2, seed=3)
+    assert list(draws) == [("first", 0), ("first", 1), ("balanced", 0), ("balanced", 1)]
+    assert torch.equal(draws[("balanced", 1)], label_indices(y, 20, "balanced", 1, 3))
+    x = torch.arange(10.0).view(10, 1)
+    torch.manual_seed(0)
+    xb, yb = random_batches(x, x[:, 0].long() * 2, batch_size=6)(1)
+    assert xb.shape == (6, 1) and torch.equal(yb, xb[:, 0].long() * 2)  # the same rows of each tensor
+    assert random_batches(x, batch_size=4)(0).shape == (4, 1)  # one tensor: a tensor
+
+
+def test_load_subset_is_cached_and_cut():
+    from genlab.data.images import load_subset
+
+    d = load_subset("digits", "", 100, 30)
+    assert len(d.train_x) == 100 and len(d.test_x) == 30 and load_subset("digits", "", 100, 30) is d
+
+
+def test_few_label_probes_rows_and_trained_head():
+    from genlab.nn.few_label import CodeProbes, accuracy, classify_step, draw_rows, standardise
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]]) + 10
+    y, ty = torch.arange(3).repeat_interleave(50), torch.arange(3).repeat_interleave(10)
+    z, tz = standardise(centres[y] + 0.5 * torch.randn(150, 3, generator=gen), centres[ty])
+    assert z.mean(0).abs().max() < 1e-5 and torch.allclose(z.std(0), torch.ones(3))
+    idx = torch.tensor([0, 50, 100])
+    probes = CodeProbes(z, tz, [idx], points=60, k=5, seed=0)
+    assert probes.nodes >= 60 and (probes.position[idx] >= 0).all()
+    acc = probes.accuracies(idx, y[idx], ty, 3)
+    assert list(acc) == ["logistic regression", "k-NN (cosine, k=1)", "label spreading (k-NN graph)"]
+    assert min(acc.values()) == 1.0  # three well-separated clusters, one label each
+    head = nn.Linear(3, 3)
+    opt = torch.optim.Adam(head.parameters(), 0.1)
+    for _ in range(50):
+        losses = classify_step(head, (z, y))
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+    assert losses["train_acc"] == 1.0 and accuracy(head, tz, ty, batch=7) == 1.0
+    rows = draw_rows({("first 3", "a"): [0.5, 1.0], ("first 3", "b"): [1.0]})
+    assert rows[0] == {
+        "labels": "first 3",
+        "method": "a",
+        "mean_test_acc": 0.75,
+        "std": 0.25,
+        "min": 0.5,
+        "max": 1.0,
+        "per_draw": "0.500 1.000",
+    }
+    assert [r["method"] for r in rows] == ["a", "b"]
+
+
+def test_gan_step_trains_and_batches_match_the_model():
+    from genlab.nn.gan import gan_batches, gan_step
+
+    torch.manual_seed(0)
+    gan = LatentGAN(noise_dim=3, code_dim=4, num_classes=2)
+    real, labels = torch.randn(50, 4), torch.arange(50) % 2
+    batch = gan_batches(gan, real, labels, 8)(1)
+    assert [t.shape for t in batch] == [(8, 4), (8,), (8, 3), (8,)]
+    assert batch[1].max() <= 1 and batch[3].max() <= 1
+    assert gan_batches(LatentGAN(3, 4), real, None, 8)(1)[1] is None
+    opts = {
+        "d": torch.optim.SGD(gan.discriminator.parameters(), 0.1),
+        "g": torch.optim.SGD(gan.generator.parameters(), 0.1),
+    }
+    order = []
+
+    def optimize(name, loss):
+        order.append(name)
+        opts[name].zero_grad()
+        loss.backward()
+        opts[name].step()
+
+    before = [p.clone() for p in gan.parameters()]
+    out = gan_step(gan, batch, optimize, matching=True)
+    assert order == ["d", "g"] and set(out) == {"d_loss", "g_loss", "D(real)", "D(fake)"}
+    assert all(not torch.equal(a, b) for a, b in zip(before, gan.parameters()) if a.dim() > 1)
+
+
+def test_judge_verdicts_and_latent_gan_report():
+    from genlab.nn.gan import judge_latent_gans, judge_verdicts, midpoint_confidence
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 4, 4)
+    conf, cls = judge_verdicts(_FirstPixel(), x)
+    assert torch.equal(cls, (x[:, 0, 0, 0] > 0.5).long()) and (conf >= 0.5).all()
+    ae, judge = ConvAutoencoder(code_dim=4).eval(), JudgeCNN(3).eval()
+    gan, cgan = LatentGAN(2, 4), LatentGAN(2, 4, num_classes=3)
+    images, labels = torch.rand(30, 1, 32, 32), torch.arange(30) % 3
+    gen = torch.Generator().manual_seed(0)
+    out = judge_latent_gans(judge, ae, (images, labels), images, gan=gan, cgan=cgan, n=20, generator=gen)
+    assert out["fd_samples"] == 20 and out["fd_train_vs_test"] == pytest.approx(0.0, abs=1e-3)  # same images
+    assert len(out["cgan_judge_agreement_per_class"]) == 3 and 0 <= out["cgan_judge_agreement"] <= 1
+    assert {"fd_gan_vs_test", "fd_diag_gaussian_codes_vs_test", "fd_reconstructions_vs_test"} <= set(out)
+    assert "fd_gan_vs_test" not in judge_latent_gans(judge, ae, (images, labels), images, n=20)
+    conf = midpoint_confidence(ae, gan, judge, images, 5, torch.Generator().manual_seed(0))
+    assert list(conf) == ["ae_endpoint", "ae_midpoint", "gan_midpoint"] and all(1 / 3 <= v <= 1 for v in conf.values())
+
+
+def test_straight_paths_and_reconstruction_errors():
+    from genlab.nn.autoencoder import reconstruction_errors, straight_path
+    from genlab.nn.gan import interpolation_rows
+
+    a, b = torch.zeros(2, 3), torch.ones(2, 3)
+    path = straight_path(a, b, 5)
+    assert path.shape == (5, 2, 3) and torch.equal(path[0], a) and torch.equal(path[-1], b)
+    assert torch.allclose(path[2], torch.full((2, 3), 0.5))
+    ae = ConvAutoencoder(code_dim=4).eval()
+    x = torch.rand(7, 1, 32, 32)
+    err = reconstruction_errors(ae, x, batch=3)
+    with torch.no_grad():
+        assert err["bce"] == pytest.approx(ae.loss(x).item(), rel=1e-5)
+    rows = interpolation_rows(ae, LatentGAN(2, 4).eval(), x[0], x[1], torch.randn(2, 2), 4)
+    assert list(rows) == ["pixels", "ae", "gan"] and all(r.shape == (4, 1, 32, 32) for r in rows.values())
+    torch.testing.assert_close(rows["pixels"][-1], x[1])
+
+
+def test_geometry_table_and_plot_helpers():
+    from genlab import plots
+
+    rows = rf.geometry_table(128, {"stride 1": rf.EXAMPLE_STRIDE1_POOL}, key="pooling")
+    assert rows[0]["pooling"] == "stride 1" and rows[0]["measured_output"] == ""
+    assert (rows[-1]["measured_output"], rows[-1]["measured_receptive_field"]) == (117, 12)
+    fig, axes = plots.image_rows({"a": torch.rand(3, 1, 8, 8), "b": torch.rand(3, 1, 8, 8)}, size=(4, 2))
+    assert len(axes) == 2 and axes[1].get_ylabel() == "b"
+    plots.grid_text(axes[0], ["x", "y", "z"], 10, 12, along="cols")
+    assert [t.get_position() for t in axes[0].texts] == [(7.0, 12), (17.0, 12), (27.0, 12)]
+    fig, ax = plots.figure()
+    bars = [{"g": g, "s": s, "v": 0.5, "e": 0.1} for g in ("one", "two") for s in ("p", "q", "r")]
+    plots.grouped_bars(ax, bars, "g", "s", "v", "e", tick=str.upper)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ONE", "TWO"] and len(ax.patches) == 6
+    im = plots.heatmap(ax, np.array([[-2.0, 1.0], [0.0, 0.5]]), cmap="RdBu_r", symmetric=True, outline=np.eye(2))
+    assert im.get_clim() == (-2.0, 2.0)

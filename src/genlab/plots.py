@@ -283,3 +283,62 @@ def attention_heatmap(
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
     return im
+
+
+def image_rows(rows: Mapping[str, Any], *, size: tuple[float, float], fontsize: float = 9) -> tuple[Figure, Any]:
+    """One row of images per entry of ``rows`` (name -> a batch for :func:`show_images`), the name at its left."""
+    fig, axes = figure(len(rows), 1, size=size, squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], rows.items()):
+        show_images(ax, images, 1)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=fontsize)
+    return fig, axes[:, 0]
+
+
+def grid_text(
+    ax: Any, texts: Sequence[str], side: float, at: float, *, along: str = "rows", pad: float = 2, **kw: Any
+) -> None:
+    """Write ``texts[i]`` beside row ``i`` (``along="rows"``, at x = ``at``) or under column ``i``
+    (``along="cols"``, at y = ``at``) of a :func:`show_images` grid whose cells are ``side`` pixels apart."""
+    for i, text in enumerate(texts):
+        mid = pad + i * side + side / 2
+        ax.text(*((at, mid) if along == "rows" else (mid, at)), text, **kw)
+
+
+def grouped_bars(
+    ax: Any,
+    rows: Sequence[Mapping[str, Any]],
+    group: str,
+    series: str,
+    value: str,
+    err: str | None = None,
+    *,
+    tick: Any = str,
+    fontsize: float = 8,
+) -> None:
+    """Bars of ``row[value]`` (± ``row[err]``), one cluster per ``row[group]`` on the x axis (labelled
+    ``tick(group)``) and one colour per ``row[series]`` (with a legend entry), each bar labelled with its value."""
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    names = list(dict.fromkeys(r[series] for r in rows))
+    width = 0.8 / len(names)
+    colors = class_colors(len(names))
+    for j, name in enumerate(names):
+        vals = [next(r for r in rows if r[group] == g and r[series] == name) for g in groups]
+        xs = np.arange(len(groups)) + (j - (len(names) - 1) / 2) * width
+        errs = [v[err] for v in vals] if err else [0.0] * len(vals)
+        ax.bar(xs, [v[value] for v in vals], width, yerr=errs if err else None, capsize=3, color=colors[j], label=name)
+        for x, v, e in zip(xs, vals, errs):
+            ax.text(x, v[value] + e + 0.01, f"{v[value]:.2f}", ha="center", fontsize=fontsize)
+    ax.set_xticks(range(len(groups)), [tick(g) for g in groups])
+
+
+def heatmap(
+    ax: Any, values: Any, *, cmap: str = "magma", symmetric: bool = False, outline: Any = None, color: str = "k"
+) -> Any:
+    """``values`` (H, W) as an image with a colour bar; ``symmetric``: limits +-max|values| (for a diverging
+    ``cmap``); ``outline``: an (H, W) image whose 0.5 level is drawn over it in ``color``. Returns the image."""
+    lim = (float(np.abs(values).max()) or 1.0) if symmetric else None
+    im = ax.imshow(values, cmap=cmap, vmin=-lim if symmetric else None, vmax=lim)
+    if outline is not None:
+        ax.contour(outline, levels=[0.5], colors=color, linewidths=0.5)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    return im

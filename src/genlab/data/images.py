@@ -278,3 +278,10 @@ def load_images(name: str, data_dir: str | Path | None = None) -> ImageData:
     if not data_dir:
         raise DataError("dataset 'idx' needs a folder: --set data_dir=FOLDER (with the 4 MNIST-format IDX files)")
     return load_idx_folder(data_dir)
+
+
+@lru_cache(maxsize=2)
+def load_subset(name: str, data_dir: str = "", train: int = 0, test: int = 0) -> ImageData:
+    """:func:`load_images` cut to its first ``train`` / ``test`` examples (0 keeps all), cached per process: every
+    part of a lab that asks for the same cut shares one copy."""
+    return load_images(name, data_dir or None).subset(train, test)

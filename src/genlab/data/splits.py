@@ -1,6 +1,10 @@
-"""Small dataset helpers labs share: which training examples get a label in a few-label experiment."""
+"""Small dataset helpers labs share: which training examples get a label in a few-label experiment (one draw,
+or every draw of several schemes), and random batches of tensors that live on the device."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -36,3 +40,22 @@ def label_indices(
             )
         out.append(pool[torch.randperm(len(pool), generator=gen)[:want]])
     return torch.cat(out)
+
+
+def label_draws(
+    y: torch.Tensor, n: int, schemes: tuple[str, ...], draws: int, seed: int = 0, num_classes: int = 10
+) -> dict[tuple[str, int], torch.Tensor]:
+    """:func:`label_indices` of every ``(scheme, draw)``, schemes first, in that order."""
+    return {(s, d): label_indices(y, n, s, d, seed, num_classes) for s in schemes for d in range(draws)}
+
+
+def random_batches(*tensors: torch.Tensor, batch_size: int) -> Callable[[int], Any]:
+    """``batches(step)`` for ``genlab.train.fit``: the same ``batch_size`` random rows (drawn with replacement, on
+    the first tensor's device) of each of ``tensors``; a tensor for one, a tuple for several."""
+    n, dev = len(tensors[0]), tensors[0].device
+
+    def batches(step: int) -> Any:
+        i = torch.randint(n, (batch_size,), device=dev)
+        return tensors[0][i] if len(tensors) == 1 else tuple(t[i] for t in tensors)
+
+    return batches

@@ -9,6 +9,10 @@ and the input pixels (computed from the logits, which is numerically safer).
 
 A *denoising* autoencoder sees ``clamp(x + sigma * eps, 0, 1)`` with ``eps ~ N(0, I)`` but must reconstruct
 the clean ``x``: it cannot just copy pixels, so its code has to capture the shape of the digit.
+
+Beside them: :func:`encode_all` / :func:`decode_codes` (many images or codes, in batches),
+:func:`reconstruction_errors` (BCE and MSE of the reconstructions) and :func:`straight_path` (the points
+``(1 - t) a + t b`` between two images, codes or noise vectors).
 """
 
 from __future__ import annotations
@@ -142,6 +146,24 @@ def encode_all(encoder: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.
     )
     encoder.train(was)
     return out
+
+
+@torch.no_grad()
+def reconstruction_errors(ae: nn.Module, x: torch.Tensor, batch: int = 500) -> dict[str, float]:
+    """Binary cross-entropy per pixel (from the logits) and mean squared error of ``ae``'s reconstructions of
+    ``x`` (in batches, in ``ae``'s current mode)."""
+    logits = torch.cat([ae(x[i : i + batch]) for i in range(0, len(x), batch)])
+    return {
+        "bce": F.binary_cross_entropy_with_logits(logits, x).item(),
+        "mse": F.mse_loss(torch.sigmoid(logits), x).item(),
+    }
+
+
+def straight_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(1 - t) a + t b`` for ``steps`` values of ``t`` from 0 to 1, stacked on a new first dimension: the
+    straight path between two images, two codes or two noise vectors."""
+    t = torch.linspace(0, 1, steps, device=a.device).view(-1, *[1] * a.dim())
+    return (1 - t) * a + t * b
 
 
 @torch.no_grad()

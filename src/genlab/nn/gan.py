@@ -20,23 +20,28 @@ as negatives:
     L_D = E[softplus(-D(E(x), c))] + 1/2 E[softplus(D(G(u, c'), c'))] + 1/2 E[softplus(D(E(x), c_wrong))]
 
 so a code of the wrong class is "fake" too, and the generator must produce the class it was asked for.
+:func:`gan_batches` and :func:`gan_step` are the batches and the step of ``genlab.train.fit`` (manual mode).
 
 The judge is a small CNN classifier trained on real images. Its accuracy on generated images of a requested
 class measures whether the class got through, and the Frechet distance between Gaussians fitted to its
 penultimate features of generated and of real images measures how real the images look (an "FID" with a
-domain-specific feature extractor in place of Inception).
+domain-specific feature extractor in place of Inception). :func:`judge_latent_gans` gathers those numbers for an
+autoencoder and its latent GANs; :func:`interpolation_rows` and :func:`midpoint_confidence` walk straight paths
+between two codes and between two noise vectors, and ask the judge how digit-like the images along them stay.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genlab.nn.autoencoder import ConvAutoencoder, decode_codes, encode_all, straight_path
 
 
 def mlp(sizes: Sequence[int], slope: float = 0.2, out_act: nn.Module | None = None) -> nn.Sequential:
@@ -150,6 +155,52 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-d_fake).mean()
 
 
+# ------------------------------------------------------------------------------------------------ one step
+
+
+def gan_batches(
+    gan: LatentGAN, real: torch.Tensor, labels: torch.Tensor | None, batch_size: int
+) -> Callable[[int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]]:
+    """``batches(step)`` for ``genlab.train.fit``: random normalised ``real`` codes (with their ``labels`` for a
+    conditional GAN), the generator's noise and (conditional) the classes it is asked for, on ``real``'s device."""
+    k, dev = gan.num_classes, real.device
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        i = torch.randint(len(real), (batch_size,), device=dev)
+        u = torch.randn(batch_size, gan.noise_dim, device=dev)
+        y_fake = torch.randint(k, (batch_size,), device=dev) if k else None
+        return real[i], (labels[i] if k else None), u, y_fake
+
+    return batches
+
+
+def gan_step(
+    m: nn.Module, batch: Any, optimize: Callable[[str, torch.Tensor], None], *, matching: bool = False
+) -> dict[str, torch.Tensor]:
+    """One step of a :class:`LatentGAN` in ``fit``'s manual mode (optimisers ``"d"`` and ``"g"``): the
+    discriminator on a :func:`gan_batches` batch (matching-aware for a conditional GAN when ``matching``), then
+    the generator against the updated discriminator. Returns the losses and D's mean probabilities of 'real'."""
+    m = getattr(m, "module", m)  # unwrap DistributedDataParallel
+    real, y_real, u, y_fake = batch
+    k = m.num_classes
+    fake = m.generator(u, y_fake)
+    d_real, d_fake = m.discriminator(real, y_real), m.discriminator(fake.detach(), y_fake)
+    if k and matching:
+        y_wrong = (y_real + torch.randint(1, k, y_real.shape, device=y_real.device)) % k
+        d_loss = matching_discriminator_loss(d_real, d_fake, m.discriminator(real, y_wrong))
+    else:
+        d_loss = discriminator_loss(d_real, d_fake)
+    optimize("d", d_loss)
+    g_loss = generator_loss(m.discriminator(fake, y_fake))  # against the updated discriminator
+    optimize("g", g_loss)
+    return {
+        "d_loss": d_loss.detach(),
+        "g_loss": g_loss.detach(),
+        "D(real)": torch.sigmoid(d_real.detach()).mean(),
+        "D(fake)": torch.sigmoid(d_fake.detach()).mean(),
+    }
+
+
 # --------------------------------------------------------------------------------------------------- judge
 
 
@@ -197,6 +248,14 @@ def judge_outputs(judge: nn.Module, x: torch.Tensor, batch: int = 1000) -> tuple
     return torch.cat(preds), torch.cat(feats)
 
 
+@torch.no_grad()
+def judge_verdicts(judge: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The judge's confidence (its top softmax probability) and class for each image of ``x`` (eval mode, one
+    batch, on the judge's device)."""
+    judge.eval()
+    return F.softmax(judge(x.to(next(judge.parameters()).device)), 1).max(1)
+
+
 def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to feature sets ``a`` and ``b`` (rows are samples).
 
@@ -238,3 +297,89 @@ def judge_scores(
         out["agreement"] = float(hit.float().mean())
         out["per_class"] = [float(hit[requested == c].float().mean()) for c in range(num_classes)]
     return out
+
+
+# ------------------------------------------------------------------- an autoencoder's latent GANs, judged
+
+
+@torch.no_grad()
+def judge_latent_gans(
+    judge: nn.Module,
+    ae: ConvAutoencoder,
+    test: tuple[torch.Tensor, torch.Tensor],
+    train_x: torch.Tensor,
+    *,
+    gan: LatentGAN | None = None,
+    cgan: LatentGAN | None = None,
+    n: int = 2000,
+    generator: torch.Generator | None = None,
+) -> dict[str, Any]:
+    """What the judge makes of an autoencoder and its latent GANs, against ``n`` real ``test`` images.
+
+    Its accuracy on every test image (``judge_test_accuracy``) and on the reconstructions of the ``n``; Frechet
+    distances (``fd_*_vs_test``) between its features of the ``n`` test images and of ``n`` reconstructions,
+    ``n`` training images (the floor that sampling noise sets), decoded GAN samples and decoded codes drawn from
+    a diagonal Gaussian with the real codes' mean and std; the share of decoded cGAN samples it classifies as
+    the requested class, overall and per class. The noise comes from ``generator`` (on the CPU), in that order.
+    """
+    x, y = test
+    dev = next(ae.parameters()).device
+    n = min(n, len(x))
+    real = judge_outputs(judge, x[:n])[1]
+
+    def fd(images: torch.Tensor) -> float:
+        return judge_scores(judge, images, real)["fd"]
+
+    rec = judge_scores(judge, decode_codes(ae, encode_all(ae.encoder, x[:n])), real, y[:n])
+    out: dict[str, Any] = {
+        "judge_test_accuracy": judge_scores(judge, x, requested=y)["agreement"],
+        "judge_accuracy_on_reconstructions": rec["agreement"],
+        "fd_reconstructions_vs_test": rec["fd"],
+        "fd_train_vs_test": fd(train_x[:n]),
+    }
+    if gan is not None:
+        u = torch.randn(n, gan.noise_dim, generator=generator).to(dev)
+        out["fd_gan_vs_test"] = fd(decode_codes(ae, gan.sample_codes(u=u)))
+        gauss = gan.denormalise(torch.randn(n, gan.code_dim, generator=generator).to(dev))
+        out["fd_diag_gaussian_codes_vs_test"] = fd(decode_codes(ae, gauss))
+    if cgan is not None:
+        k = cgan.num_classes
+        requested = torch.arange(k).repeat_interleave(int(np.ceil(n / k)))[:n]
+        u = torch.randn(len(requested), cgan.noise_dim, generator=generator).to(dev)
+        c = judge_scores(judge, decode_codes(ae, cgan.sample_codes(y=requested.to(dev), u=u)), real, requested, k)
+        out["cgan_judge_agreement"], out["fd_cgan_vs_test"] = c["agreement"], c["fd"]
+        out["cgan_judge_agreement_per_class"] = c["per_class"]
+    out["fd_samples"] = n
+    return out
+
+
+@torch.no_grad()
+def interpolation_rows(
+    ae: ConvAutoencoder, gan: LatentGAN, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor, steps: int
+) -> dict[str, torch.Tensor]:
+    """Three rows of ``steps`` images from image ``a`` to image ``b``: ``pixels``, their pixels blended; ``ae``,
+    the straight path between their codes, decoded; ``gan``, the generator along the straight path between the
+    noise vectors ``u[0]`` and ``u[1]``, decoded."""
+    za, zb = ae.encode(torch.stack([a, b]))
+    return {
+        "pixels": straight_path(a, b, steps),
+        "ae": ae.decode(straight_path(za, zb, steps)),
+        "gan": ae.decode(gan.sample_codes(u=straight_path(u[0], u[1], steps))),
+    }
+
+
+@torch.no_grad()
+def midpoint_confidence(
+    ae: ConvAutoencoder, gan: LatentGAN, judge: nn.Module, x: torch.Tensor, pairs: int, generator: torch.Generator
+) -> dict[str, float]:
+    """The judge's mean confidence at the midpoints of straight paths between the codes of ``pairs`` random
+    pairs of images ``x`` (``ae_midpoint``) and between random noise vectors (``gan_midpoint``), and on the
+    reconstructions of the first image of each pair (``ae_endpoint``): how digit-like the paths stay."""
+    dev = gan.code_mean.device
+    i = torch.randint(len(x), (pairs, 2), generator=generator)
+    z = encode_all(ae.encoder, x[i.flatten()]).view(pairs, 2, -1)
+    mid_ae = ae.decode((z[:, 0] + z[:, 1]) / 2)
+    u = torch.randn(pairs, 2, gan.noise_dim, generator=generator).to(dev)
+    mid_gan = ae.decode(gan.sample_codes(u=(u[:, 0] + u[:, 1]) / 2))
+    images = {"ae_endpoint": ae.decode(z[:, 0]), "ae_midpoint": mid_ae, "gan_midpoint": mid_gan}
+    return {name: float(judge_verdicts(judge, imgs)[0].mean()) for name, imgs in images.items()}

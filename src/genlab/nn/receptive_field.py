@@ -19,8 +19,9 @@ The lab's example is 128x128 through conv3, conv3, maxpool2, conv3, conv5 (no pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -142,3 +143,23 @@ def measured_geometry(size: int, layers: Sequence[Layer]) -> tuple[int, int]:
             else (min(cols[0], k.min().item()), max(cols[1], k.max().item()))
         )
     return out_size, max(rows[1] - rows[0] + 1, cols[1] - cols[0] + 1)
+
+
+def geometry_table(size: int, stacks: Mapping[str, Sequence[Layer]], key: str = "stack") -> list[dict[str, Any]]:
+    """:func:`stack_geometry` rows of each named stack (its name under ``key``), with the last row of each also
+    measured on torch layers (:func:`measured_geometry`; blank on the other rows)."""
+    rows = []
+    for label, stack in stacks.items():
+        geo = stack_geometry(size, stack)
+        out, rf = measured_geometry(size, stack)
+        for i, r in enumerate(geo):
+            last = i == len(geo) - 1
+            rows.append(
+                {
+                    key: label,
+                    **r,
+                    "measured_output": out if last else "",
+                    "measured_receptive_field": rf if last else "",
+                }
+            )
+    return rows

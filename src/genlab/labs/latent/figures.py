@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from genlab import plots
 from genlab.errors import ConfigError
 from genlab.labs import Drawn, figure, table
 from genlab.labs.latent.config import PRESETS, QUICK_NOTE
 from genlab.labs.latent.core import SPREAD, Opened
-from genlab.nn.autoencoder import decode_codes, encode_all
-from genlab.nn.gan import judge_outputs
-from genlab.nn.receptive_field import EXAMPLE, EXAMPLE_STRIDE1_POOL, measured_geometry, stack_geometry
+from genlab.nn.autoencoder import decode_codes
+from genlab.nn.gan import interpolation_rows, judge_outputs, judge_verdicts, midpoint_confidence
+from genlab.nn.receptive_field import EXAMPLE, EXAMPLE_STRIDE1_POOL, geometry_table
 from genlab.nn.saliency import gradient_map, occlusion_map
 from genlab.runs import Run
 
@@ -42,16 +41,13 @@ def fig_reconstructions(o: Opened, n: int = 12) -> Drawn:
     with torch.no_grad():
         rec = ae.decode(ae.encode(x))
         rec_noisy = ae.decode(ae.encode(noisy))
-    rows = [
-        ("original (test)", x),
-        ("reconstruction", rec),
-        (f"input + noise (sigma {sigma:g})", noisy),
-        ("reconstruction of the noisy input", rec_noisy),
-    ]
-    fig, axes = plots.figure(len(rows), 1, size=(0.75 * n + 1, 1.05 * len(rows) + 0.6))
-    for ax, (title, imgs) in zip(axes, rows):
-        plots.show_images(ax, imgs, 1)
-        ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    rows = {
+        "original (test)": x,
+        "reconstruction": rec,
+        f"input + noise (sigma {sigma:g})": noisy,
+        "reconstruction of the noisy input": rec_noisy,
+    }
+    fig, _ = plots.image_rows(rows, size=(0.75 * n + 1, 1.05 * len(rows) + 0.6))
     err = ((rec - x) ** 2).mean((1, 2, 3)).cpu()
     kind = "denoising" if cfg.noise_sigma > 0 else "plain"
     fig.suptitle(
@@ -96,26 +92,8 @@ def fig_few_label(o: Opened) -> Drawn:
         "from-scratch model is the same encoder + MLP trained end to end on the labelled images only."
         f"{_note(o)}"
     )
-    groups = list(dict.fromkeys(r["labels"] for r in rows))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, ax = plots.figure(size=(9, 4.4))
-    width = 0.8 / len(methods)
-    colors = plots.class_colors(len(methods))
-    for j, m in enumerate(methods):
-        vals = [next(r for r in rows if r["labels"] == g and r["method"] == m) for g in groups]
-        xs = np.arange(len(groups)) + (j - (len(methods) - 1) / 2) * width
-        ax.bar(
-            xs,
-            [v["mean_test_acc"] for v in vals],
-            width,
-            yerr=[v["std"] for v in vals],
-            capsize=3,
-            color=colors[j],
-            label=m,
-        )
-        for x, v in zip(xs, vals):
-            ax.text(x, v["mean_test_acc"] + v["std"] + 0.01, f"{v['mean_test_acc']:.2f}", ha="center", fontsize=8)
-    ax.set_xticks(range(len(groups)), [f"{g} labels" for g in groups])
+    plots.grouped_bars(ax, rows, "labels", "method", "mean_test_acc", "std", tick=lambda g: f"{g} labels")
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("test accuracy")
     ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
@@ -200,24 +178,14 @@ def fig_cgan_grid(o: Opened, digits: tuple[int, ...] | None = None) -> Drawn:
     fig, ax = plots.figure(size=(0.62 * k + 1.6, 0.62 * len(digits) + 0.8))
     plots.show_images(ax, imgs, len(digits), f"Conditional latent GAN: {k} samples per requested digit")
     side = imgs.shape[-1] + 2
+    names = [o.data.classes[dgt] for dgt in digits]
+    plots.grid_text(ax, names, side, -3, ha="right", va="center", fontsize=11, fontweight="bold")
     agree = None
     if o.judge is not None:
         pred, _ = judge_outputs(o.judge, imgs)
         agree = (pred.view(len(digits), k) == torch.tensor(digits).view(-1, 1)).float().mean(1)
-    for r, dgt in enumerate(digits):
-        ax.text(
-            -3, 2 + r * side + side / 2, o.data.classes[dgt], ha="right", va="center", fontsize=11, fontweight="bold"
-        )
-        if agree is not None:
-            ax.text(
-                k * side + 4,
-                2 + r * side + side / 2,
-                f"judge {agree[r]:.0%}",
-                ha="left",
-                va="center",
-                fontsize=8,
-                color="#0072B2",
-            )
+        verdicts = [f"judge {a:.0%}" for a in agree]
+        plots.grid_text(ax, verdicts, side, k * side + 4, ha="left", va="center", fontsize=8, color="#0072B2")
     return Drawn(
         fig,
         caption=(
@@ -229,44 +197,15 @@ def fig_cgan_grid(o: Opened, digits: tuple[int, ...] | None = None) -> Drawn:
     )
 
 
-@torch.no_grad()
 def _interpolation_rows(o: Opened, pair: tuple[int, int], steps: int) -> dict[str, torch.Tensor]:
     """Three rows of ``steps`` images: pixel blend, AE code path, and GAN noise path."""
-    ae, gan, cfg, data = o.ae, o.gan, o.cfg, o.data
-    dev = gan.code_mean.device
+    dev = o.gan.code_mean.device
     for i in pair:
-        if not 0 <= i < len(data.test_x):
-            raise ConfigError(f"test image index {i} is out of range; use 0..{len(data.test_x) - 1}")
-    t = torch.linspace(0, 1, steps, device=dev).view(-1, 1)
-    a, b = data.test_x[pair[0]].to(dev), data.test_x[pair[1]].to(dev)
-    za, zb = ae.encode(torch.stack([a, b]))
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 5)
-    u = torch.randn(2, cfg.noise_dim, generator=gen).to(dev)
-    return {
-        "pixels": (1 - t.view(-1, 1, 1, 1)) * a + t.view(-1, 1, 1, 1) * b,
-        "ae": ae.decode((1 - t) * za + t * zb),
-        "gan": ae.decode(gan.sample_codes(u=(1 - t) * u[0] + t * u[1])),
-    }
-
-
-@torch.no_grad()
-def _midpoint_confidence(o: Opened, pairs: int = 200) -> dict[str, float]:
-    """Judge's mean top probability at path midpoints over many random pairs (how digit-like they are)."""
-    ae, gan, judge, cfg, data = o.ae, o.gan, o.judge, o.cfg, o.data
-    dev = gan.code_mean.device
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 6)
-    i = torch.randint(len(data.test_x), (pairs, 2), generator=gen)
-    z = encode_all(ae.encoder, data.test_x[i.flatten()]).view(pairs, 2, -1)
-    mid_ae = ae.decode((z[:, 0] + z[:, 1]) / 2)
-    u = torch.randn(pairs, 2, cfg.noise_dim, generator=gen).to(dev)
-    mid_gan = ae.decode(gan.sample_codes(u=(u[:, 0] + u[:, 1]) / 2))
-    ends = ae.decode(z[:, 0])
-    conf = {}
-    for name, imgs in (("ae_endpoint", ends), ("ae_midpoint", mid_ae), ("gan_midpoint", mid_gan)):
-        judge.eval()
-        top = F.softmax(judge(imgs.to(dev)), 1).max(1).values
-        conf[f"judge_confidence_{name}"] = round(float(top.mean()), 4)
-    return conf
+        if not 0 <= i < len(o.data.test_x):
+            raise ConfigError(f"test image index {i} is out of range; use 0..{len(o.data.test_x) - 1}")
+    a, b = o.data.test_x[pair[0]].to(dev), o.data.test_x[pair[1]].to(dev)
+    u = torch.randn(2, o.cfg.noise_dim, generator=torch.Generator(device="cpu").manual_seed(o.cfg.seed + 5))
+    return interpolation_rows(o.ae, o.gan, a, b, u.to(dev), steps)
 
 
 @figure("interpolation", when=lambda o: o.gan is not None, verb="interpolate")
@@ -275,32 +214,25 @@ def fig_interpolation(o: Opened, pair: tuple[int, int] = (0, 1)) -> Drawn:
     cfg, judge = o.cfg, o.judge
     rows = _interpolation_rows(o, pair, cfg.interp_steps)
     titles = {"pixels": "pixel blend (reference)", "ae": "AE code space", "gan": "GAN noise space"}
-    fig, axes = plots.figure(len(rows), 1, size=(0.95 * cfg.interp_steps + 1.8, 1.25 * len(rows) + 0.8))
+    size = (0.95 * cfg.interp_steps + 1.8, 1.25 * len(rows) + 0.8)
+    fig, axes = plots.image_rows({titles[key]: imgs for key, imgs in rows.items()}, size=size)
     verdicts = {}
     for ax, (key, imgs) in zip(axes, rows.items()):
-        plots.show_images(ax, imgs, 1)
-        ax.set_ylabel(titles[key], rotation=0, ha="right", va="center", fontsize=9)
         if judge is not None:
-            with torch.no_grad():
-                p = F.softmax(judge(imgs), 1)
-            conf, cls = p.max(1)
+            conf, cls = judge_verdicts(judge, imgs)
             verdicts[key] = [(int(c), round(float(v), 3)) for c, v in zip(cls, conf)]
+            texts = [f"{c.item()} {v:.0%}" for c, v in zip(cls, conf)]
             side = imgs.shape[-1] + 2
-            for j, (c, v) in enumerate(zip(cls, conf)):
-                ax.text(
-                    2 + j * side + side / 2,
-                    side + 5,
-                    f"{c.item()} {v:.0%}",
-                    ha="center",
-                    va="top",
-                    fontsize=7,
-                    color="#0072B2",
-                )
+            plots.grid_text(ax, texts, side, side + 5, along="cols", ha="center", va="top", fontsize=7, color="#0072B2")
     fig.suptitle(
         f"Interpolation in {cfg.interp_steps} steps: test images #{pair[0]} -> #{pair[1]}, and two noise vectors",
         fontweight="bold",
     )
-    extra = _midpoint_confidence(o) if judge is not None else {}
+    extra = {}
+    if judge is not None:
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 6)
+        conf = midpoint_confidence(o.ae, o.gan, judge, o.data.test_x, 200, gen)
+        extra = {f"judge_confidence_{k}": round(v, 4) for k, v in conf.items()}
     note = ""
     if extra:
         note = (
@@ -328,24 +260,16 @@ def fig_importance(o: Opened, n: int = 5, patch: int = 8, stride: int = 2) -> Dr
     judge = o.judge
     dev = next(judge.parameters()).device
     x = o.data.test_x[:n].to(dev)
-    judge.eval()
-    with torch.no_grad():
-        probs = F.softmax(judge(x), 1)
-    pred = probs.argmax(1)
+    conf, pred = judge_verdicts(judge, x)
     occ = occlusion_map(judge, x, pred, patch=patch, stride=stride)
     grad = gradient_map(judge, x, pred)
     fig, axes = plots.figure(3, n, size=(2.0 * n + 0.6, 6.6), squeeze=False)
     for i in range(n):
         img = x[i, 0].cpu().numpy()
         axes[0, i].imshow(img, cmap="gray_r", vmin=0, vmax=1)
-        axes[0, i].set_title(f"judge: {o.data.classes[int(pred[i])]} ({probs[i, pred[i]]:.0%})", fontsize=9)
-        lim = float(np.abs(occ[i]).max()) or 1.0
-        im1 = axes[1, i].imshow(occ[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        axes[1, i].contour(img, levels=[0.5], colors="k", linewidths=0.5)
-        im2 = axes[2, i].imshow(grad[i], cmap="magma")
-        axes[2, i].contour(img, levels=[0.5], colors="w", linewidths=0.5)
-        fig.colorbar(im1, ax=axes[1, i], fraction=0.046, pad=0.02)
-        fig.colorbar(im2, ax=axes[2, i], fraction=0.046, pad=0.02)
+        axes[0, i].set_title(f"judge: {o.data.classes[int(pred[i])]} ({conf[i]:.0%})", fontsize=9)
+        plots.heatmap(axes[1, i], occ[i], cmap="RdBu_r", symmetric=True, outline=img, color="k")
+        plots.heatmap(axes[2, i], grad[i], cmap="magma", outline=img, color="w")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -368,23 +292,8 @@ def fig_importance(o: Opened, n: int = 5, patch: int = 8, stride: int = 2) -> Dr
 @table("receptive_field")
 def table_receptive_field(o: Opened, size: int = 128) -> Drawn:
     """The conv3, conv3, maxpool2, conv3, conv5 stack on 128x128: formula vs measurement on torch layers."""
-    rows = []
-    for label, stack in (
-        ("MaxPool2d(2) (stride 2, PyTorch default)", EXAMPLE),
-        ("MaxPool2d(2, stride=1)", EXAMPLE_STRIDE1_POOL),
-    ):
-        geo = stack_geometry(size, stack)
-        out, rf = measured_geometry(size, stack)
-        for i, r in enumerate(geo):
-            last = i == len(geo) - 1
-            rows.append(
-                {
-                    "pooling": label,
-                    **r,
-                    "measured_output": out if last else "",
-                    "measured_receptive_field": rf if last else "",
-                }
-            )
+    stacks = {"MaxPool2d(2) (stride 2, PyTorch default)": EXAMPLE, "MaxPool2d(2, stride=1)": EXAMPLE_STRIDE1_POOL}
+    rows = geometry_table(size, stacks, key="pooling")
     return Drawn(
         rows=rows,
         caption=(
