@@ -17,12 +17,7 @@ def th(tmp_path):
     return Theory(Run.create("theory", cfg, name="t", root=tmp_path), cfg)
 
 
-TRAINED = (
-    "seq2seq_ablations",
-    "gan_pairing",
-    "attention_imitation",
-    "diffusion_positions",
-)  # trained: their own test files
+TRAINED = ("seq2seq_ablations", "gan_pairing", "attention_imitation", "diffusion_positions", "saliency")  # own tests
 
 
 @pytest.mark.parametrize("name", [n for n in EVIDENCE if n not in TRAINED])

@@ -106,6 +106,17 @@ ANSWERS: tuple[Answer, ...] = (
         "autograd's). diag(f) is the Jacobian of the elementwise product, not of the convolution.",
     ),
     Answer(
+        "saliency",
+        "Convolutions and images",
+        "How can we measure how much each image region matters for a prediction?",
+        "Occlude it and watch the class probability fall; or read the gradient of the class score with respect "
+        "to each pixel (saliency), or Grad-CAM's map of a late convolution layer's channels weighted by their "
+        "mean gradient. On the digit classifier, deleting the pixels each map ranks highest hurts the "
+        "prediction far more than deleting random pixels, occlusion most (figure saliency): it measures the "
+        "effect of removal directly, at the cost of one forward pass per patch position; the gradient is one "
+        "backward pass but local and noisy; Grad-CAM is smooth but as coarse as its layer.",
+    ),
+    Answer(
         "attention_imitation",
         "Convolutions and images",
         "How can a BERT-like network imitate a convolution layer, and a fully connected layer?",

@@ -26,7 +26,8 @@ class TheoryConfig(TrainConfig):
     bptt_max_len: int = param(400, "longest sequence in the BPTT cost measurement", min=8)
     gan_steps: int = param(1000, "training steps of each 2D GAN (plain, conditional, CycleGAN)", min=0)
     imitate_steps: int = param(600, "training steps of the attention layers imitating a conv / FC layer", min=0)
-    diffusion_steps: int = param(800, "training steps of each small image denoiser (2D positions question)", min=0)
+    diffusion_steps: int = param(600, "training steps of each small image denoiser (2D positions question)", min=0)
+    judge_steps: int = param(300, "training steps of the digit classifier the saliency maps explain", min=0)
 
 
 def _presets() -> dict[str, TheoryConfig]:

@@ -9,6 +9,7 @@ child run ``stages/seq2seq-<task>-<variant>`` that later calls reuse once it is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,10 @@ class Theory:
     def get(self, name: str) -> dict[str, Any]:
         """The evidence ``name`` (a key of :data:`EVIDENCE`), computed on first use."""
         if name not in self.cache:
+            t0 = time.perf_counter()
             with cpu_threads(self.cfg.threads):
                 self.cache[name] = EVIDENCE[name](self)
+            self.cache[name]["seconds"] = round(time.perf_counter() - t0, 2)  # training included, when it ran
         return self.cache[name]
 
 

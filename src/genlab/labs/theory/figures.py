@@ -13,6 +13,7 @@ from genlab.labs.theory import evidence as _evidence  # noqa: F401  (registers t
 from genlab.labs.theory import gans as _gans  # noqa: F401
 from genlab.labs.theory import imitation as _imitation  # noqa: F401
 from genlab.labs.theory import positions as _positions  # noqa: F401
+from genlab.labs.theory import saliency as _saliency  # noqa: F401
 from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, GENERATIVE, TEXT_TO_IMAGE
 from genlab.labs.theory.core import EVIDENCE, TASKS, VARIANTS, Theory
 
@@ -55,11 +56,12 @@ def table_answers(th: Theory) -> Drawn:
             }
         )
     total = sum(a.evidence in EVIDENCE for a in QUESTIONS)
+    seconds = {f"seconds_{k}": v["seconds"] for k, v in th.cache.items()}
     return Drawn(
         rows=rows,
         caption=f"The theory questions, genlab's answers and their checks: {passed} of {total} "
         f"checks passed on this run.",
-        summary={"checks_passed": passed, "checks_total": total},
+        summary={"checks_passed": passed, "checks_total": total, **seconds},
     )
 
 
@@ -326,4 +328,27 @@ def fig_diffusion_positions(th: Theory) -> Drawn:
     fig.tight_layout()
     return Drawn(
         fig, _caption("diffusion_positions", ev), data={"rows": ev["rows"]}, summary=_check("diffusion_positions", ev)
+    )
+
+
+@figure("saliency")
+def fig_saliency(th: Theory) -> Drawn:
+    ev = th.get("saliency")
+    rows = {"digit": ev["images"], **ev["maps"]}
+    n = len(ev["images"])
+    fig, axes = plots.figure(len(rows), n, size=(1.35 * n + 1.2, 1.4 * len(rows)), squeeze=False)
+    for r, (name, imgs) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r][c]
+            m = imgs[c]
+            ax.imshow(m, cmap="gray_r" if r == 0 else "magma", vmin=0 if r == 0 else None)
+            plots.bare(ax)
+        drop = ev["drops"].get(name)
+        axes[r][0].set_ylabel(name + (f"\n(drop {drop:.2f})" if drop is not None else ""), fontsize=8)
+    fig.tight_layout()
+    return Drawn(
+        fig,
+        _caption("saliency", ev, f"(Deleting random pixels drops it by {ev['drops']['random pixels']:.2f}.)"),
+        data={"drops": ev["drops"], "accuracy": ev["accuracy"]},
+        summary=_check("saliency", ev),
     )
