@@ -52,3 +52,22 @@ def test_data_list_shows_every_dataset(capsys):
     out = capsys.readouterr().out
     for name in ("alice", "gpt2", "mnist", "fashion", "rt", "glove", "digits"):
         assert name in out
+
+
+def test_environment_errors_are_one_line(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code = main(["diffusion2d", "train", "--run-dir", str(blocker), "--name", "x", "--set", "steps=1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "afile" in err and "folder" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "genlab", "--debug", "diffusion2d", "train", "--run-dir", str(blocker), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "Traceback" in proc.stderr

@@ -82,3 +82,21 @@ def test_parse_value_rejects_what_it_cannot_parse():
     assert parse_value("7", int) == 7
     with pytest.raises(ConfigError):
         parse_value("seven", int)
+
+
+def test_nan_infinity_and_upper_bounds_are_refused():
+    from genlab.train import TrainConfig
+
+    for bad in ("lr=nan", "lr=inf", "ema_decay=1.5", "lr=-1", "grad_clip=nan"):
+        with pytest.raises(ConfigError, match="bad value"):
+            TrainConfig().override([bad])
+    assert TrainConfig().override(["lr=0.5"]).lr == 0.5
+
+
+def test_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    from genlab.config import load_config_file
+
+    path = tmp_path / "c.json"
+    path.write_bytes(b'{"lr": "\xff"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config_file(path)

@@ -125,3 +125,40 @@ def test_rng_state_round_trips_through_a_safe_checkpoint(tmp_path):
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state(torch.load(path, weights_only=True)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_damaged_run_files_are_one_line_errors(tmp_path):
+    run = Run.create("toy", {"a": 1}, name="r", root=tmp_path)
+    run.summary_path.write_bytes(b"{\xff\xfe")
+    with pytest.raises(RunError, match="summary.*damaged"):
+        run.read_summary()
+    run.metrics_path.write_bytes(b'{"step": 1, "loss": 0.5}\n{"step": 2, "lo\xff\n[1, 2]\n{"step": 3}\n')
+    assert [r["step"] for r in run.read_metrics()] == [1, 3]
+    run.config_path.write_text("[1, 2]")
+    with pytest.raises(RunError, match="not a genlab run config"):
+        run.read_config_file()
+    run.config_path.write_text("{not json")
+    with pytest.raises(RunError, match="damaged"):
+        Run.open(run.path, "toy")
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "x.txt", "hi")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_reuse_keeps_a_run_of_another_config_beside_the_new_one(tmp_path, capsys):
+    from genlab.runs import reuse_or_create
+
+    first = reuse_or_create("toy", {"a": 1}, root=tmp_path, name="demo")
+    (first.path / "marker").write_text("trained")
+    again = reuse_or_create("toy", {"a": 1}, root=tmp_path, name="demo")
+    assert (again.path / "marker").exists()
+    other = reuse_or_create("toy", {"a": 2}, root=tmp_path, name="demo")
+    kept = [p for p in (tmp_path / "toy").iterdir() if p.name.startswith("demo.replaced-")]
+    assert len(kept) == 1 and (kept[0] / "marker").read_text() == "trained"
+    assert other.same_config({"a": 2}) and "kept it as" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.errors import TrainingDiverged
+from genlab.errors import NothingToDo, RunError, TrainingDiverged
 from genlab.runs import Run, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer
 
@@ -49,11 +49,20 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     assert all(torch.equal(ema_full[k], ema_cut[k]) for k in ema_full)
 
 
-def test_resume_of_a_finished_run_does_nothing(tmp_path):
+def test_resume_of_a_finished_run_changes_nothing_and_says_so(tmp_path):
     run, _, _ = train_toy(tmp_path, "done", steps=10)
-    before = run.last_checkpoint.stat().st_mtime_ns
-    _, _, result = train_toy(tmp_path, "done", steps=10, resume=True)
-    assert result.resumed_from == 10 and run.last_checkpoint.stat().st_mtime_ns == before
+    before = {p: p.stat().st_mtime_ns for p in run.path.rglob("*") if p.is_file()}
+    with pytest.raises(NothingToDo, match="already finished"):
+        train_toy(tmp_path, "done", steps=10, resume=True)
+    assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*") if p.is_file()} == before
+
+
+def test_resume_needs_an_existing_named_run(tmp_path):
+    with pytest.raises(RunError, match="nothing to resume"):
+        Run.create("toy", {"a": 1}, name="typo", root=tmp_path, resume=True)
+    with pytest.raises(RunError, match="needs the --name"):
+        Run.create("toy", {"a": 1}, root=tmp_path, resume=True)
+    assert not (tmp_path / "toy").exists()
 
 
 def test_training_lowers_the_loss_and_keeps_best_and_ema(tmp_path):

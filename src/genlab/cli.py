@@ -9,11 +9,12 @@ traceback, exit status 1). Nothing imports this module.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from genlab import __version__
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, NothingToDo, describe_os_error, is_out_of_memory
 from genlab.labs import all_labs
 
 # ------------------------------------------------------------------------------------------------ the parser
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'genlab <command> --help' for a command's options.\nStart with: genlab report --quick",
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error (or GENLAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     sub.required = True
     from genlab import report as report_mod
@@ -50,14 +52,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed as one line
         return int(e.code or 0)
+    debug = args.debug or os.environ.get("GENLAB_DEBUG", "") not in ("", "0")
     try:
         result = args.func(args)
+    except NothingToDo as e:
+        print(f"genlab: {e}", file=sys.stderr)
+        return 0
     except GenlabError as e:
+        if debug:
+            raise
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. 'genlab data list | head'
         sys.stderr.close()
         return 0
+    except OSError as e:  # the environment: full disk, read-only folder, a file where a folder should be...
+        if debug:
+            raise
+        print(f"genlab: error: {describe_os_error(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        if debug or not is_out_of_memory(e):
+            raise
+        print(
+            "genlab: error: out of memory; make the config smaller (e.g. --set batch_size=... or a smaller "
+            "model) or use a device with more memory",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("genlab: interrupted; finished checkpoints are kept (continue with --resume)", file=sys.stderr)
         return 130

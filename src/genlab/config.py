@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -30,9 +31,14 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def param(default: Any, help: str = "", *, choices: tuple | None = None, min: float | None = None):
-    """A config field with a help text and, optionally, allowed ``choices`` or a ``min`` value."""
-    meta = {"help": help, "choices": choices, "min": min}
+def param(
+    default: Any, help: str = "", *, choices: tuple | None = None, min: float | None = None, max: float | None = None
+):
+    """A config field with a help text and, optionally, allowed ``choices`` or bounds ``min`` <= value <= ``max``.
+
+    Every float field also refuses NaN and infinity (they pass any comparison and fail much later).
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for sequence defaults so configs stay hashable and immutable")
     return dataclasses.field(default=default, metadata=meta)
@@ -120,9 +126,14 @@ class Config:
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 raise ConfigError(f"bad value {value!r} for {f.name}; choose one of: {', '.join(map(str, choices))}")
-            low = f.metadata.get("min")
-            if low is not None and value is not None and value < low:
-                raise ConfigError(f"bad value {value!r} for {f.name}; it must be >= {low}")
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ConfigError(f"bad value {value!r} for {f.name}; it must be a finite number")
+                low, high = f.metadata.get("min"), f.metadata.get("max")
+                if low is not None and v is not None and v < low:
+                    raise ConfigError(f"bad value {value!r} for {f.name}; it must be >= {low}")
+                if high is not None and v is not None and v > high:
+                    raise ConfigError(f"bad value {value!r} for {f.name}; it must be <= {high}")
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -178,7 +189,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found; pass an existing .json or .toml file")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror})") from None
     try:
         if path.suffix.lower() == ".toml":
             try:

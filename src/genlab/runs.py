@@ -21,6 +21,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.errors import ConfigError, RunError
+from genlab.errors import ConfigError, NothingToDo, RunError
 from genlab.io import atomic_torch_save, atomic_write_json, atomic_write_text, json_default
 
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -151,11 +152,24 @@ class Run:
         An existing folder with a checkpoint is only reused with ``resume=True`` (it is never overwritten
         silently); its saved config must then match the new one.
         """
+        if resume and not name:
+            raise RunError("--resume needs the --name of the run to continue (its folder is RUN_DIR/<lab>/NAME)")
         name = name or default_run_name()
         if not _NAME_OK.match(name):
             raise ConfigError(f"bad run name {name!r}; use letters, digits, '.', '_' and '-'")
         run = cls(Path(root or DEFAULT_RUNS_ROOT) / lab / name)
         cfg = dict(_as_dict(config))
+        if resume and not run.config_path.exists():
+            raise RunError(
+                f"nothing to resume: {str(run.path)!r} holds no run; check --name and --run-dir, or drop "
+                f"--resume to start a new run"
+            )
+        if resume and run.finished:
+            step = json.loads(run.progress_path.read_text()).get("step")
+            raise NothingToDo(
+                f"run {str(run.path)!r} already finished training (step {step}); nothing to resume, "
+                f"nothing changed. Use it with the lab's verbs (--run), or train with --name NEW"
+            )
         if run.config_path.exists():
             if run.last_checkpoint.exists() and not resume:
                 raise RunError(
@@ -232,7 +246,7 @@ class Run:
         """Whether ``config.json`` holds exactly ``config`` (as JSON, so 1e-3 == 0.001)."""
         try:
             saved = self.read_config_file().get("config")
-        except (OSError, ValueError):
+        except (OSError, ValueError, RunError):
             return False
         return saved == json.loads(json.dumps(_as_dict(config), default=json_default))
 
@@ -297,11 +311,23 @@ class Run:
         return self.read_config_file().get("lab", self.path.parent.name)
 
     def read_config_file(self) -> dict[str, Any]:
-        return json.loads(self.config_path.read_text())
+        body = _read_json(self.config_path, "run config")
+        if not isinstance(body, dict) or not isinstance(body.get("config", {}), dict):
+            raise RunError(
+                f"{str(self.config_path)!r} is not a genlab run config (no 'config' table); it is damaged "
+                f"or from another program: train the run again"
+            )
+        return body
 
     def config(self, cls: type) -> Any:
-        """The run's config as an instance of ``cls``."""
-        return cls.from_dict(self.read_config_file()["config"])
+        """The run's config as an instance of ``cls`` (a damaged or foreign config is a one-line error)."""
+        body = self.read_config_file()
+        try:
+            return cls.from_dict(body.get("config", {}))
+        except ConfigError as e:
+            raise RunError(
+                f"the config of run {str(self.path)!r} does not fit this genlab ({e}); train it again with this version"
+            ) from None
 
     # -- metrics
     def log_metrics(self, record: dict[str, Any]) -> None:
@@ -315,13 +341,13 @@ class Run:
         if not self.metrics_path.exists():
             return []
         rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut by a kill: ignore it
-                    continue
+        for raw in self.metrics_path.read_bytes().splitlines():
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):  # a line cut by a kill: ignore it
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+                rows.append(row)
         return rows
 
     def truncate_metrics(self, step: int) -> None:
@@ -389,7 +415,15 @@ class Run:
         return csv_path
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+        if not self.summary_path.exists():
+            return {}
+        body = _read_json(self.summary_path, "run summary")
+        if not isinstance(body, dict):
+            raise RunError(
+                f"{str(self.summary_path)!r} is damaged (not a table of numbers); delete it and run the "
+                f"lab's 'figures' verb on the run to write it again"
+            )
+        return body
 
     def update_summary(self, values: dict[str, Any]) -> dict[str, Any]:
         """Merge ``values`` into ``summary.json``."""
@@ -420,14 +454,29 @@ def reuse_or_create(lab: str, config: Any, *, root: str | Path, name: str, reuse
 
     * ``reuse`` and the folder holds the same config: it is returned as it is, finished (``run.finished``;
       skip training) or cut off (train with ``resume=True`` to continue from its last checkpoint);
-    * otherwise (another config, or ``reuse=False``) the old folder is removed and a fresh run is created.
+    * ``reuse`` and the folder holds a run of another config: that run is kept, moved aside to
+      ``<name>.replaced-<time>`` (said on stderr), and a fresh run is created;
+    * ``reuse=False``: the caller asked for a fresh run, and the old folder is removed.
     """
     run = Run(Path(root) / lab / name)
     if reuse and run.config_path.exists() and run.same_config(config):
         return run
     if run.path.exists():
-        shutil.rmtree(run.path)
+        if reuse:
+            aside = run.path.with_name(f"{name}.replaced-{default_run_name()}")
+            run.path.rename(aside)
+            print(f"genlab: {str(run.path)!r} held a run of another config; kept it as {str(aside)!r}", file=sys.stderr)
+        else:
+            shutil.rmtree(run.path)
     return Run.create(lab, config, name=name, root=root)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """A JSON file genlab wrote, or a one-line RunError naming it when it is damaged."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{what} {str(path)!r} is damaged ({e}); restore it, or train the run again") from None
 
 
 def _as_dict(config: Any) -> Any:

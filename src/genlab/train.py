@@ -42,11 +42,11 @@ class TrainConfig(Config):
 
     seed: int = param(0, "random seed (python, numpy, torch)")
     steps: int = param(1000, "optimisation steps", min=0)
-    lr: float = param(1e-3, "learning rate", min=0.0)
+    lr: float = param(1e-3, "learning rate", min=0.0, max=10.0)
     batch_size: int = param(128, "examples per step", min=1)
     grad_clip: float = param(0.0, "clip the gradient norm to this (0 = off)", min=0.0)
     amp: str = param("off", "autocast: off, bf16 (CPU/GPU) or fp16 (GPU)", choices=("off", "bf16", "fp16"))
-    ema_decay: float = param(0.0, "EMA of the weights (0 = off, e.g. 0.999)", min=0.0)
+    ema_decay: float = param(0.0, "EMA of the weights (0 = off, e.g. 0.999)", min=0.0, max=0.99999)
     log_every: int = param(10, "log metrics every N steps", min=1)
     eval_every: int = param(0, "evaluate every N steps (0 = only at the end)", min=0)
     ckpt_every: int = param(0, "checkpoint every N steps (0 = only at the end)", min=0)
