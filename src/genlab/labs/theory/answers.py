@@ -203,11 +203,15 @@ ARCHITECTURES = (
 )
 
 TEXT_TO_IMAGE = Answer(
-    "-",
+    "imagediff: attention",
     "Generative models",
-    "How does a text-to-image model attend to the prompt (queries, keys, values)?",
-    "Image positions ask and the text answers: the queries come from the image (U-Net) features, the keys and "
-    "values from the prompt's token embeddings, so each pixel region mixes in the words relevant to it "
-    "(cross-attention); self-attention among image positions then spreads that across the picture. The image "
-    "lab's composition experiment is the evidence, where it exists.",
+    "How does a text-to-image model attend to the prompt: which of the four query/key quadrants does it need?",
+    "The image asks and the prompt answers: queries come from the image features, keys and values from the "
+    "text encoder's token embeddings (cross-attention), so each region mixes in the words that concern it. "
+    "Over the joint sequence [image tokens; text tokens] the attention matrix has four quadrants: image to "
+    "image (self-attention, which spreads layout across the picture), image to text (the conditioning "
+    "itself), and text to image or text to text, needed only when the text stream is updated too (joint "
+    "blocks as in SD3); a U-Net reading a frozen text encoder uses the first two. The image lab's attention "
+    "figure (imagediff, figure attention: each prompt token's weight over the bottleneck's pixels) is the "
+    "evidence; its composition experiment, where it exists, shows what the image-to-text quadrant does.",
 )

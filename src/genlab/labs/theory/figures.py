@@ -21,7 +21,7 @@ QUESTIONS = (*ANSWERS, *GENERATIVE)
 _BY_EVIDENCE = {a.evidence: a for a in QUESTIONS}
 _NO_CHECK = {
     "architectures": "(a design choice: nothing to measure; each row names the lab that runs it)",
-    "-": "(answered in words; the image lab's composition experiment is the evidence)",
+    "imagediff: attention": "(answered in words; the evidence is the image lab's attention figure)",
 }
 
 
