@@ -198,3 +198,46 @@ def test_torchrun_two_processes_match_one(tmp_path):
     w1, w2 = _weights(Run(tmp_path / "toy" / "single")), _weights(Run(tmp_path / "toy" / "ddp"))
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert len(Run(tmp_path / "toy" / "ddp").read_metrics()) == len(Run(tmp_path / "toy" / "single").read_metrics())
+
+
+def test_a_second_trainer_of_the_same_run_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    cfg = TrainConfig(steps=3, log_every=1)
+    run = Run.create("toy", cfg, name="locked", root=tmp_path)
+    model = torch.nn.Linear(2, 1)
+
+    def go():
+        return fit(
+            run,
+            model,
+            make_optimizer(model.parameters()),
+            lambda m, b: {"loss": m(b).pow(2).mean()},
+            lambda s: torch.ones(2, 2),
+            cfg=cfg,
+            device=torch.device("cpu"),
+            quiet=True,
+        )
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (run.path / ".lock").write_text(f"{alive.pid}\n")
+        with pytest.raises(RunError, match=f"being trained by process {alive.pid}"):
+            go()
+        assert not run.last_checkpoint.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+    (run.path / ".lock").write_text(f"{alive.pid}\n")  # its owner is gone now
+    assert go().step == 3 and not (run.path / ".lock").exists()
+
+
+def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    run, _, _ = train_toy(tmp_path, "fallback", steps=20)  # checkpoints at 10 and 20
+    assert torch.load(run.previous_checkpoint, weights_only=True)["step"] == 10
+    run.last_checkpoint.write_bytes(b"torn")
+    assert run.load_checkpoint()["step"] == 10
+
+
+def test_weights_of_another_model_are_a_one_line_error(tmp_path):
+    run, _, _ = train_toy(tmp_path, "other", steps=5)
+    with pytest.raises(RunError, match="weights of another model"):
+        load_weights(run, torch.nn.Linear(3, 3))

@@ -359,10 +359,20 @@ class Run:
     def save_checkpoint(self, state: dict[str, Any], *, best: bool = False) -> Path | None:
         if not is_main_process():
             return None
+        if self.last_checkpoint.exists():  # keep the previous good one (a hard link: no copy) to fall back on
+            with contextlib.suppress(OSError):
+                tmp = self.checkpoint_dir / ".prev.pt.tmp"
+                tmp.unlink(missing_ok=True)
+                os.link(self.last_checkpoint, tmp)
+                os.replace(tmp, self.previous_checkpoint)
         path = atomic_torch_save(state, self.last_checkpoint)
         if best:
             atomic_torch_save(state, self.best_checkpoint)
         return path
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "prev.pt"
 
     def load_checkpoint(self, which: str = "last", map_location: str | torch.device = "cpu") -> dict[str, Any]:
         path = self.best_checkpoint if which == "best" else self.last_checkpoint
@@ -370,7 +380,49 @@ class Run:
             path = self.last_checkpoint
         if not path.exists():
             raise RunError(f"run {str(self.path)!r} has no checkpoint yet; train it first (or --resume it)")
-        return load_tensors(path, map_location)
+        try:
+            return load_tensors(path, map_location)
+        except RunError as e:
+            if path != self.last_checkpoint or not self.previous_checkpoint.exists():
+                raise
+            print(
+                f"genlab: {e}; falling back to the previous checkpoint {str(self.previous_checkpoint)!r}",
+                file=sys.stderr,
+            )
+            return load_tensors(self.previous_checkpoint, map_location)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold ``<run>/.lock`` while training: a second trainer of the same run is refused in one line; the
+        lock of a process that died (a kill -9) is taken over."""
+        if not is_main_process():
+            yield
+            return
+        path = self.path / ".lock"
+        self.path.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = -1
+                if pid > 0 and pid != os.getpid() and _alive(pid):
+                    raise RunError(
+                        f"run {str(self.path)!r} is being trained by process {pid}; wait for it to "
+                        f"finish, or train under another --name"
+                    ) from None
+                path.unlink(missing_ok=True)  # stale: its owner is gone
+        else:
+            raise RunError(f"cannot take the lock {str(path)!r}; remove it if no genlab process uses the run")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     # -- outputs
     def figure_path(self, name: str) -> Path:
@@ -434,14 +486,23 @@ class Run:
         return summary
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a checkpoint that
     someone handed you cannot run code. A damaged or foreign file is a one-line :class:`RunError`."""
-    import pickle
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, AttributeError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to unpickle a handed-over file means a damaged file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(
             f"cannot load {str(path)!r} safely ({first[:160]}); it is damaged, from another program "

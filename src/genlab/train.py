@@ -175,6 +175,44 @@ def fit(
     them at every log step and before every checkpoint. ``callbacks(step, losses)`` get the raw losses.
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
     """
+    with run.lock():  # one trainer per run folder
+        return _fit(
+            run,
+            model,
+            optimizers,
+            step_fn,
+            batches,
+            cfg=cfg,
+            device=device,
+            scheduler=scheduler,
+            eval_fn=eval_fn,
+            best_key=best_key,
+            manual=manual,
+            resume=resume,
+            quiet=quiet,
+            callbacks=callbacks,
+            desc=desc,
+        )
+
+
+def _fit(
+    run: Run,
+    model: nn.Module,
+    optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    step_fn: StepFn,
+    batches: Callable[[int], Any],
+    *,
+    cfg: TrainConfig,
+    device: torch.device,
+    scheduler: Any = None,
+    eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    best_key: str | None = None,
+    manual: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: Iterable[Callable[[int, Mapping[str, Any]], None]] = (),
+    desc: str | None = None,
+) -> FitResult:
     opts: dict[str, torch.optim.Optimizer] = (
         dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers}
     )
@@ -192,7 +230,7 @@ def fit(
     seed_everything(cfg.seed)
     if resume and run.last_checkpoint.exists():
         state = run.load_checkpoint(map_location=device)
-        model.load_state_dict(state["model"])
+        load_state(model, state["model"], run.last_checkpoint)
         for name, opt in opts.items():
             opt.load_state_dict(state["optimizers"][name])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -296,7 +334,7 @@ def fit(
                     ema.update_parameters(model)
                 time_up = bool(cfg.max_seconds) and time.perf_counter() - t0 > cfg.max_seconds
                 is_eval = bool(cfg.eval_every) and step % cfg.eval_every == 0 and step != cfg.steps
-                is_ckpt = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0
+                is_ckpt = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0 and step != cfg.steps
                 if step % cfg.log_every == 0 or step == cfg.steps or time_up or is_eval or is_ckpt:
                     values = {k: _as_float(v) for k, v in losses.items()}  # the only host-device sync
                     check_finite(step, values)
@@ -336,6 +374,20 @@ def fit(
     )
 
 
+def load_state(model: nn.Module, state: Mapping[str, Any], path: Any) -> None:
+    """``model.load_state_dict(state)``; weights of another model are a one-line RunError, not a traceback."""
+    from genlab.errors import RunError
+
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"the checkpoint {str(path)!r} holds weights of another model ({first}); was the run "
+            f"trained with another config or genlab version? Train it again"
+        ) from None
+
+
 def _diverged_message(step: int, key: str, value: float) -> str:
     return (
         f"{key} became {value} at step {step} (checked at log steps); lower the learning rate "
@@ -353,8 +405,8 @@ def load_weights(
     state = run.load_checkpoint(which, map_location=device)
     if ema and state.get("ema") is not None:
         ema_sd = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-        model.load_state_dict(ema_sd)
+        load_state(model, ema_sd, run.last_checkpoint)
     else:
-        model.load_state_dict(state["model"])
+        load_state(model, state["model"], run.last_checkpoint)
     model.to(device)
     return state
