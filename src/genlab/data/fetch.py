@@ -16,6 +16,7 @@ used instead of the network (for offline machines, and for the tests).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -266,6 +267,7 @@ def data_path(name: str, item: str | None = None) -> Path:
         )
     target = item or ds.items[0].target
     choose(f"file of dataset {name!r}", target, [i.target for i in ds.items], DataError)
+    verify(name)
     return dataset_dir(name) / target
 
 
@@ -426,8 +428,12 @@ def fetch(name: str, *, force: bool = False, log: Callable[[str], None] = print)
         return cache_root()
     final = dataset_dir(name)
     if is_fetched(name) and not force:
-        log(f"{name}: already in {final}")
-        return final
+        try:
+            verify(name)
+            log(f"{name}: already in {final} (unchanged since it was fetched)")
+            return final
+        except DataError as e:
+            log(f"{name}: {e}; fetching it again")
     cache_root().mkdir(parents=True, exist_ok=True)
     failures = []
     for src in ds.sources:
@@ -461,7 +467,50 @@ def _install(out: Path, final: Path, ds: Dataset) -> None:
             shutil.rmtree(dst)
         os.replace(out / item.target, dst)
     meta = {"name": ds.name, "licence": ds.licence, "files": {i.target: i.sha256 for i in ds.items}}
+    meta["stats"] = {i.target: _stats(final / i.target) for i in ds.items}
     (final / ".complete").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _stats(path: Path) -> list[list]:
+    """What the cheap check compares: (relative path, size, mtime) of every file of an item."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [
+        [p.relative_to(path).as_posix() if path.is_dir() else "", p.stat().st_size, p.stat().st_mtime_ns]
+        for p in files
+        if p.exists()
+    ]
+
+
+def verify(name: str, *, full: bool = False) -> None:
+    """Check the cached files of ``name`` against their manifest: sizes and mtimes on every use (cheap), the
+    sha256 when they changed or when ``full``. A changed file is a one-line DataError naming the fix."""
+    ds = dataset(name)
+    if ds.builtin:
+        return
+    folder = dataset_dir(name)
+    marker = folder / ".complete"
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        raise DataError(f"dataset {name!r} is not in the cache ({folder}); run 'genlab data fetch {name}'") from None
+    stats = meta.get("stats", {}) if isinstance(meta, dict) else {}
+    changed = False
+    for item in ds.items:
+        path = folder / item.target
+        if not path.exists():
+            raise DataError(f"{str(path)!r} of dataset {name!r} is missing; run 'genlab data fetch {name} --force'")
+        if not full and stats.get(item.target) == _stats(path):
+            continue
+        if checksum(path) != item.sha256:
+            raise DataError(
+                f"{str(path)!r} of dataset {name!r} changed since it was fetched (its sha256 no longer matches); "
+                f"run 'genlab data fetch {name} --force'"
+            )
+        stats[item.target], changed = _stats(path), True
+    if changed and isinstance(meta, dict):  # the content is right: remember the new sizes/mtimes
+        meta["stats"] = stats
+        with contextlib.suppress(OSError):
+            marker.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -477,6 +526,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("names", nargs="+", metavar="NAME", help=f"dataset names or 'all' ({', '.join(MANIFESTS)})")
     q.add_argument("--force", action="store_true", help="fetch again even if cached")
     q.set_defaults(func=_cmd_fetch)
+    q = dsub.add_parser("verify", help="check every cached file of datasets against its sha256")
+    q.add_argument("names", nargs="*", metavar="NAME", help="dataset names (default: every cached one)")
+    q.set_defaults(func=_cmd_verify)
     q = dsub.add_parser("path", help="print the cached path of a dataset")
     q.add_argument("name")
     q.set_defaults(func=lambda a: print(data_path(a.name).parent if not dataset(a.name).builtin else "builtin"))
@@ -499,3 +551,13 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
         dataset(n)  # validate every name before fetching anything
     for n in names:
         fetch(n, force=args.force)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    names = args.names or [d.name for d in MANIFESTS.values() if not d.builtin and is_fetched(d.name)]
+    for n in names:
+        dataset(n)
+    for n in names:
+        verify(n, full=True)
+        print(f"{n}: every file matches its sha256")
+    return 0
