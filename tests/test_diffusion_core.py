@@ -7,19 +7,25 @@ import math
 import pytest
 import torch
 
+from genlab.data.toy2d import make_toy2d, plane_points
 from genlab.diffusion import (
     SAMPLERS,
     SCHEDULES,
+    DiffusionModel,
     VEExpSchedule,
     VPLinearSchedule,
+    compare_likelihoods,
     data_prior,
+    diffusion_batches,
     diffusion_step,
     drop_labels,
     elbo,
     energy_distance,
     energy_vs_floor,
     forward_path,
+    forward_snapshots,
     invert,
+    likelihood_checks,
     make_sampler,
     make_schedule,
     mmd_rbf,
@@ -28,6 +34,7 @@ from genlab.diffusion import (
     prior_rows,
     sample,
     time_grid,
+    toy2d_quality,
 )
 from genlab.errors import ConfigError
 
@@ -350,3 +357,93 @@ def test_diffusion_step_drops_labels_for_guidance():
     assert seen[-1] is None and out["loss"].item() == pytest.approx(1.0, rel=0.3)  # predicting 0: E[eps^2]
     diffusion_step(sch, 0.5, null_label=9)(net, (x, torch.zeros(64, dtype=torch.long)))
     assert 0 < int((seen[-1] == 9).sum()) < 64 and set(seen[-1].tolist()) == {0, 9}
+
+
+def test_forward_snapshots_draw_in_order_and_keep_t0():
+    sch, x0 = VEExpSchedule(), torch.rand(4000, 2) * 2 - 1
+    snaps = forward_snapshots(sch, x0, [0.0, 0.5, 1.0], torch.Generator().manual_seed(3))
+    assert snaps[0] is x0  # no draw at t = 0
+    g = torch.Generator().manual_seed(3)
+    first = sch.perturb(x0, torch.full((4000,), 0.5), torch.randn(x0.shape, generator=g))
+    assert torch.equal(snaps[1], first)  # one fresh draw per time, in order
+    assert float((snaps[2] - x0).std()) == pytest.approx(1.0, rel=0.05)  # sigma(1) = 1
+
+
+def test_compare_likelihoods_rows_agreement_and_checks():
+    sch = VEExpSchedule()
+    fn = gaussian_eps(sch, 0.5)
+    x = torch.tensor([[0.0, 0.0], [0.4, -0.2], [3.0, 3.0]], dtype=torch.float64)
+    cmp = compare_likelihoods(fn, sch, x, n_mc=64, ode_steps=20, seed=0)
+    e = elbo(fn, sch, x, n_mc=64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(cmp.elbo.elbo, e.elbo) and torch.equal(
+        cmp.ode.logp, ode_log_likelihood(fn, sch, x, steps=20).logp
+    )
+    rows = cmp.rows()
+    assert [set(r) for r in rows] == [{"elbo", "stderr", "ode_logp", "z", "elbo_le_ode_plus_se"}] * 3
+    assert rows[1]["z"] == round(float(cmp.gap[1] / e.stderr[1]), 2)
+    inside = torch.tensor([True, True, False])
+    agree = cmp.agreement(inside)
+    assert agree["gap_mean"] == pytest.approx(float(cmp.gap[:2].mean()))
+    assert 0 <= agree["share_over_se"] <= 1 and agree["gap_sd"] >= 0
+    checks = likelihood_checks(rows, inside.tolist())
+    assert checks["elbo_in_min"] == min(r["elbo"] for r in rows[:2]) and checks["elbo_out_max"] == rows[2]["elbo"]
+    assert checks["elbo_in_gt_out"] and checks["elbo_le_ode_within_se_all"] == all(
+        r["elbo_le_ode_plus_se"] for r in rows
+    )
+
+
+class ShiftedGaussians(torch.nn.Module):
+    """The exact noise predictor of class-conditional data N(means[y], sd^2 I); no label or the null label (K)
+    predicts as if the data were N(0, sd^2 I)."""
+
+    def __init__(self, schedule, means: torch.Tensor, sd: float):
+        super().__init__()
+        self.schedule, self.sd = schedule, sd
+        self.means = torch.cat([means, torch.zeros(1, means.shape[1], dtype=means.dtype)])
+        self.num_classes, self.null_label = means.shape[0], means.shape[0]
+
+    def forward(self, x, t, y=None):
+        a, s = self.schedule.alpha(t)[:, None], self.schedule.sigma(t)[:, None]
+        m = self.means[y] if y is not None else 0.0
+        return s * (x - a * m) / (a**2 * self.sd**2 + s**2)
+
+
+def test_diffusion_model_samples_classes_from_their_priors_and_inverts():
+    sch, sd = VEExpSchedule(), 0.1
+    means = torch.tensor([[0.6, -0.6], [-0.6, 0.6], [0.6, 0.6]], dtype=torch.float64)
+    prior_mean = torch.cat([means, torch.zeros(1, 2, dtype=torch.float64)])
+    prior_std = torch.full((4, 2), math.sqrt(1 + sd**2), dtype=torch.float64)
+    dm = DiffusionModel(ShiftedGaussians(sch, means, sd), sch, prior_mean, prior_std, sampler="heun", steps=100)
+    assert dm.classes == 3 and dm.prior()["prior_mean"].tolist() == [[0.0, 0.0]]
+    out = dm.sample(30, noise=torch.randn(30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    labels = torch.arange(30) % 3  # balanced by default
+    assert ((out.x - means[labels]).norm(dim=1) < 5 * sd).all()
+    z = torch.randn(5, 2, dtype=torch.float64)
+    free = dm.sample(5, noise=z, guidance=0.0)  # the label is ignored: the all-data start and eps
+    direct = sample(lambda x, t: dm.model(x, t), sch, "heun", noise=z, steps=100, **dm.prior())
+    assert torch.allclose(free.x, direct.x)
+    x0 = torch.tensor([[0.5, -0.7]], dtype=torch.float64)
+    inv, back = dm.round_trip(x0, torch.tensor([0]), steps=200)
+    assert torch.allclose(back.x, x0, atol=1e-3) and back.xs.shape == (201, 1, 2)
+    shared, own = dm.class_paths(z[:1].repeat(3, 1), steps=50)
+    assert torch.equal(shared.xs[0, 0], shared.xs[0, 1]) and not torch.equal(own.xs[0, 0], own.xs[0, 1])
+    assert ((own.x - means).norm(dim=1) < 5 * sd).all()
+    rows = dm.likelihoods(x0, torch.tensor([0]), n_mc=16, ode_steps=20).rows()
+    assert len(rows) == 1 and rows[0]["elbo"] < 10
+
+
+def test_diffusion_batches_full_or_random_rows():
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    assert diffusion_batches(x, y, 10)(0) == (x, y) and diffusion_batches(x)(3)[1] is None
+    bx, by = diffusion_batches(x, y, 4)(0)
+    assert bx.shape == (4, 1) and torch.equal(bx[:, 0].long(), by)
+
+
+def test_toy2d_quality_and_plane_points():
+    fresh = make_toy2d("grid", 500, seed=99)
+    q = toy2d_quality("grid", fresh.x, fresh.y, data_seed=0)
+    assert q["in_support"] == 1.0 and q["in_region"] == 1.0 and q["distance_ratio"] < 3
+    far = toy2d_quality("grid", fresh.x + 3)
+    assert far["in_support"] == 0.0 and "in_region" not in far and far["distance_ratio"] > 10
+    pts = plane_points(2.0, 5)
+    assert pts.shape == (25, 2) and pts[:5, 1].tolist() == [-2.0] * 5 and pts[:5, 0].tolist() == [-2, -1, 0, 1, 2]

@@ -80,10 +80,145 @@ def figure(
     return fig, axes
 
 
+def _array(values: Any) -> np.ndarray:
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+
+
 def scatter(ax: Any, points: Any, *, s: float = 2, alpha: float = 0.6, **kw: Any) -> Any:
     """Small, borderless dots for a point cloud: ``points`` is an (N, 2) tensor or array."""
-    xy = points.detach().cpu().numpy() if hasattr(points, "detach") else np.asarray(points)
+    xy = _array(points)
     return ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=alpha, lw=0, **kw)
+
+
+def class_scatter(
+    ax: Any, points: Any, labels: Any, num_classes: int | None = None, *, legend: str = "class", **kw: Any
+) -> None:
+    """A labelled point cloud, class ``c`` (0..K-1, K = ``num_classes`` or the largest label + 1) as
+    :func:`scatter` dots in ``class_colors(K)[c]``, with a legend of the classes titled ``legend`` beside the axes."""
+    xy, labels = _array(points), _array(labels)
+    k = num_classes or int(labels.max()) + 1
+    for c, color in enumerate(class_colors(k)):
+        scatter(ax, xy[labels == c], color=color, label=str(c), **kw)
+    ax.legend(title=legend, fontsize=8, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+def point_panels(
+    axes: Any,
+    clouds: Sequence[Any],
+    titles: Sequence[str],
+    *,
+    colors: Sequence[str] = PALETTE,
+    frame: Any = None,
+    fontsize: float = 9,
+    **kw: Any,
+) -> None:
+    """One point cloud per Axes of ``axes`` (in their flat order): :func:`scatter` dots in ``colors[i]``
+    (cycled), the title ``titles[i]``, and ``frame(ax)`` (an outline, limits) on each when given."""
+    for i, (ax, xy, title) in enumerate(zip(np.atleast_1d(axes).flat, clouds, titles)):
+        scatter(ax, xy, color=colors[i % len(colors)], **kw)
+        if frame is not None:
+            frame(ax)
+        ax.set_title(title, fontsize=fontsize)
+
+
+def point_grid(
+    clouds: Sequence[Any],
+    titles: Sequence[str],
+    *,
+    nrows: int = 1,
+    ncols: int | None = None,
+    panel: tuple[float, float] = (2.5, 2.9),
+    lim: float | None = None,
+    title: str = "",
+    **kw: Any,
+):
+    """A figure of point-cloud panels on shared axes, ``nrows`` x ``ncols`` (default: enough columns for the
+    clouds) of ``panel`` inches each: :func:`point_panels` (``kw``: its keywords) in reading order, equal limits
+    [-lim, lim] when given, and a bold ``title`` above. Returns ``(fig, axes)``, axes as a 2D array."""
+    ncols = ncols or -(-len(clouds) // nrows)
+    size = (panel[0] * ncols, panel[1] * nrows)
+    fig, axes = figure(nrows, ncols, layout="constrained", size=size, sharex=True, sharey=True, squeeze=False)
+    point_panels(axes, clouds, titles, **kw)
+    if lim is not None:
+        square_limits(axes, lim)
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    return fig, axes
+
+
+def mark(
+    ax: Any, points: Any, label: str | None = None, *, marker: str = "*", s: float = 120, color: str = "black", **kw
+) -> Any:
+    """Emphasised points drawn above the rest (a start, a target, end points): one point (2,) or a set (N, 2)."""
+    xy = np.atleast_2d(_array(points))
+    return ax.scatter(xy[:, 0], xy[:, 1], marker=marker, s=s, color=color, label=label, **{"zorder": 5, **kw})
+
+
+def paths(
+    ax: Any,
+    xs: Any,
+    colors: Sequence[str] = PALETTE,
+    *,
+    labels: Sequence[str] | None = None,
+    start: Mapping[str, Any] | None = None,
+    end: Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> None:
+    """Trajectories ``xs`` of shape (steps, N, 2): path i as a line (``kw``: its plot keywords) in ``colors[i]``
+    (cycled), labelled ``labels[i]``; ``start`` and ``end`` (scatter keywords, e.g. ``{"s": 30}``) mark where the
+    paths start (a star, :func:`mark`) and end (a dot in each path's colour, edged in black)."""
+    xs = _array(xs)
+    colors = [colors[i % len(colors)] for i in range(xs.shape[1])]
+    for i, color in enumerate(colors):
+        ax.plot(xs[:, i, 0], xs[:, i, 1], color=color, label=None if labels is None else labels[i], **kw)
+    if end is not None:
+        ax.scatter(xs[-1, :, 0], xs[-1, :, 1], **{"color": colors, "edgecolor": "black", "zorder": 5, **end})
+    if start is not None:
+        mark(ax, xs[0], **start)
+
+
+def time_path(
+    ax: Any,
+    xs: Any,
+    times: Any,
+    *,
+    cmap: str = "plasma",
+    s: float = 6,
+    line: Mapping[str, Any] | None = None,
+    colorbar: str | None = None,
+    **kw: Any,
+) -> Any:
+    """The points of a path (steps, 2), or of several (steps, N, 2), coloured by their ``times`` (steps,); with
+    ``line`` (plot keywords) a thin line through each path too, and with ``colorbar`` (its label) a colour bar.
+    Returns the scatter."""
+    xs, times = _array(xs), _array(times)
+    if xs.ndim == 2:
+        xs = xs[:, None]
+    flat = xs.transpose(1, 0, 2).reshape(-1, 2)  # path by path
+    sc = ax.scatter(flat[:, 0], flat[:, 1], c=np.tile(times, xs.shape[1]), cmap=cmap, s=s, **kw)
+    for i in range(xs.shape[1] if line is not None else 0):
+        ax.plot(xs[:, i, 0], xs[:, i, 1], **line)
+    if colorbar is not None:
+        ax.figure.colorbar(sc, ax=ax, label=colorbar)
+    return sc
+
+
+def plane_map(ax: Any, values: Any, lim: float, *, label: str = "", shrink: float = 0.8, **kw: Any) -> Any:
+    """An (n, n) array of values on a grid over [-lim, lim]^2 (row 0 at the bottom) as an image with its colour
+    bar (``kw``: imshow keywords such as ``cmap``, ``vmin``); returns the image."""
+    im = ax.imshow(_array(values), origin="lower", extent=(-lim, lim, -lim, lim), **kw)
+    ax.figure.colorbar(im, ax=ax, label=label, shrink=shrink)
+    return im
+
+
+def table(ax: Any, cells: Sequence[Sequence[str]], columns: Sequence[str], *, title: str = "") -> Any:
+    """A table of text ``cells`` under the headers ``columns``, centred on an otherwise empty Axes."""
+    ax.axis("off")
+    out = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="center")
+    out.scale(1, 1.5)
+    if title:
+        ax.set_title(title)
+    return out
 
 
 def square_limits(axes: Any, lim: float) -> None:

@@ -13,7 +13,8 @@ checker   a 4 x 4 checkerboard's dark cells                                     
 ========  ======================================================================  =======
 
 :func:`region` says which class's region a point lies in (-1 for none), for measuring how many conditional
-samples land where their class lives; :func:`in_support` says whether a point lies where the data does.
+samples land where their class lives; :func:`in_support` says whether a point lies where the data does;
+:func:`plane_points` is a grid over the plane, for maps of a function of the point.
 """
 
 from __future__ import annotations
@@ -118,3 +119,11 @@ def in_support(name: str, x: torch.Tensor) -> torch.Tensor:
         return region(name, x) >= 0
     ref = make_toy2d(name, 4000, seed=12345)
     return torch.cdist(x, ref.x).min(1).values <= 0.08
+
+
+def plane_points(lim: float, n: int) -> torch.Tensor:
+    """The ``n x n`` grid over [-lim, lim]^2 as points (n*n, 2), row by row from the bottom (x varies fastest):
+    values computed at them reshape to an (n, n) image for ``imshow(origin="lower")``."""
+    lin = torch.linspace(-lim, lim, n)
+    gx, gy = torch.meshgrid(lin, lin, indexing="xy")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)

@@ -1,5 +1,5 @@
-"""Diffusion maths shared by the 2D and image labs: schedules, samplers, priors, likelihood, guidance and
-the sample-quality protocol.
+"""Diffusion maths shared by the 2D and image labs: schedules, samplers, priors, likelihood, guidance, the
+sample-quality protocol, and a trained model bundled with its schedule and prior (:class:`DiffusionModel`).
 
 Everything here works on tensors of any shape ``(B, ...)`` and sees the network only as
 ``eps_fn(x, t) -> eps_hat``::
@@ -10,8 +10,17 @@ Everything here works on tensors of any shape ``(B, ...)`` and sees the network 
 """
 
 from genlab.diffusion.guidance import drop_labels, model_eps_fn
-from genlab.diffusion.likelihood import ElboResult, LogLikResult, elbo, ode_log_likelihood
-from genlab.diffusion.metrics import energy_distance, energy_vs_floor, mmd_rbf
+from genlab.diffusion.likelihood import (
+    ElboResult,
+    LikelihoodComparison,
+    LogLikResult,
+    compare_likelihoods,
+    elbo,
+    likelihood_checks,
+    ode_log_likelihood,
+)
+from genlab.diffusion.metrics import energy_distance, energy_vs_floor, mmd_rbf, toy2d_quality
+from genlab.diffusion.model import DiffusionModel
 from genlab.diffusion.samplers import (
     DDIM,
     GRIDS,
@@ -49,6 +58,7 @@ from genlab.diffusion.schedules import (
     VPCosineSchedule,
     VPLinearSchedule,
     forward_path,
+    forward_snapshots,
     make_schedule,
 )
 
@@ -83,6 +93,23 @@ def diffusion_step(schedule: Schedule, label_dropout: float = 0.0, null_label: i
     return step
 
 
+def diffusion_batches(x0, labels=None, batch_size: int | None = None):
+    """``batches(step)`` for :func:`genlab.train.fit` with :func:`diffusion_step`: ``(x0, labels)``, the whole set
+    when ``batch_size`` covers it (or is None), else ``batch_size`` rows drawn with replacement from torch's
+    global generator (whose state ``fit`` checkpoints, so a resumed run draws the same rows)."""
+    import torch
+
+    n = x0.shape[0]
+
+    def batches(step: int):
+        if batch_size is None or batch_size >= n:
+            return x0, labels
+        idx = torch.randint(0, n, (batch_size,), device=x0.device)
+        return x0[idx], (labels[idx] if labels is not None else None)
+
+    return batches
+
+
 __all__ = [
     "DDIM",
     "GRIDS",
@@ -90,11 +117,13 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULES",
     "DDPMAncestral",
+    "DiffusionModel",
     "DiscreteVPSchedule",
     "ElboResult",
     "EulerMaruyama",
     "EulerODE",
     "HeunODE",
+    "LikelihoodComparison",
     "LogLikResult",
     "SampleResult",
     "Sampler",
@@ -104,9 +133,11 @@ __all__ = [
     "VEPolySchedule",
     "VPCosineSchedule",
     "VPLinearSchedule",
+    "compare_likelihoods",
     "data_prior",
     "ddim_sample",
     "ddpm_sample",
+    "diffusion_batches",
     "diffusion_loss",
     "diffusion_step",
     "drop_labels",
@@ -116,11 +147,13 @@ __all__ = [
     "euler_sample",
     "heun_sample",
     "invert",
+    "likelihood_checks",
     "make_sampler",
     "make_schedule",
     "mmd_rbf",
     "model_eps_fn",
     "forward_path",
+    "forward_snapshots",
     "ode_log_likelihood",
     "ode_velocity",
     "prior_params",
@@ -129,5 +162,6 @@ __all__ = [
     "sample",
     "sde_sample",
     "time_grid",
+    "toy2d_quality",
     "x0_from_eps",
 ]

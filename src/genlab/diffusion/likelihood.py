@@ -30,7 +30,7 @@ or Hutchinson's unbiased estimate for images.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -219,4 +219,90 @@ def ode_log_likelihood(
     return LogLikResult((prior_logp + delta).cpu(), prior_logp.cpu(), delta.cpu(), z)
 
 
-__all__ = ["ElboResult", "LogLikResult", "elbo", "ode_log_likelihood", "x0_from_eps"]
+@dataclass
+class LikelihoodComparison:
+    """The ELBO and the exact ODE log-density of the same points (:func:`compare_likelihoods`).
+
+    They are likelihoods of two models that share the network: the ELBO bounds the stochastic (discrete-time)
+    sampler's, the ODE gives the deterministic flow's, and they coincide only where the network has learnt the
+    true score. So ``elbo <= ode + stderr`` is expected where the two models agree (on the data).
+    """
+
+    elbo: ElboResult
+    ode: LogLikResult
+
+    @property
+    def gap(self) -> Tensor:
+        """ELBO - ODE log-density per point (nats)."""
+        return self.elbo.elbo - self.ode.logp
+
+    def rows(self, digits: int = 4) -> list[dict[str, float | bool]]:
+        """Per point: ``elbo`` +- ``stderr`` and ``ode_logp`` (rounded to ``digits``), ``z`` = gap / stderr (2
+        digits) and ``elbo_le_ode_plus_se``: whether the ELBO stays below the ODE value plus one standard error."""
+        e, se, lp = self.elbo.elbo, self.elbo.stderr, self.ode.logp
+        return [
+            {
+                "elbo": round(float(e[i]), digits),
+                "stderr": round(float(se[i]), digits),
+                "ode_logp": round(float(lp[i]), digits),
+                "z": round(float((e[i] - lp[i]) / se[i]), 2),
+                "elbo_le_ode_plus_se": bool(e[i] <= lp[i] + se[i]),
+            }
+            for i in range(len(e))
+        ]
+
+    def agreement(self, mask: Tensor | None = None) -> dict[str, float]:
+        """Over the points of ``mask`` (default: all): mean and sd of the gap, and the share of points where the
+        ELBO exceeds the ODE value by more than its standard error."""
+        gap, over = self.gap, self.gap > self.elbo.stderr
+        if mask is not None:
+            gap, over = gap[mask], over[mask]
+        return {"gap_mean": float(gap.mean()), "gap_sd": float(gap.std()), "share_over_se": float(over.double().mean())}
+
+
+def compare_likelihoods(
+    eps_fn: Callable[..., Tensor],
+    schedule: Schedule,
+    x: Tensor,
+    *,
+    cond: Tensor | None = None,
+    n_mc: int = 1000,
+    ode_steps: int = 100,
+    seed: int = 0,
+    prior_std: float | Tensor | None = None,
+    prior_mean: Tensor | None = None,
+) -> LikelihoodComparison:
+    """:func:`elbo` (``n_mc`` draws from a generator seeded with ``seed``) and :func:`ode_log_likelihood`
+    (``ode_steps`` Heun steps) of the points ``x``, under the same prior."""
+    prior = {"prior_std": prior_std, "prior_mean": prior_mean}
+    gen = torch.Generator().manual_seed(seed)
+    e = elbo(eps_fn, schedule, x, cond=cond, n_mc=n_mc, generator=gen, **prior)
+    return LikelihoodComparison(e, ode_log_likelihood(eps_fn, schedule, x, cond=cond, steps=ode_steps, **prior))
+
+
+def likelihood_checks(rows: Sequence[Mapping], inside: Sequence[bool]) -> dict[str, float | bool]:
+    """Checks of :meth:`LikelihoodComparison.rows` at reference points, ``inside`` marking those in distribution
+    (on the data): the lowest ELBO inside and the highest outside (``elbo_in_gt_out`` when the first is larger),
+    and whether the ELBO stays below the ODE value plus one standard error at the points inside
+    (``elbo_le_ode_within_se_in_support``) and at all of them (``elbo_le_ode_within_se_all``)."""
+    ins = [r["elbo"] for r, ok in zip(rows, inside) if ok]
+    outs = [r["elbo"] for r, ok in zip(rows, inside) if not ok]
+    return {
+        "elbo_in_min": min(ins),
+        "elbo_out_max": max(outs),
+        "elbo_in_gt_out": bool(min(ins) > max(outs)),
+        "elbo_le_ode_within_se_in_support": all(r["elbo_le_ode_plus_se"] for r, ok in zip(rows, inside) if ok),
+        "elbo_le_ode_within_se_all": all(r["elbo_le_ode_plus_se"] for r in rows),
+    }
+
+
+__all__ = [
+    "ElboResult",
+    "LikelihoodComparison",
+    "LogLikResult",
+    "compare_likelihoods",
+    "elbo",
+    "likelihood_checks",
+    "ode_log_likelihood",
+    "x0_from_eps",
+]

@@ -1,4 +1,5 @@
-"""Two-sample distances for sample quality (shape-agnostic: samples are flattened to vectors)."""
+"""Two-sample distances for sample quality (shape-agnostic: samples are flattened to vectors), and the quality
+protocol of samples of a 2D toy data set (:func:`toy2d_quality`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from genlab.data.toy2d import in_support, make_toy2d, region
 
 Tensor = torch.Tensor
 
@@ -57,3 +60,18 @@ def energy_vs_floor(
         floors.append(energy_distance(b, a))
     ed, floor = float(np.mean(eds)), float(np.mean(floors))
     return {"energy_distance": ed, "noise_floor": floor, "distance_ratio": ed / floor}
+
+
+def toy2d_quality(
+    dataset: str, x: Tensor, labels: Tensor | None = None, *, data_seed: int = 0, seed: int = 1000
+) -> dict[str, float]:
+    """Samples ``x`` (N, 2) of a model of the toy data set ``dataset`` (:mod:`genlab.data.toy2d`, trained on the
+    points of ``data_seed``): :func:`energy_vs_floor` against fresh sets of its points (seeds ``data_seed +
+    seed``, ...), the share of samples on the data (``in_support``) and, with the ``labels`` they were drawn
+    for, the share in their class's region (``in_region``)."""
+    x = x.detach().cpu()
+    out = energy_vs_floor(x, lambda n, s: make_toy2d(dataset, n, seed=data_seed + s).x, seed=seed)
+    out["in_support"] = float(in_support(dataset, x).float().mean())
+    if labels is not None:
+        out["in_region"] = float((region(dataset, x) == labels.cpu()).float().mean())
+    return out

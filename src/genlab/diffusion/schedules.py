@@ -22,6 +22,7 @@ For VE, ``f = 0`` and ``g^2 = d sigma^2/dt``; for VP, ``g^2 = beta(t)``, the con
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -270,6 +271,19 @@ def forward_path(
     base = schedule.sigma(times[0]) * torch.randn(*x0.shape, generator=generator, dtype=torch.float64)
     walk = base + torch.cat([torch.zeros(1, *x0.shape, dtype=torch.float64), inc.cumsum(0)])
     return times, schedule.alpha(times).reshape(shape) * (x0.double() + walk)
+
+
+def forward_snapshots(
+    schedule: Schedule, x0: Tensor, times: Sequence[float], generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """Draws of ``x_t ~ q(x_t | x_0) = N(alpha(t) x_0, sigma(t)^2 I)`` of every point of ``x0`` (B, ...) at each
+    time of ``times``, with fresh noise for each time drawn in order from ``generator``; ``t = 0`` is ``x0``
+    itself (no draw)."""
+    n = x0.shape[0]
+    return [
+        schedule.perturb(x0, torch.full((n,), t), torch.randn(x0.shape, generator=generator)) if t else x0
+        for t in times
+    ]
 
 
 def make_schedule(
