@@ -25,7 +25,7 @@ from genlab.io import atomic_write_bytes
 from genlab.labs import draw_all
 from genlab.labs.imagediff import core
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
-from genlab.runs import Run, choose_device
+from genlab.runs import Run, choose_device, cpu_threads
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
 
 LAB = core.LAB
@@ -39,14 +39,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
     device = choose_device(args.device)
     core.train(run, cfg, device=device, quiet=args.quiet, resume=args.resume)
-    o = core.open_run(run, device, quiet=args.quiet)
-    draw_all(LAB, o, run)
+    with _threads(cfg, device):
+        draw_all(LAB, core.open_run(run, device, quiet=args.quiet), run)
     s = run.read_summary()
     print(f"trained {s['train_steps_done']} steps in {s['train_seconds']:.0f} s; adherence "
           f"{s.get('adherence_train', '-')} (training phrasings), {s.get('adherence_heldout', '-')} (held-out) at "
           f"guidance {cfg.guidance:g}; run: {run.path}")
     print(f"next: genlab imagediff sample --run {run.path} --prompt 'a handwritten 7' --out seven.png")
     return 0
+
+
+def _threads(cfg: ImageDiffConfig, device: torch.device):
+    """The run's CPU thread policy for sampling and drawing too (not only while training)."""
+    return cpu_threads(cfg.threads if device.type == "cpu" else 0)
 
 
 def _check_out(out: str) -> Path:
@@ -72,7 +77,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.label is not None and cfg.cond != "class":
         raise ConfigError(f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
                           + (" (use --prompt)" if cfg.cond == "text" else ""))
-    o = core.open_run(run, device, quiet=args.quiet)
+    with _threads(cfg, device):
+        return _sample(args, core.open_run(run, device, quiet=args.quiet), out)
+
+
+def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
+    device = o.device
     guidance = args.guidance
     if args.prompt is not None and not args.prompt.strip():
         print("empty prompt: sampling unconditionally (guidance 0)", file=sys.stderr)
@@ -106,9 +116,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     run, device = open_run_arg(args, LAB)
-    o = core.open_run(run, device, quiet=args.quiet)
-    for p in draw_all(LAB, o, run, only=args.only.split(",") if args.only else None):
-        print(p)
+    with _threads(run.config(ImageDiffConfig), device):
+        o = core.open_run(run, device, quiet=args.quiet)
+        for p in draw_all(LAB, o, run, only=args.only.split(",") if args.only else None):
+            print(p)
     return 0
 
 

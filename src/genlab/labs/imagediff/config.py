@@ -60,7 +60,7 @@ PRESETS: dict[str, ImageDiffConfig] = {
     # 16x16 MNIST, MiniLM prompts: about 2000 steps in 4 minutes on 2 CPU cores (see the lab's README notes)
     "quick": ImageDiffConfig(max_seconds=240.0, threads=1),
     # 28x28 MNIST, wider U-Net, 30 minutes
-    "full": ImageDiffConfig(resolution=28, widths=(32, 64, 128), attn=(2,), steps=9000, max_seconds=1800.0,
+    "full": ImageDiffConfig(resolution=28, widths=(32, 64, 128), attn=(2,), steps=9000, max_seconds=1800.0, threads=1,
                             warmup=300, ema_decay=0.999, eval_per_class=100, judge_steps=1500),
     # scikit-learn's 8x8 digits at 8x8, a hashing text encoder, a few steps: the whole lab in seconds
     "tiny": ImageDiffConfig(dataset="digits", resolution=8, encoder="hash", widths=(8, 16), attn=(1,), steps=12,

@@ -23,7 +23,7 @@ from genlab.nn.autoencoder import ConvAutoencoder, encode_all
 from genlab.nn.code_denoiser import CodeDenoiser, Space
 from genlab.nn.gan import JudgeCNN, frechet_distance, judge_outputs
 from genlab.nn.unet import Cond, UNet
-from genlab.runs import Run, choose_device, reuse_or_create
+from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
 
 LAB = "imagediff"
@@ -354,8 +354,10 @@ def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: b
     if not run.finished:
         train(run, cfg, device=dev, quiet=quiet, resume=run.last_checkpoint.exists())
     if not (reuse and run.read_summary().get("figures_done")):
-        o = open_run(run, dev, quiet=quiet)
-        draw_all(LAB, o, run)
+        with cpu_threads(cfg.threads if dev.type == "cpu" else 0):
+            t0 = time.perf_counter()
+            draw_all(LAB, open_run(run, dev, quiet=quiet), run)
+            run.update_summary({"figures_wall_seconds": round(time.perf_counter() - t0, 1)})
         run.update_summary({"figures_done": True, "note": QUICK_NOTE if quick and not tiny else ""})
     return [run]
 
