@@ -6,6 +6,7 @@ import argparse
 
 from genlab.labs.theory.config import PRESETS, TheoryConfig
 from genlab.labs.theory.core import LAB, open_run, run_all
+from genlab.runs import Run
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
 
 
@@ -32,13 +33,8 @@ def _print_checks(th) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from genlab.runs import Run
-
     cfg = config_from_args(TheoryConfig, args, PRESETS)
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
-    if run.finished:
-        print(f"{run.path} is finished; redraw with: genlab theory figures --run {run.path}")
-        return 0
     th = run_all(run, args.device, args.quiet)
     _print_checks(th)
     print(f"wrote {run.path} (figures/, tables/, summary.json)")

@@ -28,12 +28,24 @@ class TheoryConfig(TrainConfig):
     imitate_steps: int = param(600, "training steps of the attention layers imitating a conv / FC layer", min=0)
     diffusion_steps: int = param(600, "training steps of each small image denoiser (2D positions question)", min=0)
     judge_steps: int = param(300, "training steps of the digit classifier the saliency maps explain", min=0)
+    saliency_images: int = param(64, "test digits the saliency maps are compared on", min=1)
+    diffusion_samples: int = param(256, "samples drawn from each small image denoiser", min=1)
 
 
 def _presets() -> dict[str, TheoryConfig]:
     quick = TheoryConfig()
     tiny = replace(
-        quick, steps=40, eval_size=64, depth=8, bptt_max_len=64, gan_steps=30, imitate_steps=20, diffusion_steps=20
+        quick,
+        steps=40,
+        eval_size=64,
+        depth=8,
+        bptt_max_len=64,
+        gan_steps=30,
+        imitate_steps=20,
+        diffusion_steps=20,
+        judge_steps=20,
+        saliency_images=8,
+        diffusion_samples=32,
     )
     return {"quick": quick, "tiny": tiny}
 

@@ -86,7 +86,8 @@ def top_left_share(images: torch.Tensor) -> float:
 
 
 @evidence("diffusion_positions")
-def evidence_diffusion_positions(th: Theory, n: int = 256, variants=VARIANTS) -> dict[str, Any]:
+def evidence_diffusion_positions(th: Theory, n: int | None = None, variants=VARIANTS) -> dict[str, Any]:
+    n = n or th.cfg.diffusion_samples
     schedule = VPCosineSchedule()
     rows, samples = [], {}
     for variant in variants:

@@ -44,7 +44,8 @@ def train_judge(th: Theory) -> tuple[JudgeCNN, Any]:
 
 
 @evidence("saliency")
-def evidence_saliency(th: Theory, n: int = 64, shown: int = 6) -> dict[str, Any]:
+def evidence_saliency(th: Theory, n: int | None = None, shown: int = 6) -> dict[str, Any]:
+    n = n or th.cfg.saliency_images
     judge, data = train_judge(th)
     with torch.no_grad():
         accuracy = float((judge(data.test_x).argmax(1) == data.test_y).float().mean())
