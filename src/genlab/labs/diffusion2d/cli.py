@@ -70,17 +70,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"bad --steps {args.steps}; it must be >= 1")
     labels = torch.full((args.n,), args.label) if args.label is not None else None
     with cpu_threads(tr.cfg.threads):
-        x = core.samples(
-            tr,
-            args.n,
-            seed=args.seed or 0,
-            sampler=args.sampler,
-            steps=args.steps,
-            grid=args.grid,
-            labels=labels,
-            guidance=args.guidance,
-            eta=args.eta,
-        ).x.cpu()
+        how = {"sampler": args.sampler, "steps": args.steps, "grid": args.grid, "eta": args.eta}
+        x = tr.sample(args.n, seed=args.seed or 0, labels=labels, guidance=args.guidance, **how).x.cpu()
         lab = labels if labels is not None else (torch.arange(args.n) % tr.classes if tr.classes else None)
         q = core.quality(tr, x, lab)
     buf = io.StringIO()

@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genlab.config import param
-from genlab.data.toy2d import DATASETS
+from genlab.data.toy2d import DATASETS, NUM_CLASSES
 from genlab.diffusion import PRIORS, SAMPLERS, SCHEDULES
+from genlab.errors import ConfigError
 from genlab.nn.denoisers import TIME_EMBEDDINGS
 from genlab.train import TrainConfig
 
 LAB = "diffusion2d"
 REF_POINTS = ((0.0, 0.0), (-0.66, 0.66), (0.5, -0.5), (1.5, 1.5), (4.0, -2.0))
+# the conditional run's ELBO points and the classes they are scored with: the first right, the second wrong
+CLASS_POINTS = ((-0.66, 0.66), (-0.66, 0.66), (0.0, 0.0), (0.66, -0.66), (4.0, -2.0), (1.5, 1.5))
+CLASS_LABELS = (2, 6, 4, 6, 6, 8)
 BONUS_POINT = (4.0, 5.5)
+GUIDANCE_SHOWN, GUIDANCE_TABLE = (0.0, 1.0, 3.0), (1.5, 2.0)  # guidance scales in the figure / only in the table
 
 
 @dataclass
@@ -57,6 +62,14 @@ class Diffusion2DConfig(TrainConfig):
         choices=PRIORS,
     )
     eval_n: int = param(2000, "samples for the quality numbers in summary.json", min=10)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.conditional and not NUM_CLASSES[self.dataset]:
+            raise ConfigError(
+                f"dataset {self.dataset!r} has no classes; use --set dataset=grid (or rings, moons) "
+                f"for a conditional model, or --set conditional=false"
+            )
 
 
 PRESETS: dict[str, Diffusion2DConfig] = {
