@@ -447,3 +447,49 @@ def test_toy2d_quality_and_plane_points():
     assert far["in_support"] == 0.0 and "in_region" not in far and far["distance_ratio"] > 10
     pts = plane_points(2.0, 5)
     assert pts.shape == (25, 2) and pts[:5, 1].tolist() == [-2.0] * 5 and pts[:5, 0].tolist() == [-2, -1, 0, 1, 2]
+
+
+def test_noise_is_drawn_where_the_generator_lives(monkeypatch):
+    """A seeded generator on one device with tensors on another (a CPU generator and CUDA/MPS tensors) must work:
+    torch refuses to draw on a device other than the generator's. Here a stand-in generator says it lives on
+    'cuda' while the tensors are on the CPU, and a strict torch.randn/rand enforces torch's rule."""
+    import torch
+
+    from genlab.diffusion import VPLinearSchedule, diffusion_loss, sample
+
+    class Elsewhere:  # a generator that lives on another device than the tensors
+        device = torch.device("cuda")
+
+        def __init__(self):
+            self.real = torch.Generator().manual_seed(0)
+
+    real_randn, real_rand = torch.randn, torch.rand
+
+    def strict(real):
+        def fn(*shape, generator=None, device=None, **kw):
+            if isinstance(generator, Elsewhere):
+                if device is None or torch.device(device) != generator.device:
+                    raise RuntimeError("Expected a 'cuda' device type for generator")
+                return real(*shape, generator=generator.real, **kw)  # stands in for the draw on that device
+            return real(*shape, generator=generator, device=device, **kw)
+
+        return fn
+
+    monkeypatch.setattr(torch, "randn", strict(real_randn))
+    monkeypatch.setattr(torch, "rand", strict(real_rand))
+    sch = VPLinearSchedule(T=20)
+    g = Elsewhere()
+    for name in ("ddpm", "euler-maruyama", "ddim"):
+        res = sample(
+            lambda z, t: torch.zeros_like(z),
+            sch,
+            sampler=name,
+            steps=5,
+            shape=(4, 2),
+            device="cpu",
+            generator=g,
+            eta=1.0,
+        )
+        assert res.x.shape == (4, 2) and torch.isfinite(res.x).all()
+    loss = diffusion_loss(lambda z, t: torch.zeros_like(z), sch, torch.zeros(4, 2), generator=g)
+    assert torch.isfinite(loss)

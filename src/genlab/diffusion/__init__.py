@@ -35,6 +35,7 @@ from genlab.diffusion.samplers import (
     data_prior,
     ddim_sample,
     ddpm_sample,
+    draw,
     euler_sample,
     heun_sample,
     invert,
@@ -68,13 +69,11 @@ def diffusion_loss(eps_fn, schedule: Schedule, x0, t=None, eps=None, generator=N
 
     ``t ~ U(t_min, 1)`` and ``eps ~ N(0, I)`` are drawn when not given; ``x_t = alpha(t) x0 + sigma(t) eps``.
     """
-    import torch
-
     if t is None:
         t_min = getattr(schedule, "t_min", 0.0)
-        t = t_min + (1 - t_min) * torch.rand(x0.shape[0], generator=generator, device=x0.device)
+        t = t_min + (1 - t_min) * draw("uniform", (x0.shape[0],), generator=generator, device=x0.device)
     if eps is None:
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        eps = draw("normal", x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     xt = schedule.perturb(x0, t, eps)
     return ((eps_fn(xt, t.to(x0.dtype)) - eps) ** 2).mean()
 
@@ -135,6 +134,7 @@ __all__ = [
     "VPLinearSchedule",
     "compare_likelihoods",
     "data_prior",
+    "draw",
     "ddim_sample",
     "ddpm_sample",
     "diffusion_batches",

@@ -88,8 +88,17 @@ class Sampler:
         return f"{type(self).__name__}()"
 
 
+def draw(kind: str, shape, *, generator: torch.Generator | None, device=None, dtype=None) -> Tensor:
+    """Standard normal (``kind="normal"``) or uniform noise drawn where ``generator`` lives, then moved to
+    ``device``: a CPU generator (the labs' seeded ones) then works for CUDA and MPS tensors too, and gives the
+    same numbers on every device."""
+    where = generator.device if generator is not None else device
+    fn = torch.randn if kind == "normal" else torch.rand
+    return fn(tuple(shape), generator=generator, device=where, dtype=dtype).to(device)
+
+
 def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return draw("normal", x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 class EulerODE(Sampler):
@@ -321,7 +330,7 @@ def sample(
     if noise is None:
         if shape is None:
             raise ConfigError("sample() needs the noise or the shape of the samples")
-        noise = torch.randn(tuple(shape), generator=generator, device=device or "cpu")
+        noise = draw("normal", shape, generator=generator, device=device or "cpu")
     elif device is not None:
         noise = noise.to(device)
     times = time_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, rho=rho)
