@@ -108,29 +108,10 @@ def fit_stage(
     return model.eval()
 
 
-def train_seq2seq(
-    run: Run, cfg: TheoryConfig, task: str, variant: str, device: torch.device | None = None, quiet: bool = True
-) -> dict[str, float]:
-    """Train (or reuse) the toy transformer of ``task`` with the ablation ``variant`` through fit; return its
-    accuracies on a fixed evaluation set (teacher forced and greedy) and its last training loss."""
-    device = device or torch.device("cpu")
-    keys = (
-        "seed",
-        "steps",
-        "lr",
-        "batch_size",
-        "length",
-        "vocab",
-        "d_model",
-        "n_head",
-        "d_ff",
-        "n_layers",
-        "eval_size",
-    )
-    config = {k: getattr(cfg, k) for k in keys} | {"task": task, "variant": variant}
-    sub, done = _stage(run, f"seq2seq-{task}-{variant}", config)
-    if done:
-        return sub.read_summary()
+def train_seq2seq(th: Theory, task: str, variant: str) -> dict[str, float]:
+    """Train (or reuse) the toy transformer of ``task`` with the ablation ``variant``; return its accuracies on a
+    fixed evaluation set (teacher forced and greedy) and its last training loss."""
+    cfg = th.cfg
     seed_everything(cfg.seed)
     model = tr.Seq2SeqTransformer(
         cfg.vocab,
@@ -144,37 +125,27 @@ def train_seq2seq(
 
     def batches(step: int):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        return [t.to(device) for t in tr.toy_batch(task, cfg.batch_size, cfg.length, cfg.vocab, g)]
+        return [t.to(th.device) for t in tr.toy_batch(task, cfg.batch_size, cfg.length, cfg.vocab, g)]
 
     def step_fn(m, batch):
         src, tgt_in, tgt = batch
         return {"loss": F.cross_entropy(m(src, tgt_in).reshape(-1, cfg.vocab), tgt.reshape(-1))}
 
-    result = fit(
-        sub,
-        model,
-        make_optimizer(model.parameters(), lr=cfg.lr),
-        step_fn,
-        batches,
-        cfg=cfg,
-        device=device,
-        quiet=quiet,
-        desc=f"theory {task}/{variant}",
-    )
-    model.eval()
+    name = f"seq2seq-{task}-{variant}"
+    keys = ("lr", "batch_size", "length", "vocab", "d_model", "n_head", "d_ff", "n_layers")
+    config = {k: getattr(cfg, k) for k in keys} | {"task": task, "variant": variant}
+    opt = make_optimizer(model.parameters(), lr=cfg.lr)
+    model = fit_stage(th, name, model, opt, step_fn, batches, steps=cfg.steps, config=config)
     g = torch.Generator().manual_seed(cfg.seed + 12345)
-    ev = [t.to(device) for t in tr.toy_batch(task, cfg.eval_size, cfg.length, cfg.vocab, g)]
-    with cpu_threads(cfg.threads if device.type == "cpu" else 0):
-        acc = tr.toy_accuracy(model, *ev)
-    return sub.update_summary({**acc, "loss": result.last.get("loss", float("nan"))})
+    ev = [t.to(th.device) for t in tr.toy_batch(task, cfg.eval_size, cfg.length, cfg.vocab, g)]
+    losses = [r["loss"] for r in Run(th.run.path / "stages" / name).read_metrics() if "loss" in r]
+    return {**tr.toy_accuracy(model, *ev), "loss": losses[-1] if losses else float("nan")}
 
 
 @evidence("seq2seq_ablations")
 def evidence_seq2seq(th: Theory) -> dict[str, Any]:
     rows = [
-        {"task": task, "variant": variant, **train_seq2seq(th.run, th.cfg, task, variant, th.device, th.quiet)}
-        for task in TASKS
-        for variant in VARIANTS
+        {"task": task, "variant": variant, **train_seq2seq(th, task, variant)} for task in TASKS for variant in VARIANTS
     ]
     acc = {(r["task"], r["variant"]): r for r in rows}
     full = min(acc[t, "full"]["greedy_seq_acc"] for t in TASKS)
