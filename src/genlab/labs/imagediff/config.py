@@ -45,13 +45,13 @@ class ImageDiffConfig(TrainConfig):
     sampler: str = param("ddim", "default sampler", choices=SAMPLERS)
     sample_steps: int = param(25, "default sampling steps", min=1)
     clip_x0: bool = param(True, "clip the denoised guess x0_hat to the data range at every sampling step")
-    eval_per_class: int = param(40, "samples per class for adherence and Frechet distance", min=1)
+    eval_per_class: int = param(20, "samples per class for adherence and Frechet distance", min=1)
     guidance_sweep: tuple[float, ...] = param((0.0, 1.0, 2.0, 3.0, 5.0, 8.0), "guidance scales of the sweep")
     code_dim: int = param(64, "latent space: autoencoder code size", min=2)
     ae_steps: int = param(1500, "latent space: autoencoder steps (batch 128), trained once in stages/ae", min=0)
     latent_width: int = param(512, "latent space: width of the MLP denoiser", min=8)
     latent_depth: int = param(4, "latent space: residual blocks of the MLP denoiser", min=1)
-    judge_steps: int = param(1000, "steps of the judge CNN (batch 128) trained on the real training images", min=0)
+    judge_steps: int = param(800, "steps of the judge CNN (batch 128) trained on the real training images", min=0)
 
 
 Config = ImageDiffConfig

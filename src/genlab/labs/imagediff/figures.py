@@ -159,7 +159,7 @@ def fig_guidance_sweep(o: Opened) -> Drawn:
     ax3.plot(scales, [r["fd"] for r in rows], "s--", color=plots.PALETTE[1], label="Frechet distance")
     ax3.axhline(rows[0]["fd_floor"], color="0.5", lw=0.8, ls=":")
     ax3.set_ylabel("Frechet distance (judge features)")
-    ax2.legend(loc="lower right")
+    ax2.legend(ax2.get_lines() + ax3.get_lines()[:1], ["adherence", "Frechet distance"], loc="center right")
     best = max(rows, key=lambda r: r["adherence"])
     return Drawn(fig, f"Classifier-free guidance eps = u + w (c - u): w = 0 ignores the prompt, w = 1 is the plain "
                       f"conditional model, larger w follows the prompt more closely until samples degrade. "
