@@ -122,3 +122,16 @@ def test_residual_branch_init_has_zero_mean_output():
     torch.manual_seed(1)
     tr.init_residual_branch(shallow.w2, n_layers=1)
     assert deep(u).std() < shallow(u).std()
+
+
+def test_deep_stack_needs_the_residual_connections(tmp_path):
+    deep, _ = _train(tmp_path, "reverse", "deep", steps=200)
+    flat, _ = _train(tmp_path, "reverse", "deep_no_residual", steps=200)
+    assert deep["greedy_seq_acc"] > 0.9 > 0.5 > flat["greedy_seq_acc"], (deep, flat)
+
+
+def test_addnorm_without_residual_drops_the_skip():
+    an = tr.AddNorm(8, residual=False)
+    x, fx = torch.randn(3, 8), torch.randn(3, 8)
+    torch.testing.assert_close(an(x, fx), an(x + 100, fx))  # x no longer reaches the output
+    assert not torch.allclose(tr.AddNorm(8)(x, fx), tr.AddNorm(8)(x + 100, fx))

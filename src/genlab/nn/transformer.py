@@ -88,12 +88,13 @@ class FeedForward(nn.Module):
 class AddNorm(nn.Module):
     """LayerNorm(x + F(x)): the residual connection followed by layer normalisation."""
 
-    def __init__(self, d_model: int):
+    def __init__(self, d_model: int, residual: bool = True):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
+        self.residual = residual  # False: LayerNorm(F(x)) only, the ablation without the skip connection
 
     def forward(self, x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        return self.norm(x + fx)
+        return self.norm(x + fx if self.residual else fx)
 
 
 class EncoderLayer(nn.Module):
@@ -126,13 +127,14 @@ class DecoderLayer(nn.Module):
 class Seq2SeqTransformer(nn.Module):
     """Encoder-decoder transformer. Token 0 is the decoder's start symbol (BOS).
 
-    Two switches exist for the ablations of the theory lab: ``positional=False`` drops the positional
+    Three switches exist for the ablations of the theory lab: ``positional=False`` drops the positional
     encoding (the model then sees a bag of tokens), ``causal=False`` drops the decoder's mask (each target
-    position may look at the tokens after it, which in training are the answers).
+    position may look at the tokens after it, which in training are the answers), ``residual=False`` drops
+    the skip connection of every Add&Norm (LayerNorm(F(x)) instead of LayerNorm(x + F(x))).
     """
 
     def __init__(self, vocab: int, d_model: int = 32, n_head: int = 4, d_ff: int = 64, n_layers: int = 2,
-                 positional: bool = True, causal: bool = True):
+                 positional: bool = True, causal: bool = True, residual: bool = True):
         super().__init__()
         self.d_model, self.positional = d_model, positional
         self.embed = nn.Embedding(vocab, d_model)
@@ -140,6 +142,9 @@ class Seq2SeqTransformer(nn.Module):
         nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
         self.decoder = nn.ModuleList(DecoderLayer(d_model, n_head, d_ff, causal) for _ in range(n_layers))
+        for m in self.modules():
+            if isinstance(m, AddNorm):
+                m.residual = residual
         self.head = nn.Linear(d_model, vocab)
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:

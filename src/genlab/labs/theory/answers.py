@@ -23,17 +23,17 @@ ANSWERS: tuple[Answer, ...] = (
         "seq2seq_ablations",
         "Transformers and sequence models",
         "What do positional encoding, Add&Norm and the feed-forward layer do; encoder vs decoder; why mask?",
-        "Without positional encoding the toy transformer cannot reverse a sequence, and without the causal "
-        "mask its decoder scores near-perfectly in training yet fails when it generates: figure "
-        "seq2seq_ablations, table seq2seq_accuracy. Attention is a weighted average over a set, blind to "
-        "order, so the positions must "
-        "be added to the inputs. The encoder reads the whole source with full self-attention; the decoder "
-        "emits the target one token at a time, attending to its own past (masked self-attention) and to the "
-        "encoder (cross-attention). In training the decoder is fed the true previous tokens (teacher "
-        "forcing), so position t's input row t+1 holds the answer; the mask hides it, so training matches "
-        "generation. Add&Norm (x + F(x), then LayerNorm) keeps an identity path for the gradient and each "
-        "token's features at a fixed scale; the feed-forward layer is the per-token non-linear map that "
-        "attention (a linear mix of values) lacks.",
+        "Without positional encoding the toy transformer cannot reverse a sequence, without the causal mask "
+        "its decoder scores near-perfectly in training yet fails when it generates, and without the residual "
+        "path of Add&Norm a deeper stack does not train at all: figure seq2seq_ablations, table "
+        "seq2seq_accuracy. Attention is a weighted average over a set, blind to order, so positions must be "
+        "added to the inputs. The encoder reads the whole source with full self-attention; the decoder emits "
+        "the target one token at a time, attending to its own past (masked self-attention) and to the encoder "
+        "(cross-attention). In training the decoder is fed the true previous tokens (teacher forcing), so "
+        "position t's input row t+1 holds the answer; the mask hides it, so training matches generation. "
+        "Add&Norm (x + F(x), then LayerNorm) keeps an identity path for the signal and the gradient through "
+        "every layer and each token's features at a fixed scale; the feed-forward layer is the per-token "
+        "non-linear map that attention (a linear mix of values) lacks.",
     ),
     Answer(
         "attention_cost",

@@ -21,6 +21,7 @@ class TheoryConfig(TrainConfig):
     n_head: int = param(4, "attention heads", min=1)
     d_ff: int = param(64, "feed-forward width", min=1)
     n_layers: int = param(1, "encoder and decoder layers", min=1)
+    deep_layers: int = param(4, "layers of the deeper pair (with and without residual connections)", min=1)
     eval_size: int = param(512, "toy sequences to measure accuracy on", min=1)
     depth: int = param(32, "residual blocks in the variance-against-depth experiment", min=2)
     bptt_max_len: int = param(400, "longest sequence in the BPTT cost measurement", min=8)

@@ -26,6 +26,7 @@ from genlab.train import fit, make_optimizer
 LAB = "theory"
 TASKS = ("copy", "reverse")
 VARIANTS = ("full", "no_positions", "no_mask")
+DEEP = ("deep", "deep_no_residual")  # reverse only: cfg.deep_layers layers, with and without the skip connections
 Evidence = dict[str, Any]
 EVIDENCE: dict[str, Callable[[Theory], Evidence]] = {}
 
@@ -118,9 +119,10 @@ def train_seq2seq(th: Theory, task: str, variant: str) -> dict[str, float]:
         cfg.d_model,
         cfg.n_head,
         cfg.d_ff,
-        cfg.n_layers,
+        cfg.deep_layers if variant in DEEP else cfg.n_layers,
         positional=variant != "no_positions",
         causal=variant != "no_mask",
+        residual=variant != "deep_no_residual",
     )
 
     def batches(step: int):
@@ -134,6 +136,8 @@ def train_seq2seq(th: Theory, task: str, variant: str) -> dict[str, float]:
     name = f"seq2seq-{task}-{variant}"
     keys = ("lr", "batch_size", "length", "vocab", "d_model", "n_head", "d_ff", "n_layers")
     config = {k: getattr(cfg, k) for k in keys} | {"task": task, "variant": variant}
+    if variant in DEEP:
+        config["n_layers"] = cfg.deep_layers
     opt = make_optimizer(model.parameters(), lr=cfg.lr)
     model = fit_stage(th, name, model, opt, step_fn, batches, steps=cfg.steps, config=config)
     g = torch.Generator().manual_seed(cfg.seed + 12345)
@@ -144,20 +148,23 @@ def train_seq2seq(th: Theory, task: str, variant: str) -> dict[str, float]:
 
 @evidence("seq2seq_ablations")
 def evidence_seq2seq(th: Theory) -> dict[str, Any]:
-    rows = [
-        {"task": task, "variant": variant, **train_seq2seq(th, task, variant)} for task in TASKS for variant in VARIANTS
-    ]
+    runs = [(task, variant) for task in TASKS for variant in VARIANTS] + [("reverse", v) for v in DEEP]
+    rows = [{"task": task, "variant": variant, **train_seq2seq(th, task, variant)} for task, variant in runs]
     acc = {(r["task"], r["variant"]): r for r in rows}
     full = min(acc[t, "full"]["greedy_seq_acc"] for t in TASKS)
     nopos = acc["reverse", "no_positions"]["greedy_seq_acc"]
     cheat = acc["reverse", "no_mask"]
+    deep, flat = acc["reverse", "deep"]["greedy_seq_acc"], acc["reverse", "deep_no_residual"]["greedy_seq_acc"]
     passed = full > 0.9 and nopos < 0.5 and cheat["forced_token_acc"] > 0.9 and cheat["greedy_seq_acc"] < 0.5
+    passed = passed and deep > 0.9 and flat < 0.5
     return {
         "rows": rows,
         "passed": passed,
         "check": f"full model >= 0.9 greedy sequence accuracy ({full:.2f}); without positions reversal "
         f"fails ({nopos:.2f} < 0.5); without the mask teacher-forced token accuracy "
-        f"{cheat['forced_token_acc']:.2f} > 0.9 but generation fails ({cheat['greedy_seq_acc']:.2f})",
+        f"{cheat['forced_token_acc']:.2f} > 0.9 but generation fails ({cheat['greedy_seq_acc']:.2f}); "
+        f"{th.cfg.deep_layers} layers learn it ({deep:.2f} > 0.9), not without the residual connections "
+        f"({flat:.2f} < 0.5)",
     }
 
 

@@ -15,7 +15,7 @@ from genlab.labs.theory import imitation as _imitation  # noqa: F401
 from genlab.labs.theory import positions as _positions  # noqa: F401
 from genlab.labs.theory import saliency as _saliency  # noqa: F401
 from genlab.labs.theory.answers import ANSWERS, ARCHITECTURES, GENERATIVE, TEXT_TO_IMAGE
-from genlab.labs.theory.core import EVIDENCE, TASKS, VARIANTS, Theory
+from genlab.labs.theory.core import EVIDENCE, TASKS, Theory
 
 QUESTIONS = (*ANSWERS, *GENERATIVE)
 _BY_EVIDENCE = {a.evidence: a for a in QUESTIONS}
@@ -68,24 +68,31 @@ def table_answers(th: Theory) -> Drawn:
 @figure("seq2seq_ablations")
 def fig_seq2seq_ablations(th: Theory) -> Drawn:
     ev = th.get("seq2seq_ablations")
-    fig, axes = plots.figure(1, len(TASKS), size=(5.2 * len(TASKS), 3.6), squeeze=False)
-    x = np.arange(len(VARIANTS))
+    cfg = th.cfg
+    names = {
+        "no_positions": "no positions",
+        "no_mask": "no mask",
+        "deep": f"{cfg.deep_layers} layers",
+        "deep_no_residual": f"{cfg.deep_layers} layers,\nno residual",
+    }
+    fig, axes = plots.figure(1, len(TASKS), size=(11, 3.6), squeeze=False, width_ratios=[3, 5])
     for ax, task in zip(axes[0], TASKS):
-        rows = {r["variant"]: r for r in ev["rows"] if r["task"] == task}
+        rows = [r for r in ev["rows"] if r["task"] == task]
+        x = np.arange(len(rows))
         for i, (key, label) in enumerate(
             (
                 ("forced_token_acc", "token acc., teacher forced (training)"),
                 ("greedy_seq_acc", "sequence acc., generating (greedy)"),
             )
         ):
-            ax.bar(x + (i - 0.5) * 0.38, [rows[v][key] for v in VARIANTS], 0.38, label=label, color=plots.PALETTE[i])
-        ax.set_xticks(x, [v.replace("_", " ") for v in VARIANTS])
-        ax.set_ylim(0, 1.05)
+            ax.bar(x + (i - 0.5) * 0.38, [r[key] for r in rows], 0.38, label=label, color=plots.PALETTE[i])
+        ax.set_xticks(x, [names.get(r["variant"], r["variant"]) for r in rows], fontsize=8)
+        ax.set_ylim(0, 1.3)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_title(f"{task} task")
         ax.set_ylabel("accuracy")
-    axes[0][0].legend(loc="lower left")
+    axes[0][1].legend(loc="upper center", ncol=2, fontsize=8)
     fig.tight_layout()
-    cfg = th.cfg
     return Drawn(
         fig,
         _caption(
