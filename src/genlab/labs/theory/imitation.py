@@ -6,6 +6,7 @@ held-out digits: mean squared error over the target's variance (0 = exact, 1 = n
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -41,15 +42,18 @@ def targets(seed: int) -> tuple[nn.Module, nn.Module]:
 
 
 def _fit(th: Theory, name: str, model: nn.Module, target: nn.Module, train: torch.Tensor, config: dict) -> nn.Module:
+    """Train ``model`` to imitate ``target`` on ``train`` (on the run's device); returns it on the CPU."""
+    target = copy.deepcopy(target).to(th.device)
+
     def batches(step: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(th.cfg.seed * 1_000_003 + step)
-        return train[torch.randint(0, len(train), (128,), generator=g)]
+        return train[torch.randint(0, len(train), (128,), generator=g)].to(th.device)
 
     def step_fn(m: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"loss": (m(x) - target(x.flatten(1) if isinstance(target, nn.Linear) else x)).pow(2).mean()}
 
     opt = make_optimizer(model.parameters(), lr=1e-2)
-    return fit_stage(th, name, model, opt, step_fn, batches, steps=th.cfg.imitate_steps, config=config)
+    return fit_stage(th, name, model, opt, step_fn, batches, steps=th.cfg.imitate_steps, config=config).cpu()
 
 
 def relative_error(model: nn.Module, target: nn.Module, x: torch.Tensor) -> float:
