@@ -338,8 +338,9 @@ def judge_accuracy(o: Opened) -> float:
 
 # -------------------------------------------------------------------------------------------------- demo
 
-QUICK_NOTE = ("quick demo: 16x16 MNIST, MiniLM prompts, a 2.2 M-parameter U-Net for at most 4 minutes of "
-              "training on the CPU; the full settings are one flag away (genlab imagediff train --preset full)")
+QUICK_NOTE = ("quick demo: 16x16 MNIST, MiniLM prompts, a 2.2 M-parameter U-Net for at most 3 minutes of "
+              "training on one CPU thread; the full settings (28x28, 30 minutes) are one flag away (genlab "
+              "imagediff train --preset full)")
 
 
 def demo(root: str | Path, *, quick: bool = True, device: str = "auto", quiet: bool = False, reuse: bool = True,
