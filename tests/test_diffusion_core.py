@@ -346,6 +346,7 @@ def test_forward_path_has_the_ve_marginal_variance():
 
 
 def test_diffusion_step_drops_labels_for_guidance():
+    torch.manual_seed(0)  # the loss below is a 128-draw mean of eps^2: seeded, so the check is not flaky
     sch, seen = VEExpSchedule(), []
 
     def net(x, t, y=None):

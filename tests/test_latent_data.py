@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.data import images
+from genlab.data import fetch, images
 from genlab.errors import DataError
 
 
@@ -68,10 +69,23 @@ def test_idx_folder_padded_to_32(tmp_path):
     assert d.train_y.tolist() == [i % 10 for i in range(20)]
 
 
+def _as_fetched(monkeypatch, name, folder):
+    """Mark fake files as the fetched dataset ``name``: the manifest gets their checksums (the cache is verified
+    against the manifest on every use) and the folder its completion marker."""
+    ds = fetch.MANIFESTS[name]
+    items = tuple(
+        dataclasses.replace(i, sha256=fetch.checksum(folder / i.target))
+        for i in ds.items
+        if (folder / i.target).exists()
+    )
+    monkeypatch.setitem(fetch.MANIFESTS, name, dataclasses.replace(ds, items=items))
+    (folder / ".complete").write_text(json.dumps({}))
+
+
 def test_fashion_from_cache_files(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
     _write_idx_folder(tmp_path / "fashion")
-    (tmp_path / "fashion" / ".complete").write_text(json.dumps({}))
+    _as_fetched(monkeypatch, "fashion", tmp_path / "fashion")
     d = images.load_images("fashion")
     assert d.name == "fashion" and d.classes[0] == "T-shirt" and d.train_x.shape == (20, 1, 32, 32)
 
@@ -83,7 +97,7 @@ def test_mnist_pickle_from_cache(tmp_path, monkeypatch):
     (tmp_path / "mnist").mkdir()
     with gzip.open(tmp_path / "mnist" / "mnist.pkl.gz", "wb") as f:
         pickle.dump(tuple(parts), f, protocol=2)
-    (tmp_path / "mnist" / ".complete").write_text("{}")
+    _as_fetched(monkeypatch, "mnist", tmp_path / "mnist")
     d = images.load_images("mnist")
     assert d.train_x.shape == (10, 1, 32, 32) and d.test_x.shape == (5, 1, 32, 32)
     np.testing.assert_allclose(d.train_x[6, 0, 2:30, 2:30].numpy(), parts[1][0][0].reshape(28, 28))

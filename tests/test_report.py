@@ -13,7 +13,7 @@ from genlab.errors import ConfigError
 from genlab.labs import Drawn
 from genlab.plots import figure
 from genlab.report import make_report
-from genlab.runs import Run
+from genlab.runs import reuse_or_create
 
 
 def fake_lab(name, *, fail=False):
@@ -42,7 +42,7 @@ def fake_lab(name, *, fail=False):
         calls.append(reuse)
         if fail:
             raise RuntimeError(f"{name} exploded")
-        run = Run.create(name, {"quick": quick}, name="quick", root=root, resume=True)
+        run = reuse_or_create(name, {"quick": quick}, name="quick", root=root, reuse=reuse)
         for fn in (second, first, scores):  # made out of order, shown in registry order
             labs.draw(fn, None, run)
         run.update_summary({"accuracy": 0.91})

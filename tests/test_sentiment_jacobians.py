@@ -28,8 +28,7 @@ def test_elementwise_product_with_constant_vector():
 
 
 def _conv1d_autograd(f, x, stride, padding):
-    return jacobian(lambda v: F.conv1d(v.view(1, 1, -1), f.view(1, 1, -1), stride=stride, padding=padding).flatten(),
-                    x)
+    return jacobian(lambda v: F.conv1d(v.view(1, 1, -1), f.view(1, 1, -1), stride=stride, padding=padding).flatten(), x)
 
 
 @pytest.mark.parametrize("n,k,stride,padding", [(8, 3, 1, 1), (9, 3, 1, 0), (10, 4, 2, 1), (7, 5, 1, 2)])
@@ -42,7 +41,7 @@ def test_convolution_1d_is_banded_not_diagonal(n, k, stride, padding):
     # every row is the kernel shifted by the stride: the banded (Toeplitz) structure
     inner = [i for i in range(got.shape[0]) if i * stride - padding >= 0 and i * stride - padding + k <= n]
     for i in inner:
-        assert torch.equal(got[i, i * stride - padding: i * stride - padding + k], f)
+        assert torch.equal(got[i, i * stride - padding : i * stride - padding + k], f)
     # the old answer, diag(f) (an elementwise product), must fail this check: it is not the convolution's
     diag = torch.diag(f)
     assert diag.shape != want.shape or not torch.allclose(diag, want)
@@ -61,8 +60,9 @@ def test_convolution_1d_same_padding_rejects_diag_of_kernel_padded_to_n():
 @pytest.mark.parametrize("h,w,k,stride,padding", [(5, 5, 3, 1, 0), (6, 5, 3, 1, 1), (7, 6, 3, 2, 1)])
 def test_convolution_2d_is_block_banded(h, w, k, stride, padding):
     f, x = _rand(k, k, seed=17), _rand(h, w, seed=18)
-    want = jacobian(lambda v: F.conv2d(v.view(1, 1, h, w), f.view(1, 1, k, k), stride=stride,
-                                       padding=padding).flatten(), x).reshape(-1, h * w)
+    want = jacobian(
+        lambda v: F.conv2d(v.view(1, 1, h, w), f.view(1, 1, k, k), stride=stride, padding=padding).flatten(), x
+    ).reshape(-1, h * w)
     got = J.jacobian_conv2d(f, (h, w), stride, padding)
     assert got.shape == want.shape
     assert torch.allclose(got, want)

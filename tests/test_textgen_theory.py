@@ -18,8 +18,12 @@ def test_attention_cost_matches_flop_counter(T, D, M):
 
 def test_causal_mask_blocks_the_future():
     m = tr.causal_mask(4)
-    assert m.tolist() == [[True, False, False, False], [True, True, False, False],
-                          [True, True, True, False], [True, True, True, True]]
+    assert m.tolist() == [
+        [True, False, False, False],
+        [True, True, False, False],
+        [True, True, True, False],
+        [True, True, True, True],
+    ]
     q = torch.randn(4, 3)
     _, w = tr.attention(q, q, q, m)
     assert torch.all(w.triu(1) == 0) and torch.allclose(w.sum(-1), torch.ones(4))
@@ -50,10 +54,14 @@ def _train(tmp_path, task, variant="full", steps=150, length=5, vocab=8):
     from genlab.labs.theory.core import Theory, train_seq2seq
     from genlab.runs import Run
 
-    cfg = TheoryConfig(steps=steps, length=length, vocab=vocab, d_model=32, n_head=4, d_ff=64, n_layers=1,
-                       eval_size=256)
-    run = Run(tmp_path / "theory" / "t") if (tmp_path / "theory" / "t").exists() else Run.create(
-        "theory", cfg, name="t", root=tmp_path)
+    cfg = TheoryConfig(
+        steps=steps, length=length, vocab=vocab, d_model=32, n_head=4, d_ff=64, n_layers=1, eval_size=256
+    )
+    run = (
+        Run(tmp_path / "theory" / "t")
+        if (tmp_path / "theory" / "t").exists()
+        else Run.create("theory", cfg, name="t", root=tmp_path)
+    )
     return train_seq2seq(Theory(run, cfg), task, variant), run
 
 
@@ -114,7 +122,7 @@ def test_residual_branch_init_has_zero_mean_output():
     outs = torch.stack(outs)
     mean, std = outs.mean(0), outs.std(0)
     # E[F(u)] = 0 for every input: the average over 200 inits is within a few standard errors of zero
-    assert (mean.abs() < 4 * std / 200 ** 0.5 + 1e-6).float().mean() > 0.99
+    assert (mean.abs() < 4 * std / 200**0.5 + 1e-6).float().mean() > 0.99
     # and deeper stacks get smaller branches: x + F(x) stays near the identity
     deep = tr.FeedForward(32, 64)
     tr.init_residual_branch(deep.w2, n_layers=48)

@@ -81,15 +81,17 @@ def jacobian_conv2d(f: torch.Tensor, size: tuple[int, int], stride: int = 1, pad
     return jac.reshape(ho * rows[0].shape[0], h * w)
 
 
-def jacobian_gated(x: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor],
-                   f_prime: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def jacobian_gated(
+    x: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor], f_prime: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """Jacobian of ``x -> x (.) f(x)`` for an elementwise ``f`` with derivative ``f_prime``:
     ``diag(f(x) + x * f'(x))``."""
     return torch.diag(f(x) + x * f_prime(x))
 
 
-def jacobian_elman_step(h: torch.Tensor, x: torch.Tensor, w_h: torch.Tensor, w_x: torch.Tensor,
-                        b: torch.Tensor) -> torch.Tensor:
+def jacobian_elman_step(
+    h: torch.Tensor, x: torch.Tensor, w_h: torch.Tensor, w_x: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
     """``d h_{t+1} / d h_t`` of a tanh Elman step ``h' = tanh(W_x x + W_h h + b)``: ``diag(1 - h'^2) W_h``.
 
     The chain rule on the three blocks above: an affine map (``A x`` then ``+ b``) then an elementwise tanh.

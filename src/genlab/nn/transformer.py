@@ -133,13 +133,22 @@ class Seq2SeqTransformer(nn.Module):
     the skip connection of every Add&Norm (LayerNorm(F(x)) instead of LayerNorm(x + F(x))).
     """
 
-    def __init__(self, vocab: int, d_model: int = 32, n_head: int = 4, d_ff: int = 64, n_layers: int = 2,
-                 positional: bool = True, causal: bool = True, residual: bool = True):
+    def __init__(
+        self,
+        vocab: int,
+        d_model: int = 32,
+        n_head: int = 4,
+        d_ff: int = 64,
+        n_layers: int = 2,
+        positional: bool = True,
+        causal: bool = True,
+        residual: bool = True,
+    ):
         super().__init__()
         self.d_model, self.positional = d_model, positional
         self.embed = nn.Embedding(vocab, d_model)
         # std d^-1/2, times sqrt(d) below: unit scale, like the sinusoidal positions
-        nn.init.normal_(self.embed.weight, 0.0, d_model ** -0.5)
+        nn.init.normal_(self.embed.weight, 0.0, d_model**-0.5)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, n_head, d_ff) for _ in range(n_layers))
         self.decoder = nn.ModuleList(DecoderLayer(d_model, n_head, d_ff, causal) for _ in range(n_layers))
         for m in self.modules():
@@ -194,8 +203,12 @@ def toy_accuracy(model: Seq2SeqTransformer, src: torch.Tensor, tgt_in: torch.Ten
     training) and generating its own (greedy). Exact-sequence and per-token accuracies."""
     forced = model(src, tgt_in).argmax(-1) == tgt
     greedy = model.greedy(src, tgt.size(1)) == tgt
-    return {"forced_token_acc": float(forced.float().mean()), "forced_seq_acc": float(forced.all(1).float().mean()),
-            "greedy_token_acc": float(greedy.float().mean()), "greedy_seq_acc": float(greedy.all(1).float().mean())}
+    return {
+        "forced_token_acc": float(forced.float().mean()),
+        "forced_seq_acc": float(forced.all(1).float().mean()),
+        "greedy_token_acc": float(greedy.float().mean()),
+        "greedy_seq_acc": float(greedy.all(1).float().mean()),
+    }
 
 
 def measured_attention_flops(T: int, D: int, M: int) -> int:
@@ -226,8 +239,17 @@ RESIDUAL_INITS = ("zero_mean", "nonzero_mean", "gpt")
 
 
 @torch.no_grad()
-def residual_stream_growth(depth: int, init: str, *, width: int = 64, d_ff: int = 128, n: int = 256,
-                           inits: int = 8, mean: float = 0.01, seed: int = 0) -> torch.Tensor:
+def residual_stream_growth(
+    depth: int,
+    init: str,
+    *,
+    width: int = 64,
+    d_ff: int = 128,
+    n: int = 256,
+    inits: int = 8,
+    mean: float = 0.01,
+    seed: int = 0,
+) -> torch.Tensor:
     """Mean square E[x_l^2] of the residual stream ``x_{l+1} = x_l + F_l(LN(x_l))`` for l = 0..depth.
 
     ``F(u) = W2 relu(W1 u + b1) + b2`` (a pre-LN feed-forward branch, W1 and b1 as torch's default init),
@@ -250,13 +272,13 @@ def residual_stream_growth(depth: int, init: str, *, width: int = 64, d_ff: int 
         x = torch.randn(n, width, generator=g, dtype=torch.float64)
         out[0] += x.pow(2).mean()
         for layer in range(depth):
-            bound = width ** -0.5
+            bound = width**-0.5
             w1 = (torch.rand(d_ff, width, generator=g, dtype=torch.float64) * 2 - 1) * bound
             b1 = (torch.rand(d_ff, generator=g, dtype=torch.float64) * 2 - 1) * bound
             if init == "gpt":
                 w2 = torch.randn(width, d_ff, generator=g, dtype=torch.float64) * (0.02 / math.sqrt(2 * depth))
             else:
-                w2 = torch.randn(width, d_ff, generator=g, dtype=torch.float64) * d_ff ** -0.5
+                w2 = torch.randn(width, d_ff, generator=g, dtype=torch.float64) * d_ff**-0.5
                 w2 += mean if init == "nonzero_mean" else 0.0
             u = F.layer_norm(x, (width,))
             x = x + F.relu(u @ w1.T + b1) @ w2.T  # b2 = 0
