@@ -28,11 +28,14 @@ def test_every_lab_registers_and_has_no_key_metrics_without_runs():
         (["data", "fetch", "mnsit"], ["unknown dataset 'mnsit'", "choose one of"]),
         (["data", "path", "alice"], ["genlab data fetch alice"]),
         (["report", "--labs", "nosuchlab", "--out", "{tmp}"], ["unknown lab 'nosuchlab'"]),
+        (["report", "--labs", "", "--out", "{tmp}"], ["names no lab"]),
+        (["report", "--out", "{tmp}/afile"], ["is a file"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty-cache"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "afile").write_text("x")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genlab: error:") and len(err.splitlines()) == 1

@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from genlab.errors import GenlabError, choose
+from genlab.errors import ConfigError, GenlabError, choose
 from genlab.io import atomic_write_bytes, atomic_write_text
 from genlab.labs import LabSpec, all_labs, report_order
 from genlab.runs import Run, markdown_table
@@ -331,7 +331,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    labs = [x.strip() for x in args.labs.split(",") if x.strip()] if args.labs else None
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; the report needs a folder (e.g. --out report)")
+    labs = None
+    if args.labs is not None:
+        labs = [x.strip() for x in args.labs.split(",") if x.strip()]
+        if not labs:
+            raise ConfigError(
+                f"--labs {args.labs!r} names no lab; give some, e.g. --labs diffusion2d,textgen, or "
+                f"leave --labs out for all of them"
+            )
     sections = make_report(out=out, labs=labs, quick=args.quick, device=args.device, quiet=args.quiet, reuse=args.reuse)
     failed = [s.name for s in sections if s.error]
     total = sum(s.seconds for s in sections)
