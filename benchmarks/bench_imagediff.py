@@ -6,8 +6,8 @@ Untrained networks of the quick / full presets' shapes (speed does not depend on
 condition replaced by random 384-d vectors of MiniLM's shape (no fetched data needed):
 
 * ``sample``: images/s for ``--n`` images at ``--steps`` DDIM steps with classifier-free guidance (two network
-  evaluations per step, batched), pixel space at 16x16 (quick) and 28x28 (full), latent space (64-d codes
-  through the MLP denoiser, decoded by the conv autoencoder's decoder);
+  evaluations per step, batched, bf16 autocast as the lab samples), pixel space at 16x16 (quick) and 28x28
+  (full), latent space (64-d codes through the MLP denoiser, decoded by the conv autoencoder's decoder);
 * ``train``: optimisation steps/s at batch 64 (bf16 autocast on the CPU, as the presets).
 
 Also prints a float32 matmul probe (GFLOP/s) as the machine's reference.
@@ -60,7 +60,8 @@ def bench_sample(name: str, model: torch.nn.Module, shape: tuple[int, ...], n: i
     ae = ConvAutoencoder(64).to(device).eval() if len(shape) == 1 else None
 
     def eps_fn(x, t):
-        c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).chunk(2)
+        with torch.autocast(device.type, torch.bfloat16):  # as the lab samples (the network in bf16)
+            c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).float().chunk(2)
         return to_eps("v", sch, x, t, u + 2.0 * (c - u), None if ae is not None else (-1.0, 1.0))
 
     def run(k: int) -> None:
@@ -73,7 +74,7 @@ def bench_sample(name: str, model: torch.nn.Module, shape: tuple[int, ...], n: i
     t0 = time.perf_counter()
     run(steps)
     sec = time.perf_counter() - t0
-    return {"bench": "sample", "model": name, "n": n, "steps": steps, "sampler": "ddim", "guidance": 2.0,
+    return {"bench": "sample", "model": name, "n": n, "steps": steps, "sampler": "ddim", "guidance": 2.0, "amp": "bf16",
             "seconds": round(sec, 3), "images_per_s": round(n / sec, 2),
             "parameters": sum(p.numel() for p in model.parameters())}
 

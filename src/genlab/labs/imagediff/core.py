@@ -24,7 +24,7 @@ from genlab.nn.code_denoiser import CodeDenoiser, Space
 from genlab.nn.gan import JudgeCNN, frechet_distance, judge_outputs
 from genlab.nn.unet import Cond, UNet
 from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create
-from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
+from genlab.train import TrainConfig, autocast, fit, load_weights, make_optimizer, warmup_cosine
 
 LAB = "imagediff"
 
@@ -245,13 +245,15 @@ def guided_eps_fn(o: Opened, cond: Cond | None, guidance: float):
     null = None if cond is None else cond.dropped(torch.ones(len(cond), dtype=torch.bool, device=o.device))
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if cond is None or guidance == 0:
-            out = model(x, t, null)
-        elif guidance == 1:
-            out = model(x, t, cond)
-        else:
-            c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).chunk(2)
-            out = u + guidance * (c - u)
+        with autocast(o.device, cfg.amp):  # the network in the training precision, the sampler in float32
+            if cond is None or guidance == 0:
+                out = model(x, t, null)
+            elif guidance == 1:
+                out = model(x, t, cond)
+            else:
+                c, u = model(torch.cat([x, x]), torch.cat([t, t]), cond.cat(null)).float().chunk(2)
+                out = u + guidance * (c - u)
+        out = out.float()
         clip = (-1.0, 1.0) if cfg.clip_x0 and o.space.kind == "pixel" else None
         return to_eps(cfg.prediction, schedule, x, t, out, clip)
 
