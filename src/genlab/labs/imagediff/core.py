@@ -381,5 +381,7 @@ def key_metrics(runs: list[Run]) -> list[dict[str, Any]]:
              "value": f"{s.get('fd')} vs {s.get('fd_floor')}", "reference": "within 3x the floor (full)"},
             {"metric": "classes among unprompted samples", "value": s.get("unprompted_classes", "-"),
              "reference": "all 10"},
+            {"metric": "training (steps in seconds)", "value": f"{s.get('train_steps_done')} in "
+             f"{s.get('train_wall_seconds')} s", "reference": "<= 240 s (quick)"},
         ]
     return rows
