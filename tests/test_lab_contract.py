@@ -7,10 +7,13 @@ is one line on stderr with exit status 2.
 """
 
 import argparse
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from genlab.cli import build_parser, main
 from genlab.labs import all_labs
@@ -57,6 +60,7 @@ def test_spec_is_complete_and_package_has_the_lab_shape(lab):
 def test_tiny_demo_writes_every_registered_output_and_is_reused(lab, tmp_path):
     runs = lab.demo(tmp_path, quick=True, device="cpu", quiet=True, reuse=True, tiny=True)
     assert runs
+    _TINY_RUNS[lab.name] = runs  # the damaged-run test below works on copies of these
     made = {
         p.stem
         for r in runs
@@ -79,6 +83,9 @@ def test_tiny_demo_writes_every_registered_output_and_is_reused(lab, tmp_path):
     if lab.key_metrics is not None:
         rows = lab.key_metrics(again)
         assert all({"metric", "value", "reference"} <= set(r) for r in rows)
+
+
+_TINY_RUNS: dict = {}
 
 
 def Run_mtime(path: Path) -> int:
@@ -107,3 +114,65 @@ def test_bad_run_is_one_line_and_exit_2(lab, tmp_path, capsys):
             err = capsys.readouterr().err
             assert code == 2, (verb, err)
             assert err.count("\n") == 1 and words in err, (verb, err)
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "the checkpoint ran code"))
+
+
+def _damages(marker: Path):
+    """Ways a run folder someone hands you can be broken: (name, file it breaks, how)."""
+    return [
+        ("config-not-json", "config.json", lambda p: p.write_bytes(b"\xff{ not json")),
+        ("config-a-list", "config.json", lambda p: p.write_text("[1, 2, 3]")),
+        (
+            "config-wrong-types",
+            "config.json",
+            lambda p: p.write_text(json.dumps({"lab": p.parent.parent.name, "config": {"seed": "x"}})),
+        ),
+        ("checkpoint-empty", "checkpoints/last.pt", lambda p: p.write_bytes(b"")),
+        ("checkpoint-truncated", "checkpoints/last.pt", lambda p: p.write_bytes(p.read_bytes()[:200])),
+        ("checkpoint-random", "checkpoints/last.pt", lambda p: p.write_bytes(bytes(range(256)) * 8)),
+        ("checkpoint-runs-code", "checkpoints/last.pt", lambda p: torch.save({"step": 1, "x": _RunsCode(marker)}, p)),
+        (
+            "checkpoint-other-model",
+            "checkpoints/last.pt",
+            lambda p: torch.save({"step": 1, "model": {"w": torch.ones(2)}, "ema": None}, p),
+        ),
+    ]
+
+
+def _snapshot(folder: Path, skip: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file() and p != skip}
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_a_damaged_run_is_one_line_never_a_traceback_and_nothing_written_changes(lab, tmp_path, capsys):
+    runs = _TINY_RUNS.get(lab.name) or lab.demo(tmp_path / "demo", device="cpu", quiet=True, tiny=True)
+    source = next((r for r in runs if r.last_checkpoint.exists()), runs[0])
+    marker = tmp_path / "pwned"
+    verbs = [v for v, p in _lab_verbs(lab.name).items() if _takes_run(p)]
+    tried = 0
+    for name, rel, damage in _damages(marker):
+        if not (source.path / rel).exists():
+            continue
+        case = tmp_path / name / lab.name / source.path.name
+        shutil.copytree(source.path, case)
+        for extra in ("checkpoints/prev.pt", "checkpoints/best.pt"):  # no intact fallback: the damage must show
+            (case / extra).unlink(missing_ok=True)
+        damage(case / rel)
+        before = _snapshot(case, case / rel)
+        for verb in verbs:
+            code = main([lab.name, verb, "--run", str(case), "--quiet", "--device", "cpu"])
+            err = capsys.readouterr().err
+            tried += 1
+            assert code in (0, 2), (name, verb, err)
+            if code == 2:
+                assert err.startswith("genlab: error:") and err.count("\n") == 1, (name, verb, err)
+                assert _snapshot(case, case / rel) == before, (name, verb, "a failed command changed files")
+        assert not marker.exists(), (name, "a checkpoint ran code")
+    assert tried

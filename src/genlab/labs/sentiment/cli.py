@@ -165,6 +165,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     opened = open_run(args.run, args.with_runs or [], bptt=args.bptt)
+    if hasattr(opened, "loaded"):
+        opened.loaded  # noqa: B018 - load the model first: a damaged checkpoint fails before any figure is redrawn
     write_outputs(opened)
     print(f"figures in {opened.run.figures_dir}")
     return 0
