@@ -21,6 +21,7 @@ Distributed training under ``torchrun`` goes through :func:`wrap_distributed`: t
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -144,6 +145,18 @@ def _as_float(v: Any) -> float:
 Optimize = Callable[[str, torch.Tensor], None]
 
 
+def _one_trainer_per_run(fn):
+    """Run ``fn(run, ...)`` holding the run's lock (a second trainer of the same run folder is refused)."""
+
+    @functools.wraps(fn)
+    def locked(run: Run, *args: Any, **kwargs: Any):
+        with run.lock():
+            return fn(run, *args, **kwargs)
+
+    return locked
+
+
+@_one_trainer_per_run
 def fit(
     run: Run,
     model: nn.Module,
@@ -175,44 +188,6 @@ def fit(
     them at every log step and before every checkpoint. ``callbacks(step, losses)`` get the raw losses.
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
     """
-    with run.lock():  # one trainer per run folder
-        return _fit(
-            run,
-            model,
-            optimizers,
-            step_fn,
-            batches,
-            cfg=cfg,
-            device=device,
-            scheduler=scheduler,
-            eval_fn=eval_fn,
-            best_key=best_key,
-            manual=manual,
-            resume=resume,
-            quiet=quiet,
-            callbacks=callbacks,
-            desc=desc,
-        )
-
-
-def _fit(
-    run: Run,
-    model: nn.Module,
-    optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
-    step_fn: StepFn,
-    batches: Callable[[int], Any],
-    *,
-    cfg: TrainConfig,
-    device: torch.device,
-    scheduler: Any = None,
-    eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
-    best_key: str | None = None,
-    manual: bool = False,
-    resume: bool = False,
-    quiet: bool = False,
-    callbacks: Iterable[Callable[[int, Mapping[str, Any]], None]] = (),
-    desc: str | None = None,
-) -> FitResult:
     opts: dict[str, torch.optim.Optimizer] = (
         dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers}
     )
