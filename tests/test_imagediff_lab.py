@@ -230,3 +230,13 @@ def test_guidance_scale_changes_samples_beyond_one(tiny_run):
     assert not torch.allclose(x1, x2)
     both = c.cat(c.dropped(torch.ones(3, dtype=torch.bool)))
     assert both.drop.tolist() == [False] * 3 + [True] * 3
+
+
+def test_learning_rate_decays_with_the_steps_or_the_time_budget(monkeypatch):
+    cfg = PRESETS["tiny"].update({"steps": 100, "warmup": 10, "max_seconds": 0.0})
+    f = core.budget_cosine(cfg)
+    assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.1)
+    clock = iter([0.0, 50.0])
+    monkeypatch.setattr(core.time, "perf_counter", lambda: next(clock))
+    g = core.budget_cosine(cfg.update({"max_seconds": 50.0}))  # t0 = 0, then the budget is spent
+    assert g(20) == pytest.approx(0.1)
