@@ -4,7 +4,7 @@
 
 Every run folder under ``OLD/runs/<lab>/<run>/`` is matched with the same path under NEW; every key of its
 ``summary.json`` is compared, except wall-clock timings (keys with seconds, per_second, per_s, time or
-throughput in them), which measure the machine, not the code. Prints one JSON object: the keys compared, the keys
+throughput in them, at any depth), which measure the machine, not the code. Prints one JSON object: the keys compared, the keys
 that differ (with both values), and runs or keys present on one side only. Exits 1 when anything differs.
 """
 
@@ -22,7 +22,17 @@ def _is_timing(key: str) -> bool:
     return any(t in key for t in TIMING)
 
 
+def _strip(v):
+    """A value with every timing key removed, at any depth (a table row may carry its own seconds)."""
+    if isinstance(v, dict):
+        return {k: _strip(x) for k, x in v.items() if not _is_timing(k)}
+    if isinstance(v, list):
+        return [_strip(x) for x in v]
+    return v
+
+
 def _same(a, b) -> bool:
+    a, b = _strip(a), _strip(b)
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b
