@@ -4,8 +4,9 @@
 
 Every run folder under ``OLD/runs/<lab>/<run>/`` is matched with the same path under NEW; every key of its
 ``summary.json`` is compared, except wall-clock timings (keys with seconds, per_second, per_s, time or
-throughput in them, at any depth), which measure the machine, not the code. Prints one JSON object: the keys compared, the keys
-that differ (with both values), and runs or keys present on one side only. Exits 1 when anything differs.
+throughput in them, at any depth), which measure the machine, not the code. Prints one JSON object: the keys
+compared, the keys that differ (with both values), and runs or keys present on one side only. Exits 1 when anything
+differs.
 """
 
 from __future__ import annotations
