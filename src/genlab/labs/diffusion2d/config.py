@@ -27,7 +27,7 @@ class Diffusion2DConfig(TrainConfig):
     steps: int = param(3000, "optimisation steps", min=0)
     lr: float = param(2e-3, "learning rate (cosine decay to 10%)", min=0.0)
     batch_size: int = param(1024, "points per step (>= n_points: full batch)", min=1)
-    ema_decay: float = param(0.995, "EMA of the weights used for sampling (0 = off)", min=0.0)
+    ema_decay: float = param(0.995, "EMA of the weights used for sampling (0 = off)", min=0.0, max=0.99999)
     log_every: int = param(25, "log the loss every N steps", min=1)
     threads: int = param(
         1,
@@ -39,7 +39,7 @@ class Diffusion2DConfig(TrainConfig):
     n_points: int = param(2000, "training points", min=1)
     data_seed: int = param(0, "seed of the training points")
     conditional: bool = param(False, "condition on the class label (labelled data sets only)")
-    label_dropout: float = param(0.1, "probability of dropping the label in training (guidance)", min=0.0)
+    label_dropout: float = param(0.1, "probability of dropping the label in training (guidance)", min=0.0, max=1.0)
     guidance: float = param(1.0, "classifier-free guidance scale at sampling (1 = plain conditional)", min=0.0)
     schedule: str = param("ve-exp", "noise schedule", choices=SCHEDULES)
     k: float = param(5.0, "rate of the ve-exp schedule sigma(t) = exp(k (t-1))", min=0.0)

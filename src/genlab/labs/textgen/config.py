@@ -27,7 +27,7 @@ class TextgenConfig(TrainConfig):
     n_head: int = param(4, "attention heads per block", min=1)
     n_embd: int = param(128, "model width", min=8)
     block_size: int = param(64, "context length in tokens", min=2)
-    dropout: float = param(0.0, "dropout probability", min=0.0)
+    dropout: float = param(0.0, "dropout probability", min=0.0, max=0.99)
     bias: bool = param(True, "biases in linear layers and LayerNorm")
     weight_decay: float = param(0.1, "AdamW weight decay", min=0.0)
     warmup: int = param(50, "linear warm-up steps before the cosine decay", min=0)
