@@ -26,8 +26,9 @@ test-all: setup  ## every test; the slow demo tests use the real datasets (fetch
 	$(BIN)/genlab data fetch alice gpt2 mnist rt glove minilm
 	GENLAB_TEST_REAL_DATA=1 $(BIN)/python -m pytest -q
 
-lint: setup
-	$(BIN)/ruff check src tests benchmarks
+lint: setup  ## ruff's checks and ruff format (line length 120): both must pass
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 bench: setup  ## every benchmark, one JSON object per line
 	@for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
