@@ -33,8 +33,11 @@ D, T = 384, 8  # MiniLM's vector size, a typical prompt's token count
 
 
 def _cond(n: int, device: torch.device) -> Cond:
-    return Cond(torch.randn(n, D, device=device), torch.randn(n, T, D, device=device),
-                torch.ones(n, T, dtype=torch.bool, device=device))
+    return Cond(
+        torch.randn(n, D, device=device),
+        torch.randn(n, T, D, device=device),
+        torch.ones(n, T, dtype=torch.bool, device=device),
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -51,8 +54,9 @@ def models(device: torch.device) -> dict[str, tuple[torch.nn.Module, tuple[int, 
 
 
 @torch.no_grad()
-def bench_sample(name: str, model: torch.nn.Module, shape: tuple[int, ...], n: int, steps: int,
-                 device: torch.device) -> dict:
+def bench_sample(
+    name: str, model: torch.nn.Module, shape: tuple[int, ...], n: int, steps: int, device: torch.device
+) -> dict:
     model.to(device).eval()
     sch = VPCosineSchedule()
     cond = _cond(n, device)
@@ -74,13 +78,23 @@ def bench_sample(name: str, model: torch.nn.Module, shape: tuple[int, ...], n: i
     t0 = time.perf_counter()
     run(steps)
     sec = time.perf_counter() - t0
-    return {"bench": "sample", "model": name, "n": n, "steps": steps, "sampler": "ddim", "guidance": 2.0, "amp": "bf16",
-            "seconds": round(sec, 3), "images_per_s": round(n / sec, 2),
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "bench": "sample",
+        "model": name,
+        "n": n,
+        "steps": steps,
+        "sampler": "ddim",
+        "guidance": 2.0,
+        "amp": "bf16",
+        "seconds": round(sec, 3),
+        "images_per_s": round(n / sec, 2),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
-def bench_train(name: str, model: torch.nn.Module, shape: tuple[int, ...], device: torch.device,
-                steps: int = 10, batch: int = 64) -> dict:
+def bench_train(
+    name: str, model: torch.nn.Module, shape: tuple[int, ...], device: torch.device, steps: int = 10, batch: int = 64
+) -> dict:
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     x, t, c = torch.randn(batch, *shape, device=device), torch.rand(batch, device=device), _cond(batch, device)
@@ -114,8 +128,17 @@ def main() -> None:
     device = choose_device(a.device)
     torch.manual_seed(0)
     with cpu_threads(a.threads if device.type == "cpu" else 0):
-        print(json.dumps({"bench": "matmul_peak", "device": str(device), "threads": torch.get_num_threads(),
-                          "gflops": round(matmul_peak(device=device, seconds=1.5), 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "matmul_peak",
+                    "device": str(device),
+                    "threads": torch.get_num_threads(),
+                    "gflops": round(matmul_peak(device=device, seconds=1.5), 1),
+                }
+            ),
+            flush=True,
+        )
         for name, (model, shape) in models(device).items():
             print(json.dumps(bench_sample(name, model, shape, a.n, a.steps, device)), flush=True)
             if not a.no_train:

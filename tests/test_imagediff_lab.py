@@ -86,30 +86,51 @@ def test_bert_reader_matches_a_reference_attention_block(tmp_path):
 
     torch.manual_seed(0)
     d, ff, heads = 8, 16, 2
-    w = {"embeddings.word_embeddings.weight": torch.randn(20, d),
-         "embeddings.position_embeddings.weight": torch.randn(10, d),
-         "embeddings.token_type_embeddings.weight": torch.randn(2, d),
-         "embeddings.LayerNorm.weight": torch.ones(d), "embeddings.LayerNorm.bias": torch.zeros(d)}
+    w = {
+        "embeddings.word_embeddings.weight": torch.randn(20, d),
+        "embeddings.position_embeddings.weight": torch.randn(10, d),
+        "embeddings.token_type_embeddings.weight": torch.randn(2, d),
+        "embeddings.LayerNorm.weight": torch.ones(d),
+        "embeddings.LayerNorm.bias": torch.zeros(d),
+    }
     p = "encoder.layer.0."
-    for n, shape in [("attention.self.query", (d, d)), ("attention.self.key", (d, d)),
-                     ("attention.self.value", (d, d)), ("attention.output.dense", (d, d)),
-                     ("intermediate.dense", (ff, d)), ("output.dense", (d, ff))]:
+    for n, shape in [
+        ("attention.self.query", (d, d)),
+        ("attention.self.key", (d, d)),
+        ("attention.self.value", (d, d)),
+        ("attention.output.dense", (d, d)),
+        ("intermediate.dense", (ff, d)),
+        ("output.dense", (d, ff)),
+    ]:
         w[p + n + ".weight"] = torch.randn(shape) * 0.3
         w[p + n + ".bias"] = torch.randn(shape[0]) * 0.1
     for n in ("attention.output.LayerNorm", "output.LayerNorm"):
         w[p + n + ".weight"], w[p + n + ".bias"] = torch.ones(d), torch.zeros(d)
     save_file(w, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"vocab_size": 20, "hidden_size": d, "num_hidden_layers": 1, "num_attention_heads": heads,
-         "intermediate_size": ff, "max_position_embeddings": 10}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "vocab_size": 20,
+                "hidden_size": d,
+                "num_hidden_layers": 1,
+                "num_attention_heads": heads,
+                "intermediate_size": ff,
+                "max_position_embeddings": 10,
+            }
+        )
+    )
     model = BertEncoder.from_folder(tmp_path)
     ids, mask = torch.tensor([[1, 5, 7, 0]]), torch.tensor([[True, True, True, False]])
     ln = lambda z: torch.nn.functional.layer_norm(z, (d,), eps=1e-12)  # noqa: E731
     lin = lambda z, n: z @ w[p + n + ".weight"].T + w[p + n + ".bias"]  # noqa: E731
-    h = ln(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:4]
-           + w["embeddings.token_type_embeddings.weight"][0])
-    q, k, v = (lin(h, f"attention.self.{n}").view(1, 4, heads, d // heads).transpose(1, 2)
-               for n in ("query", "key", "value"))
+    h = ln(
+        w["embeddings.word_embeddings.weight"][ids]
+        + w["embeddings.position_embeddings.weight"][:4]
+        + w["embeddings.token_type_embeddings.weight"][0]
+    )
+    q, k, v = (
+        lin(h, f"attention.self.{n}").view(1, 4, heads, d // heads).transpose(1, 2) for n in ("query", "key", "value")
+    )
     s = (q @ k.transpose(-1, -2)) / (d // heads) ** 0.5 + torch.where(mask, 0.0, -1e9)[:, None, None, :]
     a = (s.softmax(-1) @ v).transpose(1, 2).reshape(1, 4, d)
     h = ln(h + lin(a, "attention.output.dense"))
@@ -147,16 +168,54 @@ def test_tiny_training_guidance_and_determinism(tiny_run):
 
 def test_sample_verb_outputs_and_one_line_errors(tiny_run, tmp_path, capsys):
     out = tmp_path / "s.npy"
-    assert main(["imagediff", "sample", "--run", str(tiny_run.path), "--prompt", "a handwritten 7", "--n", "3",
-                 "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "imagediff",
+                "sample",
+                "--run",
+                str(tiny_run.path),
+                "--prompt",
+                "a handwritten 7",
+                "--n",
+                "3",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     arr = np.load(out)
     assert arr.shape == (3, 8, 8) and arr.dtype == np.float32 and arr.min() >= 0 and arr.max() <= 1
     png = tmp_path / "s.png"
-    assert main(["imagediff", "sample", "--run", str(tiny_run.path), "--prompt", "", "--n", "2", "--steps", "2",
-                 "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "imagediff",
+                "sample",
+                "--run",
+                str(tiny_run.path),
+                "--prompt",
+                "",
+                "--n",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert png.is_file() and "unconditionally" in capsys.readouterr().err
-    for bad, words in ((["--guidance", "-1"], "guidance"), (["--out", str(tmp_path / "x.jpg")], ".png"),
-                       (["--label", "3"], "class-conditioned"), (["--n", "0"], "--n")):
+    for bad, words in (
+        (["--guidance", "-1"], "guidance"),
+        (["--out", str(tmp_path / "x.jpg")], ".png"),
+        (["--label", "3"], "class-conditioned"),
+        (["--n", "0"], "--n"),
+    ):
         assert main(["imagediff", "sample", "--run", str(tiny_run.path), "--prompt", "a 3", *bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
@@ -168,8 +227,25 @@ def test_prompt_to_a_class_run_and_bad_config_are_one_line(tmp_path, capsys):
     core.train(run, cfg, device=torch.device("cpu"), quiet=True)
     assert main(["imagediff", "sample", "--run", str(run.path), "--prompt", "a 3", "--n", "1"]) == 2
     assert "not on text" in capsys.readouterr().err
-    assert main(["imagediff", "sample", "--run", str(run.path), "--label", "3", "--n", "2", "--steps", "2",
-                 "--out", str(tmp_path / "c.npy")]) == 0
+    assert (
+        main(
+            [
+                "imagediff",
+                "sample",
+                "--run",
+                str(run.path),
+                "--label",
+                "3",
+                "--n",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "c.npy"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     for bad in ("space=latent2", "dataset=cifar", "cond=music"):
         assert main(["imagediff", "train", "--preset", "tiny", "--set", bad, "--run-dir", str(tmp_path)]) == 2
@@ -183,8 +259,7 @@ def test_missing_text_encoder_names_the_fetch_command(tmp_path, monkeypatch, cap
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty"))
     text_encoder._minilm.cache_clear()
     monkeypatch.setattr(text_encoder, "_CACHE", {})
-    assert main(["imagediff", "train", "--preset", "tiny", "--set", "encoder=minilm", "--run-dir",
-                 str(tmp_path)]) == 2
+    assert main(["imagediff", "train", "--preset", "tiny", "--set", "encoder=minilm", "--run-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "genlab data fetch minilm" in err
     text_encoder._minilm.cache_clear()
@@ -211,8 +286,9 @@ def test_predictions_convert_back_to_the_true_noise():
 
 
 def test_latent_space_trains_an_autoencoder_stage_and_decodes_samples(tmp_path):
-    cfg = PRESETS["tiny"].update({"space": "latent", "ae_steps": 3, "code_dim": 8, "latent_width": 16,
-                                  "latent_depth": 1, "steps": 3})
+    cfg = PRESETS["tiny"].update(
+        {"space": "latent", "ae_steps": 3, "code_dim": 8, "latent_width": 16, "latent_depth": 1, "steps": 3}
+    )
     run = Run.create("imagediff", cfg, name="l", root=tmp_path)
     core.train(run, cfg, device=torch.device("cpu"), quiet=True)
     assert (run.path / "stages" / "ae").is_dir() and Run(run.path / "stages" / "ae").finished
@@ -240,3 +316,41 @@ def test_learning_rate_decays_with_the_steps_or_the_time_budget(monkeypatch):
     monkeypatch.setattr(core.time, "perf_counter", lambda: next(clock))
     g = core.budget_cosine(cfg.update({"max_seconds": 50.0}))  # t0 = 0, then the budget is spent
     assert g(20) == pytest.approx(0.1)
+
+
+def test_image_sizes_conditioner_batches_and_the_judge_protocol():
+    from genlab.data.conditions import Conditioner
+    from genlab.data.images import ImageData
+    from genlab.diffusion.images import Judge, at_resolution, to_judge
+    from genlab.nn.gan import JudgeCNN
+
+    x = torch.rand(3, 1, 32, 32)
+    for r in (8, 16, 28, 32):
+        assert at_resolution(x, r).shape == (3, 1, r, r)
+        assert to_judge(at_resolution(x, r)).shape == (3, 1, 32, 32)
+    assert torch.equal(to_judge(at_resolution(x, 28))[..., 2:30, 2:30], x[..., 2:30, 2:30])
+    text = Conditioner.make("text", "digits", 10, "hash")
+    c, y = text.eval_batch(3, torch.device("cpu"), heldout=True)
+    assert len(c) == 30 and y.tolist() == [k for k in range(10) for _ in range(3)]
+    assert text.describe(7, [str(k) for k in range(10)], heldout=True) == text.captions.first(7, True)
+    label = Conditioner.make("class", "digits", 10)
+    assert label.describe(2, [str(k) for k in range(10)]) == "class 2" and len(label.eval_batch(2, "cpu")[1]) == 20
+    none = Conditioner.make("none", "digits", 10)
+    assert none.eval_batch(1, "cpu")[0] is None and none.describe(0, []) == "(no condition)"
+    data = ImageData("t", x, torch.tensor([0, 1, 1]), x, torch.tensor([0, 1, 1]), ("a", "b"))
+    judge = Judge(JudgeCNN(2).eval(), data)
+    pred, _ = judge(x)
+    a = judge.adherence(x, pred)
+    assert a["adherence"] == 1.0 and judge.accuracy() == round(float((pred == data.test_y).float().mean()), 4)
+    fd = judge.frechet(judge(x)[1])
+    assert fd["fd"] == fd["fd_floor"] and "real3" in judge.cache
+
+
+def test_row_labels_put_one_tick_per_grid_row():
+    from genlab import plots
+
+    fig, ax = plots.figure()
+    plots.show_images(ax, np.zeros((6, 4, 4)), 3)
+    plots.row_labels(ax, ["a", "b", "c"], 6, fontsize=8)
+    assert list(ax.get_yticks()) == [3.0, 9.0, 15.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]

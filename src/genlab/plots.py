@@ -325,6 +325,14 @@ def show_images(
         ax.set_title(title)
 
 
+def row_labels(ax: Any, labels: Sequence[str], side: float, **kw: Any) -> None:
+    """Label row ``i`` of a :func:`show_images` grid whose cells are ``side`` pixels apart with ``labels[i]``
+    (as y tick labels, without tick marks); ``kw`` goes to ``set_yticklabels`` (e.g. ``fontsize``)."""
+    ax.set_yticks([(i + 0.5) * side for i in range(len(labels))])
+    ax.set_yticklabels(labels, **kw)
+    ax.tick_params(left=False)
+
+
 def bare(ax: Any) -> None:
     """No ticks, grid or frame: for images and painted text."""
     ax.set_xticks([])

@@ -13,24 +13,53 @@ from dataclasses import dataclass
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 DIGIT_TRAIN = (
-    "a handwritten {d}", "the digit {w}", "number {w}, written by hand", "{d}", "{w}", "the number {d}",
-    "an image of the digit {d}", "a picture of the number {w}", "digit {d}", "a scribbled {w}",
-    "handwritten number {w}", "the numeral {d}", "a black and white {d}", "a drawing of a {w}",
-    "an ink {w} on white paper", "someone wrote the digit {d}",
+    "a handwritten {d}",
+    "the digit {w}",
+    "number {w}, written by hand",
+    "{d}",
+    "{w}",
+    "the number {d}",
+    "an image of the digit {d}",
+    "a picture of the number {w}",
+    "digit {d}",
+    "a scribbled {w}",
+    "handwritten number {w}",
+    "the numeral {d}",
+    "a black and white {d}",
+    "a drawing of a {w}",
+    "an ink {w} on white paper",
+    "someone wrote the digit {d}",
 )
 DIGIT_HELDOUT = (
-    "a sketch of the number {w}", "please draw a {d}", "the handwritten digit {w}", "a neat {w}",
+    "a sketch of the number {w}",
+    "please draw a {d}",
+    "the handwritten digit {w}",
+    "a neat {w}",
     "{w}, drawn with a pen",
 )
 
 FASHION_NAMES = (
-    ("t-shirt", "tee", "top"), ("pair of trousers", "pair of pants", "pair of jeans"),
-    ("pullover", "sweater", "jumper"), ("dress", "summer dress", "gown"), ("coat", "jacket", "winter coat"),
-    ("sandal", "flip-flop", "open shoe"), ("shirt", "button-up shirt", "blouse"),
-    ("sneaker", "running shoe", "trainer"), ("bag", "handbag", "purse"), ("ankle boot", "boot", "leather boot"),
+    ("t-shirt", "tee", "top"),
+    ("pair of trousers", "pair of pants", "pair of jeans"),
+    ("pullover", "sweater", "jumper"),
+    ("dress", "summer dress", "gown"),
+    ("coat", "jacket", "winter coat"),
+    ("sandal", "flip-flop", "open shoe"),
+    ("shirt", "button-up shirt", "blouse"),
+    ("sneaker", "running shoe", "trainer"),
+    ("bag", "handbag", "purse"),
+    ("ankle boot", "boot", "leather boot"),
 )
-FASHION_TRAIN = ("a {n}", "a photo of a {n}", "a picture of a {n}", "{n}", "a product photo of a {n}",
-                 "a grey {n}", "an image of a {n}", "a small picture of a {n}")
+FASHION_TRAIN = (
+    "a {n}",
+    "a photo of a {n}",
+    "a picture of a {n}",
+    "{n}",
+    "a product photo of a {n}",
+    "a grey {n}",
+    "an image of a {n}",
+    "a small picture of a {n}",
+)
 FASHION_HELDOUT = ("a catalogue shot of a {n}", "show me a {n}", "a {n} on a plain background")
 
 

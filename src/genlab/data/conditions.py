@@ -63,6 +63,27 @@ class Conditioner:
         bank = encode(texts, self.encoder)
         return Cond(bank.vec.to(device), bank.tokens.to(device), bank.mask.to(device))
 
+    def eval_batch(
+        self, per_class: int, device: torch.device, heldout: bool = False
+    ) -> tuple[Cond | None, torch.Tensor]:
+        """``per_class`` conditions for each class and their classes: text cycles through each class's training
+        (or held-out) phrasings, labels repeat."""
+        if self.kind != "text":
+            y = torch.arange(self.num_classes).repeat_interleave(per_class)
+            return self.of_labels(y, device), y
+        idx, ys = [], []
+        for y in range(self.num_classes):
+            pool = self.captions.of(y, heldout)
+            idx += [pool[k % len(pool)] for k in range(per_class)]
+            ys += [y] * per_class
+        return self.of_captions(torch.tensor(idx), device), torch.tensor(ys)
+
+    def describe(self, label: int, classes: tuple[str, ...] | list[str], heldout: bool = False) -> str:
+        """What a condition for class ``label`` says: its first (training or held-out) phrasing, or the class."""
+        if self.kind == "text":
+            return self.captions.first(label, heldout)
+        return f"class {classes[label]}" if self.kind == "class" else "(no condition)"
+
     def unconditional(self, n: int, device: torch.device) -> Cond | None:
         """A batch of empty prompts (dropped conditions)."""
         if self.kind == "none":

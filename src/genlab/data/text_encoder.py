@@ -49,6 +49,7 @@ def encoder_dim(name: str) -> int:
 
 # --------------------------------------------------------------------------------------------- hashing
 
+
 def _word_vector(word: str) -> torch.Tensor:
     seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little") % (2**63)
     return torch.randn(HASH_DIM, generator=torch.Generator().manual_seed(seed))
@@ -62,6 +63,7 @@ def _hash_one(text: str) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
 
 # ---------------------------------------------------------------------------------------------- MiniLM
 
+
 @lru_cache(maxsize=1)
 def _minilm():
     from tokenizers import Tokenizer
@@ -70,8 +72,9 @@ def _minilm():
     from genlab.nn.bert import BertEncoder
 
     if not is_fetched("minilm"):
-        raise DataError("the text encoder is not in the cache; run 'genlab data fetch minilm' first (or --set "
-                        "cond=class)")
+        raise DataError(
+            "the text encoder is not in the cache; run 'genlab data fetch minilm' first (or --set cond=class)"
+        )
     folder = data_path("minilm")
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()
@@ -89,11 +92,11 @@ def _minilm_many(texts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor,
     ids = torch.zeros(len(encs), n, dtype=torch.long)
     mask = torch.zeros(len(encs), n, dtype=torch.bool)
     for i, e in enumerate(encs):
-        ids[i, :len(e.ids)] = torch.tensor(e.ids)
-        mask[i, :len(e.ids)] = True
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = True
     h = model(ids, mask)
     vec = mean_pool(h, mask)
-    return [(vec[i], h[i, :len(e.ids)].clone(), tuple(e.tokens)) for i, e in enumerate(encs)]
+    return [(vec[i], h[i, : len(e.ids)].clone(), tuple(e.tokens)) for i, e in enumerate(encs)]
 
 
 # ----------------------------------------------------------------------------------------------- cache
@@ -116,7 +119,6 @@ def encode(texts: Sequence[str], encoder: str = "minilm") -> TextBank:
     tokens = torch.zeros(len(items), n, dim)
     mask = torch.zeros(len(items), n, dtype=torch.bool)
     for i, (_, tok, _) in enumerate(items):
-        tokens[i, :len(tok)] = tok
-        mask[i, :len(tok)] = True
-    return TextBank(tuple(texts), torch.stack([it[0] for it in items]), tokens, mask,
-                    tuple(it[2] for it in items))
+        tokens[i, : len(tok)] = tok
+        mask[i, : len(tok)] = True
+    return TextBank(tuple(texts), torch.stack([it[0] for it in items]), tokens, mask, tuple(it[2] for it in items))

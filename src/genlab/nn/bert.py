@@ -40,8 +40,16 @@ class _Layer(nn.Module):
 class BertEncoder(nn.Module):
     """Token ids ``(B, T)`` and a padding mask -> contextual token vectors ``(B, T, d)``."""
 
-    def __init__(self, vocab: int = 30522, d: int = 384, layers: int = 6, heads: int = 12, ff: int = 1536,
-                 max_len: int = 512, eps: float = 1e-12):
+    def __init__(
+        self,
+        vocab: int = 30522,
+        d: int = 384,
+        layers: int = 6,
+        heads: int = 12,
+        ff: int = 1536,
+        max_len: int = 512,
+        eps: float = 1e-12,
+    ):
         super().__init__()
         self.word = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(max_len, d)
@@ -64,18 +72,29 @@ class BertEncoder(nn.Module):
 
         folder = Path(folder)
         c = json.loads((folder / "config.json").read_text())
-        model = cls(c["vocab_size"], c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"],
-                    c["intermediate_size"], c["max_position_embeddings"], c.get("layer_norm_eps", 1e-12))
+        model = cls(
+            c["vocab_size"],
+            c["hidden_size"],
+            c["num_hidden_layers"],
+            c["num_attention_heads"],
+            c["intermediate_size"],
+            c["max_position_embeddings"],
+            c.get("layer_norm_eps", 1e-12),
+        )
         w = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
-        sd = {"word.weight": w["embeddings.word_embeddings.weight"],
-              "pos.weight": w["embeddings.position_embeddings.weight"],
-              "token_type.weight": w["embeddings.token_type_embeddings.weight"],
-              "ln.weight": w["embeddings.LayerNorm.weight"], "ln.bias": w["embeddings.LayerNorm.bias"]}
+        sd = {
+            "word.weight": w["embeddings.word_embeddings.weight"],
+            "pos.weight": w["embeddings.position_embeddings.weight"],
+            "token_type.weight": w["embeddings.token_type_embeddings.weight"],
+            "ln.weight": w["embeddings.LayerNorm.weight"],
+            "ln.bias": w["embeddings.LayerNorm.bias"],
+        }
         for i in range(len(model.layers)):
             p = f"encoder.layer.{i}."
             for part in ("weight", "bias"):
                 sd[f"layers.{i}.qkv.{part}"] = torch.cat(
-                    [w[f"{p}attention.self.{n}.{part}"] for n in ("query", "key", "value")])
+                    [w[f"{p}attention.self.{n}.{part}"] for n in ("query", "key", "value")]
+                )
                 sd[f"layers.{i}.out.{part}"] = w[f"{p}attention.output.dense.{part}"]
                 sd[f"layers.{i}.ln1.{part}"] = w[f"{p}attention.output.LayerNorm.{part}"]
                 sd[f"layers.{i}.ff1.{part}"] = w[f"{p}intermediate.dense.{part}"]

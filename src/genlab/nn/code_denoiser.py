@@ -86,5 +86,4 @@ class Space:
         """Model-space tensors -> images in [0, 1] (on the CPU)."""
         if self.ae is None:
             return ((z.clamp(-1, 1) + 1) / 2).cpu()
-        return torch.cat([self.ae.decode(z[i:i + 1000] * self.std + self.mean).cpu()
-                          for i in range(0, len(z), 1000)])
+        return torch.cat([self.ae.decode(z[i : i + 1000] * self.std + self.mean).cpu() for i in range(0, len(z), 1000)])

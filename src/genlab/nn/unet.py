@@ -51,8 +51,12 @@ class Cond:
     def cat(self, other: Cond) -> Cond:
         """Both batches in one (a missing ``drop`` counts as all False)."""
         a, b = self.with_drop(), other.with_drop()
-        return Cond(*(None if u is None else torch.cat([u, v]) for u, v in
-                      zip((a.vec, a.tokens, a.mask, a.drop), (b.vec, b.tokens, b.mask, b.drop))))
+        return Cond(
+            *(
+                None if u is None else torch.cat([u, v])
+                for u, v in zip((a.vec, a.tokens, a.mask, a.drop), (b.vec, b.tokens, b.mask, b.drop))
+            )
+        )
 
     def with_drop(self) -> Cond:
         if self.drop is not None:
@@ -130,8 +134,17 @@ class CrossAttention(nn.Module):
 class UNet(nn.Module):
     """``model(x, t, cond) -> prediction`` of ``x``'s shape (``cond`` a :class:`Cond`, or None)."""
 
-    def __init__(self, channels: int = 1, widths: Sequence[int] = (32, 64, 96), blocks: int = 1,
-                 attn: Sequence[int] = (2,), vec_dim: int = 0, token_dim: int = 0, emb: int = 128, heads: int = 4):
+    def __init__(
+        self,
+        channels: int = 1,
+        widths: Sequence[int] = (32, 64, 96),
+        blocks: int = 1,
+        attn: Sequence[int] = (2,),
+        vec_dim: int = 0,
+        token_dim: int = 0,
+        emb: int = 128,
+        heads: int = 4,
+    ):
         super().__init__()
         self.widths, self.vec_dim, self.token_dim = tuple(widths), vec_dim, token_dim
         self.t_dim = widths[0]

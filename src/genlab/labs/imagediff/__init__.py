@@ -20,6 +20,14 @@ from genlab.labs.imagediff.cli import register
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
 from genlab.labs.imagediff.core import demo, key_metrics
 
-SPEC = LabSpec(name="imagediff", title="Image diffusion steered by a text prompt (U-Net, MiniLM, guidance)",
-               order=5, Config=ImageDiffConfig, presets=PRESETS, register=register, demo=demo,
-               key_metrics=key_metrics, story=__doc__)
+SPEC = LabSpec(
+    name="imagediff",
+    title="Image diffusion steered by a text prompt (U-Net, MiniLM, guidance)",
+    order=5,
+    Config=ImageDiffConfig,
+    presets=PRESETS,
+    register=register,
+    demo=demo,
+    key_metrics=key_metrics,
+    story=__doc__,
+)

@@ -42,9 +42,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _threads(cfg, device):
         draw_all(LAB, core.open_run(run, device, quiet=args.quiet), run)
     s = run.read_summary()
-    print(f"trained {s['train_steps_done']} steps in {s['train_seconds']:.0f} s; adherence "
-          f"{s.get('adherence_train', '-')} (training phrasings), {s.get('adherence_heldout', '-')} (held-out) at "
-          f"guidance {cfg.guidance:g}; run: {run.path}")
+    print(
+        f"trained {s['train_steps_done']} steps in {s['train_seconds']:.0f} s; adherence "
+        f"{s.get('adherence_train', '-')} (training phrasings), {s.get('adherence_heldout', '-')} (held-out) at "
+        f"guidance {cfg.guidance:g}; run: {run.path}"
+    )
     print(f"next: genlab imagediff sample --run {run.path} --prompt 'a handwritten 7' --out seven.png")
     return 0
 
@@ -72,11 +74,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"bad --n {args.n}; it must be >= 1")
     if args.prompt is not None and args.prompt.strip() and cfg.cond != "text":
-        raise ConfigError(f"this run is conditioned on {cfg.cond if cfg.cond != 'none' else 'nothing'}, not on "
-                          f"text; drop --prompt{' and pass --label K' if cfg.cond == 'class' else ''}")
+        raise ConfigError(
+            f"this run is conditioned on {cfg.cond if cfg.cond != 'none' else 'nothing'}, not on "
+            f"text; drop --prompt{' and pass --label K' if cfg.cond == 'class' else ''}"
+        )
     if args.label is not None and cfg.cond != "class":
-        raise ConfigError(f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
-                          + (" (use --prompt)" if cfg.cond == "text" else ""))
+        raise ConfigError(
+            f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
+            + (" (use --prompt)" if cfg.cond == "text" else "")
+        )
     with _threads(cfg, device):
         return _sample(args, core.open_run(run, device, quiet=args.quiet), out)
 
@@ -96,8 +102,15 @@ def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
         what = f"class {o.data.classes[args.label]}"
     else:
         cond, guidance, what = o.cond.unconditional(args.n, device), 0.0, "no prompt"
-    x = core.generate(o, cond, args.n, guidance=guidance, steps=args.steps, sampler=args.sampler,
-                      seed=args.seed if args.seed is not None else 0)
+    x = core.generate(
+        o,
+        cond,
+        args.n,
+        guidance=guidance,
+        steps=args.steps,
+        sampler=args.sampler,
+        seed=args.seed if args.seed is not None else 0,
+    )
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, x[:, 0].numpy().astype(np.float32))
@@ -107,7 +120,7 @@ def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
         fig, ax = plots.figure(size=(0.6 * side + 1, 0.6 * side + 1))
         plots.show_images(ax, x[:, 0].numpy(), int(np.ceil(args.n / side)), what)
         plots.save_figure(fig, out)
-    pred, _ = core.judged(o, x)
+    pred, _ = o.judge(x)
     counts = torch.bincount(pred, minlength=o.data.num_classes).tolist()
     seen = ", ".join(f"{o.data.classes[k]} x{c}" for k, c in enumerate(counts) if c)
     print(f"{args.n} samples of {what} -> {out}; the judge sees: {seen}")
