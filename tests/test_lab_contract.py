@@ -176,3 +176,21 @@ def test_a_damaged_run_is_one_line_never_a_traceback_and_nothing_written_changes
                 assert _snapshot(case, case / rel) == before, (name, verb, "a failed command changed files")
         assert not marker.exists(), (name, "a checkpoint ran code")
     assert tried
+
+
+def _numbers(runs) -> dict:
+    """Every summary value of the runs except wall-clock timings (which measure the machine)."""
+    timing = ("seconds", "per_second", "per_s", "time")
+    return {
+        (r.path.name, k): v
+        for r in runs
+        for k, v in r.read_summary().items()
+        if not any(t in k for t in timing) and not isinstance(v, (dict, list))
+    }
+
+
+@pytest.mark.parametrize("lab", LABS, ids=NAMES)
+def test_the_same_config_and_seed_give_the_same_numbers(lab, tmp_path):
+    first = _TINY_RUNS.get(lab.name) or lab.demo(tmp_path / "a", device="cpu", quiet=True, tiny=True)
+    again = lab.demo(tmp_path / "b", device="cpu", quiet=True, reuse=False, tiny=True)
+    assert _numbers(first) and _numbers(first) == _numbers(again)

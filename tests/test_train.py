@@ -241,3 +241,31 @@ def test_weights_of_another_model_are_a_one_line_error(tmp_path):
     run, _, _ = train_toy(tmp_path, "other", steps=5)
     with pytest.raises(RunError, match="weights of another model"):
         load_weights(run, torch.nn.Linear(3, 3))
+
+
+@pytest.mark.slow
+def test_twenty_random_kill_9s_then_resume_give_bit_identical_weights(tmp_path):
+    """SIGKILL a training at 20 random moments (some land while a checkpoint is written: one every 10 steps),
+    --resume after each, and finish: weights, EMA and metrics equal an uninterrupted run's, bit for bit."""
+    import random
+    import time
+
+    steps = "3000"
+    cmd = [sys.executable, str(HERE / "toy_training.py"), str(tmp_path)]
+    subprocess.run(cmd + ["full", "--steps", steps], check=True)
+    rng, kills = random.Random(0), 0
+    for _ in range(20):
+        started = (tmp_path / "toy" / "cut" / "config.json").exists()
+        proc = subprocess.Popen(cmd + ["cut", "--steps", steps] + (["--resume"] if started else []))
+        time.sleep(rng.uniform(1.5, 4.0))
+        proc.kill()
+        kills += proc.wait() == -9
+    if not Run(tmp_path / "toy" / "cut").finished:
+        subprocess.run(cmd + ["cut", "--steps", steps, "--resume"], check=True)
+    assert kills >= 15  # most attempts really killed a training mid-way
+    full, cut = Run(tmp_path / "toy" / "full"), Run(tmp_path / "toy" / "cut")
+    a, b = torch.load(full.last_checkpoint, weights_only=True), torch.load(cut.last_checkpoint, weights_only=True)
+    assert a["step"] == b["step"] == 3000
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+    assert _losses(full) == _losses(cut)

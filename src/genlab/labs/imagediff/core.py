@@ -22,7 +22,7 @@ from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
 from genlab.nn.autoencoder import ConvAutoencoder, encode_all
 from genlab.nn.code_denoiser import CodeDenoiser, Space
 from genlab.nn.unet import Cond, UNet
-from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create
+from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
 
 LAB = "imagediff"
@@ -131,6 +131,7 @@ def train(
     t0 = time.perf_counter()
     data = load_data(cfg)
     cond = conditioner(cfg, data.num_classes)
+    seed_everything(cfg.seed)  # the initial weights come from the seed too (fit seeds again before training)
     model = make_model(cfg, cond)
     schedule = schedule_of(cfg)
     x_all = make_space(run, cfg, data, device=device, quiet=quiet).encode(data.train_x.to(device))
