@@ -179,8 +179,9 @@ def test_a_damaged_run_is_one_line_never_a_traceback_and_nothing_written_changes
 
 
 def _numbers(runs) -> dict:
-    """Every summary value of the runs except wall-clock timings (which measure the machine)."""
-    timing = ("seconds", "per_second", "per_s", "time")
+    """Every summary value of the runs except wall-clock timings (which measure the machine) and reuse counts
+    (which say what an earlier call left behind)."""
+    timing = ("seconds", "per_second", "per_s", "time", "reused")
     return {
         (r.path.name, k): v
         for r in runs
