@@ -195,3 +195,49 @@ def test_the_same_config_and_seed_give_the_same_numbers(lab, tmp_path):
     first = _TINY_RUNS.get(lab.name) or lab.demo(tmp_path / "a", device="cpu", quiet=True, tiny=True)
     again = lab.demo(tmp_path / "b", device="cpu", quiet=True, reuse=False, tiny=True)
     assert _numbers(first) and _numbers(first) == _numbers(again)
+
+
+# (lab, index of the tiny demo's run, verb and options, words the one-line error must hold)
+BAD_INPUTS = [
+    ("diffusion2d", 0, ["sample", "--n", "0"], "must be >= 1"),
+    ("diffusion2d", 0, ["sample", "--n", "-5"], "must be >= 1"),
+    ("diffusion2d", 0, ["sample", "--guidance", "nan"], "not a finite number"),
+    ("diffusion2d", 0, ["sample", "--eta", "2"], "must be <= 1"),
+    ("diffusion2d", 0, ["sample", "--sampler", "heum"], "unknown sampler 'heum'"),
+    ("diffusion2d", 0, ["elbo", "--point=nan,nan"], "finite"),
+    ("diffusion2d", 0, ["elbo", "--mc", "1"], "must be >= 2"),
+    ("diffusion2d", 0, ["invert", "--point=inf,1"], "finite"),
+    ("diffusion2d", 0, ["invert", "--steps", "0"], "must be >= 1"),
+    ("textgen", 0, ["generate", "--temperature", "nan"], "not a finite number"),
+    ("textgen", 0, ["generate", "--num-samples", "0"], "must be >= 1"),
+    ("textgen", 0, ["generate", "--top-p", "0"], "must be > 0"),
+    ("textgen", 0, ["score", "--text", ""], "empty text"),
+    ("textgen", 0, ["attention", "--word", "0"], "must be >= 1"),
+    ("textgen", 0, ["invert", "--steps", "0"], "must be >= 1"),
+    ("textgen", 0, ["invert", "--every", "0"], "must be >= 1"),
+    ("textgen", 0, ["invert", "--lr", "nan"], "not a finite number"),
+    ("latent", 0, ["classify", "--labels", "0"], "must be >= 1"),
+    ("latent", 0, ["classify", "--labels", "100000"], "larger than the training set"),
+    ("latent", 0, ["cgan", "--digits", "0,11"], "bad digit '11'"),
+    ("latent", 0, ["interpolate", "--pair", "0,999999"], "out of range"),
+    ("sentiment", 2, ["explain", "🙂🙂🙂"], "no words"),
+    ("sentiment", 0, ["explain", "a fine film"], "explain needs"),
+    ("sentiment", 0, ["eval", "--csv", "/nonexistent.csv"], "not found"),
+    ("imagediff", 0, ["sample", "--guidance", "-1"], "must be >= 0"),
+    ("imagediff", 0, ["sample", "--out", "x.jpg"], "end it in .png"),
+    ("theory", 0, ["figures", "--only", "nosuch"], "unknown output"),
+]
+
+
+@pytest.mark.parametrize("lab_name, index, argv, words", BAD_INPUTS, ids=[" ".join(c[2]) for c in BAD_INPUTS])
+def test_bad_verb_input_is_one_line_and_exit_2(lab_name, index, argv, words, tmp_path, capsys):
+    lab = next(lab for lab in LABS if lab.name == lab_name)
+    runs = _TINY_RUNS.get(lab.name) or lab.demo(tmp_path, device="cpu", quiet=True, tiny=True)
+    _TINY_RUNS[lab.name] = runs
+    run = runs[index]
+    before = _snapshot(run.path, run.path / "none")
+    code = main([lab.name, argv[0], "--run", str(run.path), "--quiet", *argv[1:]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("genlab: error:") and err.count("\n") == 1, err
+    assert words in err, err
+    assert _snapshot(run.path, run.path / "none") == before

@@ -7,6 +7,7 @@ only assembles the labs and turns errors into one line. A verb handler is ``cmd_
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,3 +84,39 @@ def open_run_arg(args: argparse.Namespace, lab: str) -> tuple[Run, torch.device]
     if getattr(args, "seed", None) is not None:
         seed_everything(args.seed)
     return run, device
+
+
+def at_least(low: int):
+    """An argparse ``type``: an integer >= ``low`` (``--n 0`` is a one-line usage error, not a crash later)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small; it must be >= {low}")
+        return value
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, *, above: float | None = None):
+    """An argparse ``type``: a finite float within ``[low, high]`` (or ``> above``); NaN and inf are refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"{value:g} is too small; it must be >= {low:g}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value:g} is too large; it must be <= {high:g}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"{value:g} is too small; it must be > {above:g}")
+        return value
+
+    return parse

@@ -132,6 +132,9 @@ def draw_all(
     """Every registered output of ``lab`` that applies to ``opened`` (optionally only the names in ``only``,
     or only those of ``verb``), in registry order."""
     wanted = set(only) if only is not None else None
+    if wanted is not None:
+        for name in sorted(wanted):
+            choose(f"output of lab {lab!r}", name, sorted({s.name for s in registered(lab)}))
     paths = []
     for spec in registered(lab):
         if wanted is not None and spec.name not in wanted:

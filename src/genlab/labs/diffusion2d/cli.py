@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from genlab.labs import draw
 from genlab.labs.diffusion2d import core, figures
 from genlab.labs.diffusion2d.config import BONUS_POINT, LAB, PRESETS, REF_POINTS, Diffusion2DConfig
 from genlab.runs import cpu_threads
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -28,6 +29,8 @@ def parse_point(text: str) -> tuple[float, float]:
         raise ConfigError(f"bad point {text!r}; write it as x,y, e.g. --point 0.5,-0.5") from None
     if len(vals) != 2:
         raise ConfigError(f"bad point {text!r}: it has {len(vals)} coordinates, a 2D point needs 2 (x,y)")
+    if not all(math.isfinite(v) for v in vals):
+        raise ConfigError(f"bad point {text!r}: both coordinates must be finite numbers")
     return vals  # type: ignore[return-value]
 
 
@@ -143,12 +146,12 @@ def register(sub: argparse._SubParsersAction, description: str | None = None) ->
     q = vs.add_parser("sample", help="draw samples from a trained run into a CSV file")
     add_run_arg(q)
     q.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the run's)")
-    q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's)")
+    q.add_argument("--steps", type=at_least(1), default=None, help="sampling steps (default: the run's)")
     q.add_argument("--grid", default="uniform", help=f"time grid: {', '.join(GRIDS)}")
-    q.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
-    q.add_argument("--n", type=int, default=1000, help="number of samples")
-    q.add_argument("--label", type=int, default=None, help="class of every sample (conditional runs)")
-    q.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    q.add_argument("--eta", type=number(0.0, 1.0), default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    q.add_argument("--n", type=at_least(1), default=1000, help="number of samples")
+    q.add_argument("--label", type=at_least(0), default=None, help="class of every sample (conditional runs)")
+    q.add_argument("--guidance", type=number(0.0), default=None, help="classifier-free guidance scale")
     q.add_argument("--out", default=None, help="CSV file (default: RUN/samples.csv)")
     q.set_defaults(func=cmd_sample)
 
@@ -165,12 +168,12 @@ def register(sub: argparse._SubParsersAction, description: str | None = None) ->
         metavar="X,Y",
         help="a point (repeatable); write --point=-0.66,0.66 when x < 0",
     )
-    q.add_argument("--label", type=int, default=None, help="class to score the points with (conditional)")
-    q.add_argument("--mc", type=int, default=1000, help="Monte-Carlo draws per point")
+    q.add_argument("--label", type=at_least(0), default=None, help="class to score the points with (conditional)")
+    q.add_argument("--mc", type=at_least(2), default=1000, help="Monte-Carlo draws per point")
     q.set_defaults(func=cmd_elbo)
 
     q = vs.add_parser("invert", help="find the noise that the ODE sampler maps to a point; plot its path")
     add_run_arg(q)
     q.add_argument("--point", default="4,5.5", metavar="X,Y", help="target point (default: 4,5.5)")
-    q.add_argument("--steps", type=int, default=1000, help="ODE steps each way")
+    q.add_argument("--steps", type=at_least(1), default=1000, help="ODE steps each way")
     q.set_defaults(func=cmd_invert)

@@ -26,7 +26,7 @@ from genlab.labs import draw_all
 from genlab.labs.imagediff import core
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
 from genlab.runs import Run, choose_device, cpu_threads
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
 LAB = core.LAB
 
@@ -144,10 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = vs.add_parser("sample", help="generate images for a prompt (or a label) into a .png grid or .npy array")
     add_run_arg(q)
     q.add_argument("--prompt", default=None, help="text prompt (text runs); '' samples without a prompt")
-    q.add_argument("--label", type=int, default=None, help="class index (class-conditioned runs)")
-    q.add_argument("--n", type=int, default=16, help="number of images (default 16)")
-    q.add_argument("--guidance", type=float, default=None, help="guidance scale >= 0 (default: the run's)")
-    q.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's)")
+    q.add_argument("--label", type=at_least(0), default=None, help="class index (class-conditioned runs)")
+    q.add_argument("--n", type=at_least(1), default=16, help="number of images (default 16)")
+    q.add_argument("--guidance", type=number(0.0), default=None, help="guidance scale >= 0 (default: the run's)")
+    q.add_argument("--steps", type=at_least(1), default=None, help="sampling steps (default: the run's)")
     q.add_argument("--sampler", default=None, choices=SAMPLERS, help="sampler (default: the run's)")
     q.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npy (default: <run>/samples.png)")
     q.set_defaults(func=cmd_sample)

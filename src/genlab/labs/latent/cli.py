@@ -19,7 +19,7 @@ from genlab.labs import draw, draw_all
 from genlab.labs.latent import core, figures
 from genlab.labs.latent.config import PRESETS, LatentConfig
 from genlab.runs import Run, choose_device, cpu_threads
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, open_run_arg
 
 LAB = core.LAB
 
@@ -157,8 +157,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                 help="override a config value for this step, e.g. --set gan_steps=2000",
             )
         if verb == "classify":
-            q.add_argument("--labels", type=int, default=None, help="number of labelled images (default 50)")
-            q.add_argument("--draws", type=int, default=None, help="label draws (default 5)")
+            q.add_argument("--labels", type=at_least(1), default=None, help="number of labelled images (default 50)")
+            q.add_argument("--draws", type=at_least(1), default=None, help="label draws (default 5)")
         if verb == "cgan":
             q.add_argument("--digits", default=None, help="rows of the grid, e.g. 0,3,7 (default: all)")
             q.add_argument("--retrain", action="store_true", help="train the cGAN again even if it exists")

@@ -12,7 +12,15 @@ from genlab.labs.sentiment.core import Sweep, load_model, open_run, prepare_data
 from genlab.nn.recurrent import ACTIVATIONS
 from genlab.nn.sentiment_models import MODELS, baseline_scores, prepared_scores
 from genlab.runs import Run, cpu_threads, markdown_table
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+from genlab.verbs import (
+    add_common_args,
+    add_lab_parser,
+    add_run_arg,
+    add_train_args,
+    at_least,
+    config_from_args,
+    open_run_arg,
+)
 
 TITLE = "Sentiment: Elman RNN, GRU, token-wise MLP and restricted self-attention on movie reviews"
 
@@ -192,9 +200,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--activations", default="tanh,relu", help="Elman activations (default: tanh,relu)")
     s.add_argument("--hidden", default="64:129:8", help="start:stop:step or a list (default: 64:129:8)")
     s.add_argument("--layers", default="1", help="comma-separated layer counts (default: 1)")
-    s.add_argument("--steps", type=int, default=None, help="steps per cell (default: the config's)")
+    s.add_argument("--steps", type=at_least(1), default=None, help="steps per cell (default: the config's)")
     s.add_argument("--csv", default=None, help="a Kaggle-format CSV instead of rt")
-    s.add_argument("--jobs", type=int, default=1, help="parallel processes (default: 1)")
+    s.add_argument("--jobs", type=at_least(1), default=1, help="parallel processes (default: 1)")
     s.set_defaults(func=cmd_sweep, name="sweep")
 
     x = verbs.add_parser("explain", help="per-word sub-scores of mlp / attention runs for reviews")
@@ -207,6 +215,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a trained mlp or attention run (repeatable; figures go into the last)",
     )
     x.add_argument("--no-figures", action="store_true", help="print the tables only")
+    add_common_args(x)
     x.set_defaults(func=cmd_explain)
 
     f = verbs.add_parser("figures", help="redraw every figure and table of a run (or a sweep)")

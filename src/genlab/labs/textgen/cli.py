@@ -11,7 +11,7 @@ from genlab.labs.textgen.config import ATTENTION_PROMPT, INVERSION_TARGET, PRESE
 from genlab.labs.textgen.core import LAB, Opened, open_run, train
 from genlab.nn.gpt_tools import generate, perplexity_of_file
 from genlab.runs import choose_device
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, config_from_args, open_run_arg
+from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
 TITLE = "GPT on Alice in Wonderland: train, generate, score, attention, inversion"
 
@@ -27,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = v.add_parser("generate", help="continue a prompt (streamed)")
     add_run_arg(q)
     q.add_argument("--prompt", default="Alice was beginning")
-    q.add_argument("--max-new-tokens", type=int, default=80)
-    q.add_argument("--temperature", type=float, default=0.8)
-    q.add_argument("--top-k", type=int, default=None)
-    q.add_argument("--top-p", type=float, default=None)
+    q.add_argument("--max-new-tokens", type=at_least(1), default=80)
+    q.add_argument("--temperature", type=number(0.0), default=0.8)
+    q.add_argument("--top-k", type=at_least(1), default=None)
+    q.add_argument("--top-p", type=number(high=1.0, above=0.0), default=None)
     q.add_argument("--greedy", action="store_true", help="always take the most likely token")
-    q.add_argument("--num-samples", type=int, default=1)
+    q.add_argument("--num-samples", type=at_least(1), default=1)
     q.set_defaults(func=cmd_generate)
 
     q = v.add_parser("score", help="log-probability of a text (sum of per-token values), or a file's perplexity")
@@ -45,15 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = v.add_parser("attention", help="attention maps for the prediction of the 12th word")
     add_run_arg(q)
     q.add_argument("--prompt", default=ATTENTION_PROMPT)
-    q.add_argument("--word", type=int, default=12, help="which word's prediction to show")
+    q.add_argument("--word", type=at_least(1), default=12, help="which word's prediction to show")
     q.set_defaults(func=cmd_attention)
 
     q = v.add_parser("invert", help="optimise input embeddings until the model outputs a target sentence")
     add_run_arg(q)
     q.add_argument("--target", default=INVERSION_TARGET)
-    q.add_argument("--lr", type=float, default=0.1)
-    q.add_argument("--steps", type=int, default=500)
-    q.add_argument("--every", type=int, default=5, help="record the greedy decode every N steps")
+    q.add_argument("--lr", type=number(above=0.0), default=0.1)
+    q.add_argument("--steps", type=at_least(1), default=500)
+    q.add_argument("--every", type=at_least(1), default=5, help="record the greedy decode every N steps")
     q.set_defaults(func=cmd_invert)
 
     q = v.add_parser("figures", help="every figure of the lab for a trained run")
