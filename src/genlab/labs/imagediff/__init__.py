@@ -22,7 +22,7 @@ from genlab.labs.imagediff.core import demo, key_metrics
 
 SPEC = LabSpec(
     name="imagediff",
-    title="Image diffusion steered by a text prompt (U-Net, MiniLM, guidance)",
+    title="Text-to-image: a U-Net denoiser steered by a MiniLM-encoded prompt, with guidance",
     order=5,
     Config=ImageDiffConfig,
     presets=PRESETS,
