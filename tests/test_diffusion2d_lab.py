@@ -264,7 +264,7 @@ def test_elbo_and_invert_verbs(tiny_run, capsys):
     "argv, message",
     [
         (["sample", "--sampler", "heum"], "unknown sampler 'heum'"),
-        (["sample", "--steps", "0"], "--steps 0"),
+        (["sample", "--steps", "0"], "argument --steps: 0 is too small"),
         (["sample", "--grid", "log"], "unknown time grid 'log'"),
         (["elbo", "--point", "1,2,3"], "3 coordinates"),
         (["elbo", "--point", "a,b"], "bad point 'a,b'"),
