@@ -494,3 +494,18 @@ def test_noise_is_drawn_where_the_generator_lives(monkeypatch):
         assert res.x.shape == (4, 2) and torch.isfinite(res.x).all()
     loss = diffusion_loss(lambda z, t: torch.zeros_like(z), sch, torch.zeros(4, 2), generator=g)
     assert torch.isfinite(loss)
+
+
+def test_samples_of_one_class_are_compared_with_that_class():
+    """Fresh points of one grid cell, scored as samples drawn for that cell, sit at the noise floor; scored as if
+    drawn for several classes (against all the data) they are far from it."""
+    import torch
+
+    from genlab.data.toy2d import make_toy2d
+    from genlab.diffusion import toy2d_quality
+
+    d = make_toy2d("grid", 9000, seed=99)
+    x = d.x[d.y == 4][:500]
+    one = toy2d_quality("grid", x, torch.full((500,), 4))
+    mixed = toy2d_quality("grid", x, torch.arange(500) % 9)
+    assert one["distance_ratio"] < 3 and mixed["distance_ratio"] > 20

@@ -68,9 +68,25 @@ def toy2d_quality(
     """Samples ``x`` (N, 2) of a model of the toy data set ``dataset`` (:mod:`genlab.data.toy2d`, trained on the
     points of ``data_seed``): :func:`energy_vs_floor` against fresh sets of its points (seeds ``data_seed +
     seed``, ...), the share of samples on the data (``in_support``) and, with the ``labels`` they were drawn
-    for, the share in their class's region (``in_region``)."""
+    for, the share in their class's region (``in_region``). Samples all drawn for one class are compared with
+    fresh points of that class."""
     x = x.detach().cpu()
-    out = energy_vs_floor(x, lambda n, s: make_toy2d(dataset, n, seed=data_seed + s).x, seed=seed)
+    kinds = labels.unique() if labels is not None else None
+    if kinds is not None and len(kinds) == 1 and make_toy2d(dataset, 1).y is not None:
+        only = int(kinds[0])  # samples of one class are compared with that class's points, not all the data
+
+        def fresh(n: int, s: int) -> Tensor:
+            m = 4 * n
+            while True:
+                d = make_toy2d(dataset, m, seed=data_seed + s)
+                pts = d.x[d.y == only]
+                if len(pts) >= n or m > 10**7:
+                    return pts[:n]
+                m *= 4
+
+        out = energy_vs_floor(x, fresh, seed=seed)
+    else:
+        out = energy_vs_floor(x, lambda n, s: make_toy2d(dataset, n, seed=data_seed + s).x, seed=seed)
     out["in_support"] = float(in_support(dataset, x).float().mean())
     if labels is not None:
         out["in_region"] = float((region(dataset, x) == labels.cpu()).float().mean())
