@@ -119,3 +119,60 @@ def make_captions(dataset: str, num_classes: int = 10) -> Captions:
                 for tpl in templates:
                     add(tpl.format(d=y, w=WORDS[y]), y, h)
     return Captions(tuple(texts), tuple(labels), tuple(heldout))
+
+
+# ------------------------------------------------------------------------------------ 2x2 canvases
+
+QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+CANVAS_TEMPLATES = ("a {d} in the {q}", "the digit {w} in the {q}", "{w} at the {q}")
+
+
+@dataclass(frozen=True)
+class CanvasCaptions:
+    """Prompts for 2x2 canvases that name the digit of one or two quadrants ("a 3 in the top left and a 7 in
+    the bottom right"); the unnamed quadrants are free. ``named[i]`` holds the class each quadrant of caption
+    ``i`` must show (top left, top right, bottom left, bottom right), -1 where the caption says nothing."""
+
+    texts: tuple[str, ...]
+    named: tuple[tuple[int, int, int, int], ...]
+
+    def index(self, parts: list[tuple[int, int]], template: int = 0) -> int:
+        """The index of the caption naming ``parts`` (quadrant, class) in that order, with ``template``."""
+        return self._lookup[canvas_caption(parts, template)]
+
+    @property
+    def _lookup(self) -> dict[str, int]:
+        cache = self.__dict__.get("_lookup_cache")
+        if cache is None:
+            cache = {t: i for i, t in enumerate(self.texts)}
+            object.__setattr__(self, "_lookup_cache", cache)
+        return cache
+
+
+def canvas_caption(parts: list[tuple[int, int]], template: int = 0) -> str:
+    """``[(0, 3), (3, 7)]`` -> "a 3 in the top left and a 7 in the bottom right" (digit classes)."""
+    tpl = CANVAS_TEMPLATES[template]
+    return " and ".join(_article(tpl.format(d=d, w=WORDS[d], q=QUADRANTS[q])) for q, d in parts)
+
+
+def make_canvas_captions(num_classes: int = 10) -> CanvasCaptions:
+    """Every caption naming one quadrant, or two different quadrants in either order, in every template
+    (3 x (40 + 1200) = 3720 for ten digits)."""
+    texts, named = [], []
+    for template in range(len(CANVAS_TEMPLATES)):
+        picks = [[(q, d)] for q in range(4) for d in range(num_classes)]
+        picks += [
+            [(q1, d1), (q2, d2)]
+            for q1 in range(4)
+            for q2 in range(4)
+            if q1 != q2
+            for d1 in range(num_classes)
+            for d2 in range(num_classes)
+        ]
+        for parts in picks:
+            row = [-1] * 4
+            for q, d in parts:
+                row[q] = d
+            texts.append(canvas_caption(parts, template))
+            named.append(tuple(row))
+    return CanvasCaptions(tuple(texts), tuple(named))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genlab.data.captions import Captions, make_captions
+from genlab.data.captions import CanvasCaptions, Captions, make_canvas_captions, make_captions
 from genlab.data.text_encoder import TextBank, encode, encoder_dim
 from genlab.nn.unet import Cond
 
@@ -25,21 +25,46 @@ class Conditioner:
     num_classes: int
     captions: Captions
     encoder: str = "minilm"
-    bank: TextBank | None = None  # every caption, encoded once
+    bank: TextBank | None = None  # every caption (then every canvas caption), encoded once
+    canvas: CanvasCaptions | None = None  # 2x2 canvas prompts (text only)
+    cross_attn: bool = True  # give the network the prompt's tokens (False: the sentence vector only)
 
     @classmethod
-    def make(cls, kind: str, dataset: str, num_classes: int, encoder: str = "minilm") -> Conditioner:
+    def make(
+        cls,
+        kind: str,
+        dataset: str,
+        num_classes: int,
+        encoder: str = "minilm",
+        *,
+        canvas: bool = False,
+        cross_attn: bool = True,
+    ) -> Conditioner:
         caps = make_captions(dataset, num_classes)
-        bank = encode(caps.texts, encoder) if kind == "text" else None
-        return cls(kind, num_classes, caps, encoder, bank)
+        quads = make_canvas_captions(num_classes) if canvas and kind == "text" else None
+        texts = caps.texts + (quads.texts if quads else ())
+        bank = encode(texts, encoder) if kind == "text" else None
+        return cls(kind, num_classes, caps, encoder, bank, quads, cross_attn)
 
     @property
     def dims(self) -> tuple[int, int]:
         """(vector size, token size) the U-Net is built for."""
         if self.kind == "text":
             d = encoder_dim(self.encoder)
-            return d, d
+            return d, d if self.cross_attn else 0
         return (self.num_classes, 0) if self.kind == "class" else (0, 0)
+
+    def of_canvas(self, idx: torch.Tensor, device: torch.device) -> Cond:
+        """The conditions of canvas captions ``idx`` (indices into :attr:`canvas`)."""
+        return self.of_captions(idx + len(self.captions.texts), device)
+
+    def canvas_batch(self, n: int, device: torch.device, seed: int = 0) -> tuple[Cond, torch.Tensor, list[str]]:
+        """``n`` canvas prompts drawn with ``seed`` (one or two named quadrants, any template), their named
+        classes ``(n, 4)`` (-1 = free) and their texts."""
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randint(0, len(self.canvas.texts), (n,), generator=g)
+        named = torch.tensor([self.canvas.named[i] for i in idx])
+        return self.of_canvas(idx, device), named, [self.canvas.texts[i] for i in idx]
 
     def train_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, M) caption indices of each class's training phrasings (padded) and their counts."""

@@ -1,6 +1,7 @@
 """Image diffusion around any trained denoiser ``model(x, t, cond)``: image sizes, guided sampling, the judge.
 
-* :func:`at_resolution` / :func:`to_judge`: ``(N, 1, 32, 32)`` images to the side a model works at and back.
+* :func:`at_resolution` / :func:`to_judge`: ``(N, 1, 32, 32)`` images to the side a model works at and back;
+  :func:`tile_2x2` / :func:`split_2x2`: four images to one 2x2 canvas and back.
 * :class:`ImageSampler`: a trained network with its schedule, space (pixels or autoencoder codes) and sampling
   defaults; :meth:`ImageSampler.generate` draws images in [0, 1] with classifier-free guidance
   ``u + w (c - u)`` on the network output (one batched pass) and x0_hat optionally clipped at every step.
@@ -48,6 +49,20 @@ def to_judge(x: torch.Tensor) -> torch.Tensor:
     if x.shape[-1] < 32:
         return F.interpolate(x, size=32, mode="bilinear", align_corners=False)
     return x
+
+
+def tile_2x2(x: torch.Tensor) -> torch.Tensor:
+    """Four images per canvas ``(B, 4, C, R, R)`` (top left, top right, bottom left, bottom right) to one
+    ``(B, C, 2R, 2R)`` canvas each."""
+    top = torch.cat([x[:, 0], x[:, 1]], dim=-1)
+    bottom = torch.cat([x[:, 2], x[:, 3]], dim=-1)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def split_2x2(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`tile_2x2`: canvases ``(B, C, 2R, 2R)`` to their quadrants ``(B, 4, C, R, R)``."""
+    r = x.shape[-1] // 2
+    return torch.stack([x[..., :r, :r], x[..., :r, r:], x[..., r:, :r], x[..., r:, r:]], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -178,6 +193,25 @@ class Judge:
             "pred": pred,
             "feats": feats,
             "per_class": [round(float(ok[y == k].mean()), 3) for k in range(self.data.num_classes)],
+        }
+
+    def quadrant_adherence(self, canvases: torch.Tensor, named: torch.Tensor) -> dict[str, Any]:
+        """Judge each quadrant of 2x2 canvases ``(N, 1, 2R, 2R)`` on its own: the share of named quadrants
+        (``named`` ``(N, 4)``, -1 = free) it assigns to the named class, overall, per quadrant and for
+        canvases that name two quadrants (both right), with its verdicts ``(N, 4)``."""
+        n = len(canvases)
+        pred, _ = self(split_2x2(canvases).flatten(0, 1))
+        pred = pred.view(n, 4)
+        named = named.to(pred.device)
+        m = named >= 0
+        ok = (pred == named) & m
+        two = m.sum(1) == 2
+        return {
+            "adherence": round(float(ok.sum() / m.sum().clamp(min=1)), 4),
+            "per_quadrant": [round(float(ok[:, q].sum() / m[:, q].sum().clamp(min=1)), 3) for q in range(4)],
+            "both_right": round(float((ok.sum(1) == 2)[two].float().mean()), 4) if two.any() else None,
+            "named": int(m.sum()),
+            "pred": pred,
         }
 
 

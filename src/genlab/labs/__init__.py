@@ -6,6 +6,7 @@
     labs/<lab>/config.py     Config (a TrainConfig) and its presets
     labs/<lab>/core.py       train / evaluate / open a run: library pieces wired together, no plotting
     labs/<lab>/figures.py    one @figure- (or @table-) registered function per figure or table
+    labs/<lab>/<part>.py     optional: a self-contained part of a lab with its own outputs (imagediff/compose.py)
     labs/<lab>/cli.py        the lab's verbs (``genlab <lab> <verb>``)
 
 A figure function takes the lab's opened run (whatever its ``core.open_run`` returns: the model, config,

@@ -13,6 +13,8 @@ zero (so the untrained network predicts 0).
   tokens (e.g. MiniLM's per-token vectors of the prompt) give the keys and values. A learned "nothing" token
   is always present, so a pixel may attend to no word at all, and an empty (dropped) prompt is just all tokens
   masked. Its output projection starts at zero: the block begins as the identity.
+* ``coords=True`` adds two input channels holding each pixel's position (-1..1 across and down), so that a pixel
+  knows which part of the canvas it is in: what a prompt like "a 3 in the top left" needs (the 2x2 canvases).
 
 A dropped condition (classifier-free guidance) is a boolean per image: its vector becomes a learned null
 vector and all its tokens are masked.
@@ -144,15 +146,17 @@ class UNet(nn.Module):
         token_dim: int = 0,
         emb: int = 128,
         heads: int = 4,
+        coords: bool = False,
     ):
         super().__init__()
         self.widths, self.vec_dim, self.token_dim = tuple(widths), vec_dim, token_dim
+        self.coords = coords
         self.t_dim = widths[0]
         self.t_mlp = nn.Sequential(nn.Linear(self.t_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
         if vec_dim:
             self.c_mlp = nn.Sequential(nn.Linear(vec_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
             self.null_vec = nn.Parameter(torch.zeros(vec_dim))
-        self.inp = nn.Conv2d(channels, widths[0], 3, padding=1)
+        self.inp = nn.Conv2d(channels + 2 * coords, widths[0], 3, padding=1)
         use_attn = bool(token_dim)
         self.down, self.down_attn, self.downsample = nn.ModuleList(), nn.ModuleDict(), nn.ModuleList()
         skips, c = [widths[0]], widths[0]
@@ -201,6 +205,11 @@ class UNet(nn.Module):
         elif self.token_dim:  # no condition at all: only the 'nothing' token
             tokens = x.new_zeros(x.shape[0], 1, self.token_dim)
             mask = torch.zeros(x.shape[0], 1, dtype=torch.bool, device=x.device)
+        if self.coords:  # two channels that say where a pixel is: -1..1 across and down
+            b, _, hh, ww = x.shape
+            yy = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype)[:, None].expand(hh, ww)
+            xx = torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype)[None, :].expand(hh, ww)
+            x = torch.cat([x, torch.stack([xx, yy]).expand(b, 2, hh, ww)], dim=1)
         h = self.inp(x)
         hs = [h]
         k = 0

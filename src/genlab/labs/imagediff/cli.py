@@ -5,7 +5,9 @@
 2. ``sample``: ``--prompt TEXT`` (text runs; an empty prompt samples unconditionally) or ``--label K`` (class
    runs), ``--n``, ``--guidance``, ``--steps``, ``--sampler``, ``--seed``; ``--out FILE.png`` (a grid) or
    ``FILE.npy`` (an (N, H, W) float array in [0, 1]).
-3. ``figures``: every figure and table again from the trained run.
+3. ``compose``: 2x2 canvases whose prompts place digits by quadrant, the U-Net with cross-attention to the
+   prompt's tokens against the same U-Net with the pooled sentence vector only (two child runs, one table).
+4. ``figures``: every figure and table again from a trained run (or a composition run).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import numpy as np
 import torch
 
 from genlab import plots
+from genlab.diffusion.images import split_2x2
 from genlab.diffusion.samplers import SAMPLERS
 from genlab.errors import ConfigError
 from genlab.io import atomic_write_bytes
 from genlab.labs import draw_all
-from genlab.labs.imagediff import core
-from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
+from genlab.labs.imagediff import compose, core
+from genlab.labs.imagediff.config import COMPOSE_PRESETS, PRESETS, ImageDiffConfig
 from genlab.runs import Run, choose_device, cpu_threads
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
@@ -34,8 +37,7 @@ LAB = core.LAB
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(ImageDiffConfig, args, PRESETS)
     core.load_data(cfg)  # a missing dataset fails before a run folder is made
-    if cfg.cond == "text":
-        core.conditioner(cfg, 10)  # so does a missing text encoder
+    core.conditioner(cfg, 10)  # so do a missing text encoder and a canvas without text prompts
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
     device = choose_device(args.device)
     core.train(run, cfg, device=device, quiet=args.quiet, resume=args.resume)
@@ -120,6 +122,11 @@ def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
         fig, ax = plots.figure(size=(0.6 * side + 1, 0.6 * side + 1))
         plots.show_images(ax, x[:, 0].numpy(), int(np.ceil(args.n / side)), what)
         plots.save_figure(fig, out)
+    if o.cfg.canvas == 2:  # read each quadrant on its own
+        pred = o.judge(split_2x2(x).flatten(0, 1))[0].view(-1, 4).tolist()
+        seen = "; ".join(" ".join(o.data.classes[k] for k in p) for p in pred[:8]) + ("; ..." if len(pred) > 8 else "")
+        print(f"{args.n} canvases of {what} -> {out}; the judge reads (TL TR BL BR): {seen}")
+        return 0
     pred, _ = o.judge(x)
     counts = torch.bincount(pred, minlength=o.data.num_classes).tolist()
     seen = ", ".join(f"{o.data.classes[k]} x{c}" for k, c in enumerate(counts) if c)
@@ -127,13 +134,39 @@ def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
     return 0
 
 
+def cmd_compose(args: argparse.Namespace) -> int:
+    base = config_from_args(ImageDiffConfig, args, COMPOSE_PRESETS)
+    core.conditioner(compose.variant_config(base, True), 10)  # a missing dataset or text encoder fails first
+    c = compose.compose(
+        base, root=args.run_dir, name=args.name or "compose", jobs=args.jobs, device=args.device, quiet=args.quiet
+    )
+    s = c.run.read_summary()
+    for name in compose.VARIANTS:
+        print(
+            f"{name:>6}: per-quadrant adherence {s.get(f'quadrant_adherence_{name}')} (both of two right "
+            f"{s.get(f'quadrant_both_right_{name}')}) at guidance {base.guidance:g}, "
+            f"{s.get(f'train_steps_{name}')} steps in {s.get(f'train_seconds_{name}')} s"
+        )
+    print(f"figures and tables in {c.run.path}")
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     run, device = open_run_arg(args, LAB)
+    if compose.is_composition(run):
+        with cpu_threads(0 if device.type != "cpu" else 1):
+            for p in draw_all(LAB, compose.open_composition(run, device), run, only=_only(args)):
+                print(p)
+        return 0
     with _threads(run.config(ImageDiffConfig), device):
         o = core.open_run(run, device, quiet=args.quiet)
-        for p in draw_all(LAB, o, run, only=args.only.split(",") if args.only else None):
+        for p in draw_all(LAB, o, run, only=_only(args)):
             print(p)
     return 0
+
+
+def _only(args: argparse.Namespace) -> list[str] | None:
+    return args.only.split(",") if args.only else None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -151,6 +184,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--sampler", default=None, choices=SAMPLERS, help="sampler (default: the run's)")
     q.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npy (default: <run>/samples.png)")
     q.set_defaults(func=cmd_sample)
+    q = vs.add_parser(
+        "compose",
+        help="2x2 canvases placed by prompt ('a 3 in the top left ...'): cross-attention against pooled",
+        description="Train the same U-Net twice on 2x2 canvases of digits, with cross-attention to the prompt's "
+        "tokens and with the pooled sentence vector only, and compare their per-quadrant adherence.",
+    )
+    add_train_args(q, COMPOSE_PRESETS)
+    q.add_argument("--jobs", type=at_least(1), default=1, help="variants trained at once (2 on a 2-core machine)")
+    q.set_defaults(func=cmd_compose)
     q = vs.add_parser("figures", help="every figure and table again from a trained run")
     add_run_arg(q)
     q.add_argument("--only", default=None, help="comma-separated output names")

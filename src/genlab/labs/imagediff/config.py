@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genlab.config import param
 from genlab.data.text_encoder import ENCODERS
@@ -38,6 +38,15 @@ class ImageDiffConfig(TrainConfig):
         choices=(8, 16, 28, 32),
     )
     cond: str = param("text", "conditioning: text (prompt), class (label) or none", choices=("text", "class", "none"))
+    canvas: int = param(
+        1,
+        "1: one digit per image; 2: a 2x2 canvas of four digits (side 2 x resolution) with prompts that place "
+        "digits by quadrant ('a 3 in the top left and a 7 in the bottom right'); text only",
+        choices=(1, 2),
+    )
+    cross_attn: bool = param(
+        True, "text: the U-Net attends to the prompt's tokens (False: only the pooled sentence vector, by FiLM)"
+    )
     encoder: str = param("minilm", "text encoder: minilm (pretrained, fetched) or hash (tests only)", choices=ENCODERS)
     widths: tuple[int, ...] = param((32, 64, 96), "U-Net channels per resolution")
     blocks: int = param(1, "residual blocks per resolution (down path; one more on the way up)", min=1)
@@ -97,4 +106,15 @@ PRESETS: dict[str, ImageDiffConfig] = {
         judge_steps=10,
         threads=1,
     ),
+}
+
+
+# 2x2 canvases for ``genlab imagediff compose`` (both variants: cross-attention and pooled): 16x16 digits on a
+# 32x32 canvas; the variants train side by side, one CPU thread each
+COMPOSE_PRESETS: dict[str, ImageDiffConfig] = {
+    "quick": ImageDiffConfig(canvas=2, batch_size=48, max_seconds=480.0, threads=1, eval_per_class=20),
+    "full": ImageDiffConfig(
+        canvas=2, batch_size=48, steps=6000, max_seconds=1500.0, threads=1, ema_decay=0.999, eval_per_class=50
+    ),
+    "tiny": replace(PRESETS["tiny"], canvas=2, steps=8),
 }

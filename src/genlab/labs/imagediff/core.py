@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlab.data.captions import CANVAS_TEMPLATES
 from genlab.data.conditions import Conditioner
 from genlab.data.images import ImageData, load_images
 from genlab.diffusion import make_schedule
-from genlab.diffusion.images import ImageSampler, Judge, at_resolution, train_judge
+from genlab.diffusion.images import ImageSampler, Judge, at_resolution, tile_2x2, train_judge
 from genlab.diffusion.prediction import target
 from genlab.diffusion.schedules import Schedule
 from genlab.errors import ConfigError
@@ -47,7 +49,20 @@ def load_data(cfg: ImageDiffConfig) -> ImageData:
 
 
 def conditioner(cfg: ImageDiffConfig, num_classes: int) -> Conditioner:
-    return Conditioner.make(cfg.cond, cfg.dataset, num_classes, cfg.encoder)
+    if cfg.canvas == 2 and (cfg.cond != "text" or cfg.space != "pixel"):
+        raise ConfigError(
+            f"canvas=2 places digits by prompt: it needs cond=text and space=pixel (got cond={cfg.cond}, "
+            f"space={cfg.space})"
+        )
+    canvas = cfg.canvas == 2
+    return Conditioner.make(cfg.cond, cfg.dataset, num_classes, cfg.encoder, canvas=canvas, cross_attn=cfg.cross_attn)
+
+
+def sample_shape(cfg: ImageDiffConfig) -> tuple[int, ...]:
+    """One sample in model space: ``(code_dim,)`` or ``(1, side, side)`` (a canvas is twice the side)."""
+    if cfg.space == "latent":
+        return (cfg.code_dim,)
+    return (1, cfg.canvas * cfg.resolution, cfg.canvas * cfg.resolution)
 
 
 # ---------------------------------------------------------------------------------------------- spaces
@@ -99,7 +114,7 @@ def make_model(cfg: ImageDiffConfig, cond: Conditioner) -> nn.Module:
         raise ConfigError(f"bad attn levels {cfg.attn}; the U-Net has levels 0..{len(cfg.widths) - 1}")
     if cfg.resolution % 2 ** (len(cfg.widths) - 1):
         raise ConfigError(f"resolution {cfg.resolution} cannot be halved {len(cfg.widths) - 1} times; use fewer widths")
-    return UNet(1, cfg.widths, cfg.blocks, cfg.attn, vec_dim=vec, token_dim=tok)
+    return UNet(1, cfg.widths, cfg.blocks, cfg.attn, vec_dim=vec, token_dim=tok, coords=cfg.canvas == 2)
 
 
 def schedule_of(cfg: ImageDiffConfig) -> Schedule:
@@ -123,6 +138,21 @@ def budget_cosine(cfg: ImageDiffConfig):
     return factor
 
 
+def random_canvas_captions(cond: Conditioner, classes: torch.Tensor) -> torch.Tensor:
+    """For canvases of digit classes ``classes`` ``(B, 4)``: a caption naming one or two random quadrants
+    (even odds) in a random template, as indices into ``cond.canvas``."""
+    n = len(classes)
+    k = 1 + (torch.rand(n) < 0.5).long()
+    order = torch.rand(n, 4).argsort(1)
+    template = torch.randint(0, len(CANVAS_TEMPLATES), (n,))
+    return torch.tensor(
+        [
+            cond.canvas.index([(int(q), int(classes[i, q])) for q in order[i, : k[i]]], int(template[i]))
+            for i in range(n)
+        ]
+    )
+
+
 def train(
     run: Run, cfg: ImageDiffConfig, *, device: torch.device, quiet: bool = False, resume: bool = False
 ) -> nn.Module:
@@ -137,20 +167,25 @@ def train(
     x_all = make_space(run, cfg, data, device=device, quiet=quiet).encode(data.train_x.to(device))
     y_all = data.train_y.to(device)
     table, counts = cond.train_table() if cfg.cond == "text" else (None, None)
-    t_min = schedule.t_min
+    t_min, b = schedule.t_min, cfg.batch_size
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = torch.randint(0, len(x_all), (cfg.batch_size,))
-        pick = torch.rand(cfg.batch_size)
-        drop = torch.rand(cfg.batch_size) < cfg.p_uncond
-        t = t_min + (1 - t_min) * torch.rand(cfg.batch_size)
-        return idx, pick, drop, t, torch.randn(cfg.batch_size, *x_all.shape[1:])
+        if cfg.canvas == 2:  # four images per canvas, a prompt naming one or two of them
+            idx = torch.randint(0, len(x_all), (b, 4))
+            pick = random_canvas_captions(cond, y_all[idx.to(device)].cpu())
+        else:  # one image, a random training phrasing of its class
+            idx, pick = torch.randint(0, len(x_all), (b,)), torch.rand(b)
+        drop = torch.rand(b) < cfg.p_uncond
+        t = t_min + (1 - t_min) * torch.rand(b)
+        return idx, pick, drop, t, torch.randn(b, *sample_shape(cfg))
 
     def step_fn(m: nn.Module, batch: Any) -> dict[str, Any]:
         idx, pick, drop, t, eps = batch
         x0, y = x_all[idx.to(device)], y_all[idx.to(device)]
         eps, t = eps.to(device), t.to(device)
-        if cfg.cond == "text":
+        if cfg.canvas == 2:
+            x0, c = tile_2x2(x0), cond.of_canvas(pick, device)
+        elif cfg.cond == "text":
             yc = y.cpu()
             c = cond.of_captions(table[yc, (pick * counts[yc]).long()], device)
         else:
@@ -227,13 +262,12 @@ def open_run(run: Run, device: torch.device, *, quiet: bool = True) -> Opened:
         resolution=cfg.resolution,
     )
     schedule = schedule_of(cfg)
-    shape = (cfg.code_dim,) if space.kind == "latent" else (1, cfg.resolution, cfg.resolution)
     sampling = ImageSampler(
         model,
         schedule,
         space,
         cfg.prediction,
-        shape,
+        sample_shape(cfg),
         device,
         cfg.guidance,
         cfg.sampler,
@@ -295,13 +329,29 @@ def demo(
             draw_all(LAB, open_run(run, dev, quiet=quiet), run)
             run.update_summary({"figures_wall_seconds": round(time.perf_counter() - t0, 1)})
         run.update_summary({"figures_done": True, "note": QUICK_NOTE if quick and not tiny else ""})
-    return [run]
+    if quick and not tiny:  # the canvases take two more trainings: the full report and the compose verb run them
+        return [run]
+    from genlab.labs.imagediff.compose import compose
+    from genlab.labs.imagediff.config import COMPOSE_PRESETS
+
+    jobs = 2 if dev.type == "cpu" and (os.cpu_count() or 1) >= 2 and not tiny else 1
+    preset = "tiny" if tiny else "full"
+    c = compose(COMPOSE_PRESETS[preset], root=root, name=f"compose-{preset}", jobs=jobs, device=device, quiet=quiet)
+    return [run, c.run, *(o.run for o in c.cells.values())]
 
 
 def key_metrics(runs: list[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         s = run.read_summary()
+        if "quadrant_adherence_cross" in s:
+            rows.append(
+                {
+                    "metric": "2x2 canvases, per-quadrant adherence: cross-attention vs pooled sentence vector",
+                    "value": f"{s['quadrant_adherence_cross']} vs {s.get('quadrant_adherence_pooled')}",
+                    "reference": "goal >= 0.80 with cross-attention",
+                }
+            )
         if "adherence_train" not in s:
             continue
         w = s.get("guidance")

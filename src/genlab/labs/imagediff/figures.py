@@ -21,14 +21,19 @@ def _show(ax: Any, x: torch.Tensor, nrow: int, title: str = "") -> None:
     plots.show_images(ax, _np(x), nrow, title)
 
 
-def _is_conditional(o: Opened) -> bool:
-    return o.cond.kind != "none"
+def _single(o: Any) -> bool:
+    """A run of one digit per image (not a 2x2 canvas run, not a composition)."""
+    return isinstance(o, Opened) and o.cfg.canvas == 1
+
+
+def _is_conditional(o: Any) -> bool:
+    return _single(o) and o.cond.kind != "none"
 
 
 # ------------------------------------------------------------------------------------------------ figures
 
 
-@figure("denoise_strip")
+@figure("denoise_strip", when=_single)
 def fig_denoise_strip(o: Opened, label: int = 3, frames: int = 10) -> Drawn:
     """One image denoised from a fixed noise: x_t (top) beside the model's guess x0_hat (bottom)."""
     c = o.cond.of_labels(torch.tensor([label]), o.device)
@@ -60,7 +65,7 @@ def fig_denoise_strip(o: Opened, label: int = 3, frames: int = 10) -> Drawn:
     )
 
 
-@figure("unprompted_vs_prompted")
+@figure("unprompted_vs_prompted", when=_single)
 def fig_unprompted_vs_prompted(o: Opened, n: int = 36) -> Drawn:
     """Samples without a prompt beside samples with three prompts, and the judge's class histogram of the
     unprompted ones."""
@@ -119,7 +124,7 @@ def fig_class_rows(o: Opened, per_row: int = 8) -> Drawn:
     )
 
 
-@figure("heldout", when=lambda o: o.cond.kind == "text")
+@figure("heldout", when=lambda o: _single(o) and o.cond.kind == "text")
 def fig_heldout(o: Opened, per_row: int = 8) -> Drawn:
     """Rows from phrasings that training never saw."""
     k = o.data.num_classes
@@ -176,7 +181,7 @@ def fig_guidance_sweep(o: Opened) -> Drawn:
     )
 
 
-@table("adherence")
+@table("adherence", when=_single)
 def table_adherence(o: Opened) -> Drawn:
     """The lab's headline numbers at the default guidance: adherence on training and held-out phrasings,
     Frechet distance beside its floor."""
@@ -228,7 +233,7 @@ def table_adherence(o: Opened) -> Drawn:
     )
 
 
-@figure("nearest")
+@figure("nearest", when=_single)
 def fig_nearest(o: Opened, n: int = 8) -> Drawn:
     """Generated samples (top) and their nearest training images in pixel space (bottom): memorisation check."""
     c = o.cond.of_labels(torch.arange(n) % o.data.num_classes, o.device)
@@ -253,7 +258,7 @@ def fig_nearest(o: Opened, n: int = 8) -> Drawn:
     )
 
 
-@figure("loss")
+@figure("loss", when=lambda o: isinstance(o, Opened))
 def fig_loss(o: Opened) -> Drawn:
     fig = plots.loss_curves(
         o.run.read_metrics(),
@@ -315,11 +320,15 @@ def fig_samplers(
     )
 
 
-@figure("attention", when=lambda o: o.cond.kind == "text" and o.space.kind == "pixel")
+@figure(
+    "attention",
+    when=lambda o: isinstance(o, Opened) and o.cond.kind == "text" and o.cond.cross_attn and o.space.kind == "pixel",
+)
 def fig_attention(o: Opened, prompt: str = "", t: float = 0.5) -> Drawn:
     """Where the pixels look in the prompt: cross-attention weights of the lowest-resolution block (mean over
     heads) for each token of the prompt, on a noisy sample at time ``t``."""
-    prompt = prompt or o.cond.captions.first(7)
+    default = o.cond.canvas.texts[o.cond.canvas.index([(0, 3), (3, 7)])] if o.cfg.canvas == 2 else ""
+    prompt = prompt or default or o.cond.captions.first(7)
     c = o.cond.of_prompts([prompt], o.device)
     x = core.generate(o, c, 1, seed=9).to(o.device) * 2 - 1
     tt = torch.tensor([t], device=o.device)
@@ -353,3 +362,6 @@ def fig_attention(o: Opened, prompt: str = "", t: float = 0.5) -> Drawn:
         + ".",
         data={"tokens": list(words), "mean_weight": share},
     )
+
+
+from genlab.labs.imagediff import compose as _compose  # noqa: E402, F401 - registers the canvas outputs
