@@ -30,7 +30,7 @@ from genlab.runs import Run, choose_device, cpu_threads
 from genlab.sweep import run_sweep
 
 VARIANTS = {"cross": True, "pooled": False}  # cell name -> cross_attn
-GUIDANCES = (1.0, 2.0, 4.0)
+GUIDANCES = (1.0, 2.0, 4.0, 6.0)
 
 
 def variant_config(base: ImageDiffConfig, cross: bool) -> ImageDiffConfig:

@@ -112,9 +112,19 @@ PRESETS: dict[str, ImageDiffConfig] = {
 # 2x2 canvases for ``genlab imagediff compose`` (both variants: cross-attention and pooled): 16x16 digits on a
 # 32x32 canvas; the variants train side by side, one CPU thread each
 COMPOSE_PRESETS: dict[str, ImageDiffConfig] = {
-    "quick": ImageDiffConfig(canvas=2, batch_size=48, max_seconds=480.0, threads=1, eval_per_class=20),
+    # about 900 steps in 8 minutes: the composition starts to show (a first look, not the measured result)
+    "quick": ImageDiffConfig(canvas=2, batch_size=48, max_seconds=480.0, threads=1, eval_per_class=20, guidance=4.0),
+    # 3200 steps (about 30 minutes per variant on one free core), a fixed step count so the result does not depend
+    # on how busy the machine is
     "full": ImageDiffConfig(
-        canvas=2, batch_size=48, steps=6000, max_seconds=1500.0, threads=1, ema_decay=0.999, eval_per_class=50
+        canvas=2,
+        batch_size=48,
+        steps=3200,
+        max_seconds=3600.0,
+        threads=1,
+        ema_decay=0.999,
+        eval_per_class=30,
+        guidance=4.0,
     ),
     "tiny": replace(PRESETS["tiny"], canvas=2, steps=8),
 }
