@@ -87,7 +87,20 @@ def test_generation_is_reproducible_by_seed():
     assert m.generate(idx, 20, greedy=True).shape == (1, 23)
 
 
-def test_flops_per_token_counts_parameters_and_attention():
-    m = tiny()
-    n = sum(p.numel() for p in m.parameters()) - m.wpe.weight.numel()
-    assert m.flops_per_token(16) == 6 * n + 6 * 2 * 16 * 16
+@pytest.mark.parametrize(
+    "shape", [dict(n_layer=2, n_head=2, n_embd=32, block_size=64), dict(n_layer=3, n_embd=48, block_size=32)]
+)
+def test_flops_per_token_matches_torch_flop_counter(shape):
+    """The estimate against the FLOPs torch counts in one forward + backward pass (dense attention: the math
+    SDPA kernel, since the counter does not see the CPU flash kernel). The counter sees only matmuls, while
+    6 N also counts the LayerNorm gains ((2 L + 1) d, bias=False): under 0.5% of the total here, so 1% is
+    the tolerance. Counting attention as 6 L T d (half of it) misses by 5% and 12%."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = tiny(bias=False, vocab_size=64, **shape).train()
+    B, T = 2, m.config.block_size
+    idx = torch.randint(64, (B, T))
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        m(idx, idx)[1].backward()
+    assert m.flops_per_token(T) == pytest.approx(counter.get_total_flops() / (B * T), rel=0.01)

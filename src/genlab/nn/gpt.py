@@ -147,11 +147,14 @@ class GPT(nn.Module):
         return n - self.wpe.weight.numel() if non_embedding else n
 
     def flops_per_token(self, T: int | None = None) -> float:
-        """Training FLOPs per token (forward + backward = 3 x forward): 6 N + 6 L T d (attention matmuls)."""
+        """Training FLOPs per token (forward + backward = 3 x forward), as nanoGPT's ``estimate_mfu``: 6 N for
+        the weights (N without ``wpe``) plus 12 L T d for the two attention matmuls, ``Q K^T`` and ``A V``
+        (2 T d FLOPs each per token and layer forward, x 3 with the backward), counted densely: the causal mask
+        halves the useful work, but the kernels (and torch's FLOP counter) do the full T x T products."""
         cfg = self.config
         T = T or cfg.block_size
         N = sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
-        return 6 * N + 6 * cfg.n_layer * T * cfg.n_embd
+        return 6 * N + 12 * cfg.n_layer * T * cfg.n_embd
 
     def forward(
         self,
