@@ -5,7 +5,7 @@
     python benchmarks/bench_textgen.py budget  # mini + bpe on Alice: validation loss at 5 and 10 minutes
 
 ``speed`` times forward + backward + AdamW steps on random token batches (batch 32, block 64). Model-FLOP
-utilisation = (6 N + 6 L T d) FLOPs/token x tokens/s / peak, with the peak measured by timing float32
+utilisation = (6 N + 12 L T d) FLOPs/token x tokens/s / peak, with the peak measured by timing float32
 matmuls on the same threads. nanoGPT's ``model.py`` is read from a local git mirror (``--nanogpt DIR``,
 default /work/.mirror/karpathy+nanoGPT/repo) into a temporary folder at run time; it is never copied into
 this repository.
