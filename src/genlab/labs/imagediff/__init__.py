@@ -11,7 +11,10 @@ beside the train-vs-test floor, and nearest training images check for copying. T
 images, where a 3-minute CPU budget buys the most denoising steps (v-prediction, x0_hat clipped at every sampling
 step, a learning rate that decays with the time budget); the full preset on MNIST's own 28x28, and
 ``--set space=latent`` runs the same diffusion on a conv autoencoder's 64-number codes (the idea behind latent
-diffusion), which samples about 20 times faster.
+diffusion), which samples about 20 times faster. ``genlab imagediff compose`` asks for composition: on 2x2 canvases
+of four digits, prompts such as "a 3 in the top left and a 7 in the bottom right" are followed only if pixels can
+ask the prompt's tokens what to draw where they are, so the same U-Net is trained with cross-attention and with the
+pooled sentence vector alone, and the judge reads each named quadrant.
 """
 
 from genlab.labs import LabSpec
