@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -182,6 +183,52 @@ class Config:
         helps = self.field_help()
         width = max((len(k) for k in helps), default=0)
         return "\n".join(f"  {k:<{width}} = {v!r}  # {helps[k]}" for k, v in self.to_dict().items())
+
+    @classmethod
+    def help_table(cls, width: int = 100) -> str:
+        """Every key of the config for ``--help``: name, type, default (as ``repr``, like :meth:`describe`) and
+        the field's help line, with its choices or bounds where the help does not name them. Generated from
+        the fields' :func:`param` metadata, so the help cannot disagree with the code.
+
+        A table of aligned columns when the meanings get at least 40 of the ``width`` characters (a default
+        longer than 16 characters pushes its meaning to the next line); otherwise each key on one line
+        (``name: type = default``) and its meaning indented below it, as argparse does with long options."""
+        types_ = cls.field_types()
+        rows = []
+        for f in dataclasses.fields(cls):
+            meaning = f.metadata.get("help", "")
+            choices, low, high = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
+            if choices is not None and not all(str(c) in meaning for c in choices):
+                meaning += f" (one of: {', '.join(map(str, choices))})"
+            bounds = [f"{op} {b:g}" if isinstance(b, float) else f"{op} {b}" for op, b in ((">=", low), ("<=", high))]
+            bounds = [b for b, v in zip(bounds, (low, high)) if v is not None]
+            if bounds:
+                meaning += f" [{' and '.join(bounds)}]"
+            tp = types_[f.name]
+            tname = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+            rows.append((f.name, tname, repr(f.default), meaning))
+
+        def wrap(text: str, indent: int) -> list[str]:
+            return textwrap.wrap(text, width - indent, break_on_hyphens=False) or [""]
+
+        head = ("key", "type", "default", "meaning")
+        kw, tw = (max(len(r[i]) for r in [*rows, head]) for i in (0, 1))
+        dw = min(16, max(len(r[2]) for r in [*rows, head]))
+        indent = 2 + kw + 2 + tw + 2 + dw + 2
+        lines = []
+        if width - indent < 40:
+            for name, tname, default, meaning in rows:
+                lines.append(f"  {name}: {tname} = {default}")
+                lines += ["      " + w for w in wrap(meaning, 6)]
+            return "\n".join(lines)
+        for name, tname, default, meaning in [head, *rows]:
+            prefix = f"  {name:<{kw}}  {tname:<{tw}}  {default:<{dw}}  "
+            if len(prefix) > indent:  # a long default: the meaning starts on the next line
+                lines.append(prefix.rstrip())
+                prefix = " " * indent
+            wrapped = wrap(meaning, indent)
+            lines += [prefix + wrapped[0], *(" " * indent + w for w in wrapped[1:])]
+        return "\n".join(line.rstrip() for line in lines)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

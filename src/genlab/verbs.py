@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,9 +26,18 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config's)")
 
 
-def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = ()) -> None:
-    """Options of a ``train`` verb: config sources, run folder, resume."""
+def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = (), config: type[Config] | None = None) -> None:
+    """Options of a ``train`` verb: config sources, run folder, resume. With ``config`` (the lab's Config
+    class), ``--help`` ends with every config key: its type, default and meaning (:meth:`Config.help_table`)."""
     add_common_args(p)
+    if config is not None:
+        width = max(shutil.get_terminal_size().columns - 2, 40)  # as argparse's own formatter
+        p.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the table's lines as they are
+        if p.description:  # raw from here on: wrap a plain description the way argparse would have
+            p.description = "\n\n".join(textwrap.fill(" ".join(t.split()), width) for t in p.description.split("\n\n"))
+        note = "defaults before any --preset" if presets else "defaults"
+        table = config.help_table(width)
+        p.epilog = "\n\n".join(filter(None, [p.epilog, f"config keys (--set KEY=VALUE; {note}):\n{table}"]))
     p.add_argument(
         "--set",
         dest="overrides",

@@ -142,7 +142,7 @@ VERBS = {
 def register(sub: argparse._SubParsersAction) -> None:
     vs = add_lab_parser(sub, LAB, "MNIST autoencoder latent space: few-label classifier, latent GAN, cGAN", __doc__)
     q = vs.add_parser("ae", help="train the conv (denoising) autoencoder in a new run folder")
-    add_train_args(q, list(PRESETS))
+    add_train_args(q, list(PRESETS), LatentConfig)
     q.set_defaults(func=cmd_ae)
     for verb, (text, handler) in VERBS.items():
         q = vs.add_parser(verb, help=text)

@@ -184,7 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = add_lab_parser(sub, LAB, "lab 4: review sentiment with RNN, GRU, token-wise MLP and attention", TITLE)
 
     t = verbs.add_parser("train", help="train one model (default: GRU on rt)")
-    add_train_args(t, list(PRESETS))
+    add_train_args(t, list(PRESETS), SentimentConfig)
     _add_short(t)
     t.set_defaults(func=cmd_train)
 
@@ -195,7 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_eval)
 
     s = verbs.add_parser("sweep", help="grid of model x activation x hidden x layers in parallel processes")
-    add_train_args(s)
+    add_train_args(s, config=SentimentConfig)
     s.add_argument("--models", default="rnn,gru", help="comma-separated models (default: rnn,gru)")
     s.add_argument("--activations", default="tanh,relu", help="Elman activations (default: tanh,relu)")
     s.add_argument("--hidden", default="64:129:8", help="start:stop:step or a list (default: 64:129:8)")

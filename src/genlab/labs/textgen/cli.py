@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = add_lab_parser(sub, LAB, "GPT on Alice: train, generate, score, attention, invert, figures", TITLE)
 
     q = v.add_parser("train", help="train a GPT on a corpus")
-    add_train_args(q, list(PRESETS))
+    add_train_args(q, list(PRESETS), TextgenConfig)
     q.add_argument("--text", default=None, metavar="PATH", help="train on this UTF-8 text file (corpus=text)")
     q.set_defaults(func=cmd_train)
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "that can fail.\nStart with: genlab theory run",
     )
     p = verbs.add_parser("run", help="run every experiment, draw every figure and table, print the checks")
-    add_train_args(p, presets=PRESETS)
+    add_train_args(p, presets=PRESETS, config=TheoryConfig)
     p.set_defaults(func=cmd_run)
     p = verbs.add_parser("figures", help="(re)draw the figures and tables of a theory run")
     add_run_arg(p)
