@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo report-full test test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup  ## fetch the data the labs need, run every lab's quick config, write report/index.html
 	$(BIN)/genlab data fetch alice gpt2 mnist rt glove minilm
 	$(BIN)/genlab report --quick --reuse --out report
+
+report-full: setup  ## every lab at its report's settings into report-full/ (hours; run again to continue after a stop)
+	$(BIN)/genlab data fetch alice gpt2 mnist rt glove minilm
+	$(BIN)/genlab report --full --out report-full
 
 test: setup  ## the test suite (fast and CLI tests; `make test-all` adds the slow ones)
 	$(BIN)/python -m pytest -q -m "not slow"

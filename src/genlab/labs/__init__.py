@@ -166,8 +166,16 @@ class LabSpec:
     presets: Mapping[str, Any]  # named starting configs
     register: Callable[[Any], None]  # adds ``genlab <lab> <verb>`` sub-commands to argparse sub-parsers
     demo: Callable[..., list[Run]]  # demo(root, *, quick, device, quiet, reuse) -> the runs the report shows
-    key_metrics: Callable[[list[Run]], list[dict[str, Any]]] | None = None  # the report's front table rows
+    # the report's front table rows: metric, value, reference; optional "same" (is the data and model the same as
+    # the reference's? e.g. "no: RT snippets, not IMDB") and "reference_from" ("full run", the default, or "any run"
+    # for a check or a target that holds for a run of any size)
+    key_metrics: Callable[[list[Run]], list[dict[str, Any]]] | None = None
     story: str = ""  # one paragraph: what the lab shows
+    # seconds the report's demo takes, {"quick": ..., "full": ...} (measured, or estimated where the README says
+    # so): the report's "about N min left"
+    expected_seconds: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)  # summary.json key -> label with unit, for the report
+    same_quick_and_full: bool = False  # the demo trains the same runs in quick and full mode
 
     @property
     def figures(self) -> list[FigureSpec]:

@@ -15,6 +15,46 @@ from genlab.labs.latent.config import PRESETS, LatentConfig
 from genlab.labs.latent.core import demo
 from genlab.labs.latent.figures import key_metrics  # importing figures registers the lab's outputs
 
+LABELS = {
+    "dataset": "dataset",
+    "train_images": "training images",
+    "test_images": "test images",
+    "ae_steps": "autoencoder: training steps",
+    "ae_noise_sigma": "autoencoder: input noise std",
+    "ae_test_bce": "autoencoder: test reconstruction BCE (per pixel)",
+    "ae_test_mse": "autoencoder: test reconstruction MSE (per pixel)",
+    "ae_train_seconds": "autoencoder: training time (s)",
+    "ae_images_per_second": "autoencoder: training speed (images/s)",
+    "gan_steps": "GAN: training steps",
+    "gan_train_seconds": "GAN: training time (s)",
+    "gan_codes_per_second": "GAN: training speed (codes/s)",
+    "cgan_steps": "cGAN: training steps",
+    "cgan_train_seconds": "cGAN: training time (s)",
+    "cgan_codes_per_second": "cGAN: training speed (codes/s)",
+    "judge_accuracy_on_reconstructions": "judge's accuracy on reconstructed test images",
+    "fd_reconstructions_vs_test": "Frechet distance, reconstructions vs test images",
+    "fd_train_vs_test": "Frechet distance, training vs test images (floor)",
+    "fd_gan_vs_test": "Frechet distance, GAN samples vs test images",
+    "fd_diag_gaussian_codes_vs_test": "Frechet distance, decoded Gaussian codes vs test images",
+    "cgan_judge_agreement": "cGAN samples judged the requested digit (share)",
+    "fd_cgan_vs_test": "Frechet distance, cGAN samples vs test images",
+    "fd_samples": "images per Frechet distance",
+    "fd_note": "about the Frechet distances",
+    "few_label_labels": "few-label: labelled images",
+    "few_label_draws": "few-label: label draws",
+    "few_label_codes_mlp_first": "few-label, first labels: MLP on frozen codes (test accuracy)",
+    "few_label_best_codes_first": "few-label, first labels: best classifier on codes (test accuracy)",
+    "few_label_spreading_first": "few-label, first labels: label spreading (test accuracy)",
+    "few_label_scratch_first": "few-label, first labels: encoder + MLP from scratch (test accuracy)",
+    "frozen_codes_beat_scratch": "frozen codes beat training from scratch",
+    "interp_judge_confidence_ae_endpoint": "judge's confidence on reconstructions (interpolation ends)",
+    "interp_judge_confidence_ae_midpoint": "judge's confidence at AE-space midpoints",
+    "interp_judge_confidence_gan_midpoint": "judge's confidence at GAN-space midpoints",
+    "judge_confidence_ae_endpoint": "judge's confidence on reconstructions (interpolation ends)",
+    "judge_confidence_ae_midpoint": "judge's confidence at AE-space midpoints",
+    "judge_confidence_gan_midpoint": "judge's confidence at GAN-space midpoints",
+}
+
 SPEC = LabSpec(
     name="latent",
     title="Autoencoder latent space: few-label classifier, latent GAN, conditional GAN",
@@ -25,4 +65,6 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
+    expected_seconds={"quick": 35, "full": 240},  # quick: measured by .ci/run; full: estimated
+    labels=LABELS,
 )

@@ -340,7 +340,11 @@ def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = 
     """Every part of the lab in order (reusing parts already trained when ``reuse``), then every output."""
     with cpu_threads(cfg.threads if device.type == "cpu" else 0):
         trained = reuse and run.finished
-        ae = load_autoencoder(run, device) if trained else train_autoencoder(run, cfg, device=device, quiet=quiet)
+        if trained:
+            ae = load_autoencoder(run, device)
+        else:  # a cut-off run of this config (reuse_or_create checked it) continues from its last checkpoint
+            resume = reuse and run.last_checkpoint.exists()
+            ae = train_autoencoder(run, cfg, device=device, quiet=quiet, resume=resume)
         few = read_few_label(run) if reuse else None
         if few is None:
             few = few_label_experiment(run, ae, cfg, device=device, quiet=quiet)

@@ -19,6 +19,22 @@ from genlab.labs.sentiment.cli import TITLE, register
 from genlab.labs.sentiment.config import PRESETS, SentimentConfig
 from genlab.labs.sentiment.core import demo, key_metrics
 
+LABELS = {
+    "model": "model",
+    "description": "model in words",
+    "dataset": "reviews",
+    "train_acc": "training accuracy",
+    "train_f1": "training F1",
+    "train_auc": "training ROC-AUC",
+    "test_acc": "test accuracy",
+    "test_f1": "test F1",
+    "test_auc": "test ROC-AUC",
+    "baseline_test_acc": "TF-IDF + logistic regression: test accuracy",
+    "train_reviews_per_s": "training speed (reviews/s)",
+    "cells": "sweep: cells",
+    "reused": "sweep: cells reused",
+}
+
 SPEC = LabSpec(
     name="sentiment",
     title=TITLE,
@@ -29,4 +45,6 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
+    expected_seconds={"quick": 30, "full": 120},  # quick: measured by .ci/run; full: 3200 steps each, estimated
+    labels=LABELS,
 )

@@ -15,6 +15,25 @@ from genlab.labs.textgen.cli import TITLE, register
 from genlab.labs.textgen.config import PRESETS, TextgenConfig
 from genlab.labs.textgen.core import demo, key_metrics
 
+LABELS = {
+    "params_M": "parameters (millions)",
+    "tokenizer": "tokenizer",
+    "vocab_size": "vocabulary size (tokens)",
+    "tokens_per_s": "training speed (tokens/s)",
+    "val_loss": "validation loss (nats/token)",
+    "train_loss": "training loss (nats/token)",
+    "val_perplexity": "validation perplexity",
+    "score_logprob": "scored sentence: log-probability (nats)",
+    "score_prob": "scored sentence: probability",
+    "score_tokens": "scored sentence: tokens",
+    "attention_sentence": "attention: the generated sentence",
+    "attention_next": "attention: the predicted 12th word",
+    "attention_row_sum_max_error": "attention rows: max |sum - 1|",
+    "inversion_target": "inversion: target sentence",
+    "inversion_match_step": "inversion: Adam steps to an exact match",
+    "inversion_final_loss": "inversion: final loss (nats/token)",
+}
+
 SPEC = LabSpec(
     name="textgen",
     title=TITLE,
@@ -25,4 +44,6 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
+    expected_seconds={"quick": 40, "full": 240},  # quick: measured by .ci/run; full: 2000 steps, estimated
+    labels=LABELS,
 )

@@ -23,7 +23,7 @@ from genlab.labs.textgen.config import (
     TINY,
     TextgenConfig,
 )
-from genlab.nn.gpt import GPT, GPTConfig
+from genlab.nn.gpt import GPT, MODEL_PRESETS, GPTConfig
 from genlab.nn.gpt_tools import attention_at_word, generate, invert, score
 from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create, seed_everything
 from genlab.train import fit, load_weights, make_optimizer, warmup_cosine
@@ -252,17 +252,37 @@ def demo(
     return [run]
 
 
+def same_as_report(cfg: dict[str, Any], params_m: float | None) -> str:
+    """The run's model and data beside the report's (GPT-2 small, 12x768, 123.7 M parameters, GPT-2 tokens, Alice),
+    naming the closest preset."""
+    size = (cfg.get("n_layer"), cfg.get("n_head"), cfg.get("n_embd"))
+    preset = next((k for k, v in MODEL_PRESETS.items() if (v["n_layer"], v["n_head"], v["n_embd"]) == size), None)
+    data = "data yes: Alice" if cfg.get("corpus") == "alice" else f"data no: {cfg.get('corpus')}, not Alice"
+    tok = cfg.get("tokenizer")
+    tokens = {"gpt2": "GPT-2 tokens", "bpe": f"a {cfg.get('bpe_vocab')}-token BPE", "char": "characters"}.get(tok, tok)
+    if preset == "gpt2" and cfg.get("tokenizer") == "gpt2":
+        return f"yes: GPT-2 small's size and tokens (trained here from scratch); {data}"
+    named = f"the '{preset}' preset, " if preset else ""
+    millions = f"{params_m:.3g} M parameters, " if params_m else ""
+    return (
+        f"no: a {size[0]}x{size[2]} GPT ({named}{millions}{tokens}), not GPT-2 small (12x768, 123.7 M, "
+        f"GPT-2 tokens); {data}"
+    )
+
+
 def key_metrics(runs: list[Run]) -> list[dict]:
     """Validation loss, inversion and attention checks for the report's front table."""
     rows = []
     for run in runs:
         s = run.read_summary()
+        same = same_as_report(run.read_config_file().get("config", {}), s.get("params_M"))
         if "val_loss" in s:
             rows.append(
                 {
                     "metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
                     "value": s["val_loss"],
                     "reference": "",
+                    "same": same,
                 }
             )
         if s.get("inversion_match_step") is not None:
@@ -271,10 +291,17 @@ def key_metrics(runs: list[Run]) -> list[dict]:
                     "metric": "inversion: Adam steps to an exact match",
                     "value": s["inversion_match_step"],
                     "reference": "79 (GPT-2 small)",
+                    "same": same,
                 }
             )
         if "attention_row_sum_max_error" in s:
             rows.append(
-                {"metric": "attention rows: max |sum - 1|", "value": s["attention_row_sum_max_error"], "reference": "0"}
+                {
+                    "metric": "attention rows: max |sum - 1|",
+                    "value": s["attention_row_sum_max_error"],
+                    "reference": "0",
+                    "same": "not needed: it holds for any softmax attention",
+                    "reference_from": "any run",
+                }
             )
     return rows
