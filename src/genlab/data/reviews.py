@@ -153,6 +153,30 @@ def load_reviews(csv_path: str = "", n_train: int = 30000) -> ReviewSplit:
     return read_rt(data_path("rt"))
 
 
+def read_review_texts(path: str | Path) -> list[str]:
+    """Reviews to score (``genlab sentiment predict --file``): a ``.csv`` file with a ``text`` or ``review``
+    column, read as :func:`read_imdb_csv` reads one (other columns, e.g. a label, are ignored), or any other
+    file as plain text, one review per line. Blank lines and empty cells are skipped; no review is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"review file {str(path)!r} not found; pass a text file (one review per line) or a CSV")
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        if path.suffix.lower() == ".csv":
+            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+            reader = csv.DictReader(f)
+            key = {c.strip().lower(): c for c in reader.fieldnames or []}
+            column = next((key[c] for c in ("text", "review") if c in key), None)
+            if column is None:
+                raise DataError(f"CSV {str(path)!r} has columns {list(key)}; expected a 'text' or 'review' column")
+            texts = [row[column] or "" for row in reader]
+        else:
+            texts = f.read().splitlines()
+    texts = [t.strip() for t in texts if t.strip()]
+    if not texts:
+        raise DataError(f"{str(path)!r} holds no reviews; write one review per line, or a CSV with a 'text' column")
+    return texts
+
+
 # ---------------------------------------------------------------------------------------------- word vectors
 
 

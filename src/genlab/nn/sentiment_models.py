@@ -14,10 +14,11 @@ and padding; kept out of the checkpoint, since they are the fetched file) or a l
   so a word's sub-score can depend on its context ("not good").
 
 Beside them: :func:`build_classifier` (any of the four from a config's settings), :func:`loss_and_accuracy`
-(the training step), :func:`predict_proba` (P(positive) of many reviews), :func:`scores` (accuracy, F1, ROC-AUC)
-and :func:`prepared_scores` (all of them on a prepared split), :func:`explain_review` (a token-wise model's
-per-word sub-scores of one review) and :func:`tfidf_baseline`, the TF-IDF + logistic-regression reference every
-model is compared with (:func:`baseline_scores`: once per process and split).
+(the training step), :func:`predict_proba` (P(positive) of many reviews), :func:`predict_texts` (label and
+P(positive) of review texts), :func:`scores` (accuracy, F1, ROC-AUC) and :func:`prepared_scores` (all of them on
+a prepared split), :func:`explain_review` (a token-wise model's per-word sub-scores of one review) and
+:func:`tfidf_baseline`, the TF-IDF + logistic-regression reference every model is compared with
+(:func:`baseline_scores`: once per process and split).
 """
 
 from __future__ import annotations
@@ -172,6 +173,20 @@ def predict_proba(
         out.append(torch.softmax(model(x.to(device), m.to(device)).float(), -1)[:, 1].cpu())
     model.train(was)
     return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def predict_texts(
+    model: nn.Module, vocab: rv.Vocab, texts: list[str], max_len: int = rv.MAX_LEN
+) -> list[tuple[str, float]]:
+    """``(label, P(positive))`` of each review text: cleaned and encoded as in training, scored by
+    :func:`predict_proba` on the model's device (so exactly as the run's evaluation scores it); the label is
+    ``positive`` from P >= 0.5, as in :func:`scores`. A review with no words after cleaning is an error."""
+    for t in texts:
+        if not rv.clean(t, max_len):
+            raise ConfigError(f"review {t[:60]!r} has no words after cleaning (letters only); give a review with words")
+    ids, lengths = rv.encode_texts(list(texts), vocab, max_len)
+    p = predict_proba(model, ids, lengths, next(model.parameters()).device)
+    return [("positive" if q >= 0.5 else "negative", float(q)) for q in p]
 
 
 def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""``genlab sentiment <verb>``: train, eval, sweep, explain, figures."""
+"""``genlab sentiment <verb>``: train, eval, sweep, explain, predict, figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from genlab.data import reviews as rv
 from genlab.errors import ConfigError, choose
 from genlab.io import check_path
 from genlab.labs.sentiment.config import EXAMPLES, LAB, PRESETS, SentimentConfig, describe_model, sweep_cells
-from genlab.labs.sentiment.core import Sweep, load_model, open_run, prepare_data, run_data, sweep, train, write_outputs
+from genlab.labs.sentiment.core import (
+    Sweep,
+    load_model,
+    open_run,
+    predict,
+    prepare_data,
+    run_data,
+    sweep,
+    train,
+    write_outputs,
+)
 from genlab.nn.recurrent import ACTIVATIONS
 from genlab.nn.sentiment_models import MODELS, baseline_scores, prepared_scores
 from genlab.runs import Run, cpu_threads, markdown_table
@@ -171,6 +181,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    texts = (rv.read_review_texts(args.file) if args.file else []) + list(args.text)
+    if not texts:
+        raise ConfigError("no reviews to score; give them as arguments or with --file FILE (one review per line)")
+    run, dev = open_run_arg(args, LAB)
+    for text, (label, p) in zip(texts, predict(run, texts, str(dev))):
+        short = " ".join(text.split())
+        print(f"{label:<8}  {p:.3f}  {short if len(short) <= 60 else short[:57] + '...'}")
+    return 0
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     opened = open_run(args.run, args.with_runs or [], bptt=args.bptt)
     if hasattr(opened, "loaded"):
@@ -217,6 +238,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--no-figures", action="store_true", help="print the tables only")
     add_common_args(x)
     x.set_defaults(func=cmd_explain)
+
+    r = verbs.add_parser(
+        "predict",
+        help="label and P(positive) of reviews under a trained run's model (rnn, gru, mlp or attention)",
+        description="One line per review: the label (positive from P >= 0.5), P(positive) and the review's first "
+        "60 characters.",
+    )
+    add_run_arg(r)
+    r.add_argument("text", nargs="*", help="reviews to score")
+    r.add_argument(
+        "--file",
+        default=None,
+        metavar="FILE",
+        help="more reviews: one per line, or a CSV with a 'text' or 'review' column",
+    )
+    r.set_defaults(func=cmd_predict)
 
     f = verbs.add_parser("figures", help="redraw every figure and table of a run (or a sweep)")
     add_run_arg(f)

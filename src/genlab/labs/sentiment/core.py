@@ -35,6 +35,7 @@ from genlab.nn.sentiment_models import (
     build_classifier,
     explain_review,
     loss_and_accuracy,
+    predict_texts,
     prepared_scores,
 )
 from genlab.runs import Run, choose_device, cpu_threads, markdown_table, reuse_or_create, seed_everything
@@ -269,6 +270,16 @@ def open_run(
     runs = [run] + [Run.open(getattr(p, "path", p), LAB) for p in others]
     runs.sort(key=lambda r: MODELS.index(r.config(SentimentConfig).model))
     return Opened(run, run.config(SentimentConfig), runs, tuple(texts), bptt)
+
+
+def predict(run: str | Path | Run | Opened, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
+    """``(label, P(positive))`` of each review under a trained run's model (rnn, gru, mlp or attention), scored
+    as the run's evaluation scores reviews (:func:`~genlab.nn.sentiment_models.predict_texts`)."""
+    opened = run if isinstance(run, Opened) else open_run(run)
+    if isinstance(opened, Sweep):
+        raise ConfigError(f"{str(opened.run.path)!r} is a sweep; predict with one of its cells (under stages/)")
+    model, cfg, vocab = opened.loaded if opened is run else load_model(opened.run, device)
+    return predict_texts(model, vocab, texts, cfg.max_len)
 
 
 def write_outputs(opened: Opened | Sweep, only: tuple[str, ...] | None = None) -> list[Path]:
