@@ -182,10 +182,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    run, dev = open_run_arg(args, LAB)  # a bad --run first, as every verb
     texts = (rv.read_review_texts(args.file) if args.file else []) + list(args.text)
     if not texts:
         raise ConfigError("no reviews to score; give them as arguments or with --file FILE (one review per line)")
-    run, dev = open_run_arg(args, LAB)
     for text, (label, p) in zip(texts, predict(run, texts, str(dev))):
         short = " ".join(text.split())
         print(f"{label:<8}  {p:.3f}  {short if len(short) <= 60 else short[:57] + '...'}")
