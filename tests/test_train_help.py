@@ -46,11 +46,7 @@ def _check_lists_every_key(text: str, cls: type[Config]) -> None:
 
 @pytest.mark.parametrize("columns", ["200", "80"])  # the aligned table, and one key per line when narrow
 @pytest.mark.parametrize("lab", LABS)
-def test_train_help_lists_every_config_key_with_its_default(lab, columns, monkeypatch, request):
-    if lab == "imagediff":
-        # imagediff's cli.py (owned elsewhere) still calls add_train_args without its Config; the one-line fix:
-        # add_train_args(q, PRESETS, ImageDiffConfig) (and COMPOSE_PRESETS for compose). Remove this marker then.
-        request.applymarker(pytest.mark.xfail(reason="imagediff's train parser gets no Config yet", strict=True))
+def test_train_help_lists_every_config_key_with_its_default(lab, columns, monkeypatch):
     monkeypatch.setenv("COLUMNS", columns)
     spec = next(s for s in all_labs() if s.name == lab)
     helps = _train_verbs(lab)

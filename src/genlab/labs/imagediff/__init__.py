@@ -17,11 +17,54 @@ ask the prompt's tokens what to draw where they are, so the same U-Net is traine
 pooled sentence vector alone, and the judge reads each named quadrant.
 """
 
+from pathlib import Path
+
 from genlab.labs import LabSpec
-from genlab.labs.imagediff import figures  # noqa: F401 - registers the lab's figures and tables
+from genlab.labs.imagediff import (
+    compose,
+    core,
+    figures,  # noqa: F401 - registers the lab's figures and tables
+)
 from genlab.labs.imagediff.cli import register
 from genlab.labs.imagediff.config import PRESETS, ImageDiffConfig
-from genlab.labs.imagediff.core import demo, key_metrics
+from genlab.labs.imagediff.core import key_metrics
+from genlab.runs import Run
+
+LABELS = {
+    "unprompted_classes": "classes among unprompted samples",
+    "best_guidance": "best guidance scale (sweep)",
+    "adherence_train": "prompt adherence, training phrasings (share)",
+    "adherence_heldout": "prompt adherence, held-out phrasings (share)",
+    "fd": "Frechet distance, samples vs test images (judge features)",
+    "fd_floor": "Frechet distance, training vs test images (floor)",
+    "fd_unprompted": "Frechet distance, unprompted samples vs test images",
+    "nearest_distance": "mean L2 distance of samples to their nearest training image",
+    "nearest_distance_test": "mean L2 distance of test images to their nearest training image",
+    "quadrant_adherence": "2x2 canvases: per-quadrant adherence (share)",
+    "quadrant_both_right": "2x2 canvases: both named quadrants right (share)",
+    "quadrant_adherence_cross": "2x2 canvases: per-quadrant adherence, cross-attention",
+    "quadrant_adherence_pooled": "2x2 canvases: per-quadrant adherence, pooled sentence vector",
+    "quadrant_both_right_cross": "2x2 canvases: both named quadrants right, cross-attention",
+    "quadrant_both_right_pooled": "2x2 canvases: both named quadrants right, pooled sentence vector",
+}
+
+
+def demo(
+    root: str | Path,
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
+    """The single-digit run (:func:`core.demo`); the full and tiny demos add the 2x2 composition experiment, which
+    the quick demo leaves to ``genlab imagediff compose`` (two more trainings)."""
+    runs = core.demo(root, quick=quick, device=device, quiet=quiet, reuse=reuse, tiny=tiny)
+    if quick and not tiny:
+        return runs
+    return runs + compose.demo_runs(root, tiny=tiny, device=device, quiet=quiet)
+
 
 SPEC = LabSpec(
     name="imagediff",
@@ -33,4 +76,8 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
+    # quick: measured by .ci/run (180 s of training + figures); full: 30 min of training, figures, and the
+    # composition's 3200 steps per variant (two processes) - an estimate
+    expected_seconds={"quick": 275, "full": 5400},
+    labels=LABELS,
 )

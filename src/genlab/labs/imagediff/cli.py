@@ -172,7 +172,7 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 def register(sub: argparse._SubParsersAction) -> None:
     vs = add_lab_parser(sub, LAB, "image diffusion steered by a text prompt (U-Net, MiniLM, guidance)", __doc__)
     q = vs.add_parser("train", help="train the U-Net in a new run folder, then draw every figure")
-    add_train_args(q, PRESETS)
+    add_train_args(q, PRESETS, ImageDiffConfig)
     q.set_defaults(func=cmd_train)
     q = vs.add_parser("sample", help="generate images for a prompt (or a label) into a .png grid or .npy array")
     add_run_arg(q)
@@ -190,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train the same U-Net twice on 2x2 canvases of digits, with cross-attention to the prompt's "
         "tokens and with the pooled sentence vector only, and compare their per-quadrant adherence.",
     )
-    add_train_args(q, COMPOSE_PRESETS)
+    add_train_args(q, COMPOSE_PRESETS, ImageDiffConfig)
     q.add_argument("--jobs", type=at_least(1), default=1, help="variants trained at once (2 on a 2-core machine)")
     q.set_defaults(func=cmd_compose)
     q = vs.add_parser("figures", help="every figure and table again from a trained run")

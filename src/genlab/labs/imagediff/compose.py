@@ -14,6 +14,7 @@ processes when asked, and draws the comparison; :class:`Composition` is that run
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -101,6 +102,17 @@ def compose(
             draw_all(core.LAB, c, out)
             out.update_summary({"figures_done": True})
     return c
+
+
+def demo_runs(root: str | Path, *, tiny: bool = False, device: str = "auto", quiet: bool = False) -> list[Run]:
+    """The composition experiment of the full (or tiny) demo: its run and both variants' runs."""
+    from genlab.labs.imagediff.config import COMPOSE_PRESETS
+
+    dev = choose_device(device)
+    jobs = 2 if dev.type == "cpu" and (os.cpu_count() or 1) >= 2 and not tiny else 1
+    preset = "tiny" if tiny else "full"
+    c = compose(COMPOSE_PRESETS[preset], root=root, name=f"compose-{preset}", jobs=jobs, device=device, quiet=quiet)
+    return [c.run, *(o.run for o in c.cells.values())]
 
 
 def quadrant_scores(o: core.Opened, n: int, guidance: float, seed: int = 0) -> dict[str, Any]:
