@@ -88,6 +88,8 @@ def choose_device(name: str = "auto") -> torch.device:
         raise ConfigError(f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' asked for but Apple MPS is not available here; use --device cpu or auto")
+    if name == "cuda" and world_size() > 1:
+        return torch.device("cuda", local_rank())  # under torchrun, one GPU per process
     return torch.device(name)
 
 
@@ -154,6 +156,8 @@ class Run:
         """
         if resume and not name:
             raise RunError("--resume needs the --name of the run to continue (its folder is RUN_DIR/<lab>/NAME)")
+        if not name and world_size() > 1:
+            raise RunError("under torchrun give the run a --name: every process must open the same run folder")
         name = name or default_run_name()
         if not _NAME_OK.match(name):
             raise ConfigError(f"bad run name {name!r}; use letters, digits, '.', '_' and '-'")
@@ -445,6 +449,8 @@ class Run:
         """
         from genlab.plots import save_figure
 
+        if not is_main_process():  # under torchrun rank 0 alone writes
+            return self.figures_dir / f"{name}.png"
         path = save_figure(fig, self.figure_path(name))
         meta = {k: v for k, v in (("caption", caption), ("command", command), ("data", data)) if v is not None}
         if meta:
@@ -453,6 +459,8 @@ class Run:
 
     def save_table(self, rows: Sequence[dict[str, Any]], name: str, *, caption: str | None = None) -> Path:
         """Save a list of dicts as CSV and as a Markdown table."""
+        if not is_main_process():  # under torchrun rank 0 alone writes
+            return self.tables_dir / f"{name}.csv"
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         header = list(rows[0].keys()) if rows else []
         buf = io.StringIO()
