@@ -21,7 +21,8 @@ class ToyConfig(TrainConfig):
     dropout: float = param(0.1, "dropout (draws random numbers every step)")
 
 
-def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, **overrides):
+def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, record=None, **overrides):
+    """``record``: save the inputs each step trained on (this rank's share) to ``<record>.rank<RANK>.pt``."""
     cfg = ToyConfig(
         steps=steps,
         lr=lr,
@@ -48,7 +49,11 @@ def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, **ov
         idx = torch.randint(0, len(x), (cfg.batch_size,))
         return x[idx], y[idx]
 
+    seen = []
+
     def step_fn(m, batch):
+        if record is not None:
+            seen.append(batch[0].clone())
         return {"loss": torch.nn.functional.mse_loss(m(batch[0]), batch[1])}
 
     def kill(step, values):
@@ -70,7 +75,40 @@ def train_toy(root, name, *, steps=40, resume=False, kill_at=None, lr=1e-2, **ov
         quiet=True,
         callbacks=[kill],
     )
+    if record is not None:
+        torch.save(seen, f"{record}.rank{os.environ.get('RANK', '0')}.pt")
     return run, model, result
+
+
+def train_toy_gan(root, name, *, steps=30):
+    """A toy GAN through fit's manual mode (two optimisers, clipping, EMA, evaluation)."""
+    cfg = TrainConfig(
+        steps=steps, batch_size=16, log_every=5, ckpt_every=10, eval_every=10, grad_clip=0.5, ema_decay=0.9
+    )
+    seed_everything(cfg.seed)
+    lin = torch.nn.Linear
+    nets = torch.nn.ModuleDict({"g": torch.nn.Sequential(lin(2, 8), torch.nn.Tanh(), lin(8, 2)), "d": lin(2, 1)})
+    opts = {k: make_optimizer(nets[k].parameters()) for k in ("g", "d")}
+    run = Run.create("toy", cfg, name=name, root=root)
+
+    def step_fn(m, batch, optimize):
+        real, z = batch
+        d_loss = (m["d"](real) - 1).pow(2).mean() + m["d"](m["g"](z).detach()).pow(2).mean()
+        optimize("d", d_loss)
+        g_loss = (m["d"](m["g"](z)) - 1).pow(2).mean()
+        optimize("g", g_loss)
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    def batches(step):
+        return torch.randn(cfg.batch_size, 2) + 2, torch.randn(cfg.batch_size, 2)
+
+    def eval_fn(m):
+        return {"val": m["d"](m["g"](torch.ones(4, 2))).mean()}
+
+    fit(
+        run, nets, opts, step_fn, batches, cfg=cfg, device=torch.device("cpu"), manual=True, quiet=True, eval_fn=eval_fn
+    )
+    return run
 
 
 if __name__ == "__main__":
@@ -80,7 +118,13 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kill-at", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--record", default=None)
+    ap.add_argument("--gan", action="store_true", help="train the toy GAN (manual mode) instead")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    train_toy(a.root, a.name, steps=a.steps, resume=a.resume, kill_at=a.kill_at)
+    if a.gan:
+        train_toy_gan(a.root, a.name, steps=a.steps)
+        sys.exit(0)
+    train_toy(a.root, a.name, steps=a.steps, resume=a.resume, kill_at=a.kill_at, dropout=a.dropout, record=a.record)
     sys.exit(0)

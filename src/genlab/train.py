@@ -14,15 +14,28 @@ Two modes:
   updates and calls ``optimize(name, loss)`` for each; the loop does the backward pass, clipping, grad
   scaler and step there, and guards, logs, checkpoints and resumes every optimiser it was given.
 
-Distributed training under ``torchrun`` goes through :func:`wrap_distributed`: the model given to
-``step_fn`` is the wrapped one, so labs need no change when it is switched on.
+Data parallelism under ``torchrun`` (WORLD_SIZE > 1) needs no lab code. Every rank seeds the same, so
+``batches(step)`` draws the same global batch of ``batch_size`` examples on each; :func:`split_batch` keeps this
+rank's contiguous slice; after every backward pass the gradients are averaged across ranks (in ``optimize``,
+so the manual mode, clipping and the grad scaler see what one process would), which is the gradient of the
+mean loss over the global batch when each rank's loss is a mean over its equal slice. A run on N processes
+thus follows one process's trajectory with the same global batch, to float rounding, and ``steps`` means the
+same at any world size. Random draws inside ``step_fn`` (dropout, diffusion noise) come from a stream of the
+rank and step (:func:`_rank_draws`), so ranks draw independently and the shared stream stays in step; such
+draws differ from one process's. Logged losses and evaluation numbers are means across ranks; rank 0 alone
+writes metrics, checkpoints and progress. Checkpoints hold the one shared RNG state, so ``--resume`` works
+at any world size. ``step_fn`` gets the model itself, not a DistributedDataParallel wrapper, whose gradient hooks
+only fire after its own forward (a GAN's step calls its submodules); floating-point buffers (BatchNorm's running
+statistics) are averaged across ranks before each evaluation and checkpoint.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,8 +46,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genlab.config import Config, param
-from genlab.errors import TrainingDiverged
-from genlab.runs import Run, cpu_threads, is_main_process, rng_state, seed_everything, set_rng_state, world_size
+from genlab.errors import ConfigError, TrainingDiverged
+from genlab.runs import (
+    Run,
+    cpu_threads,
+    is_main_process,
+    local_rank,
+    rank,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    world_size,
+)
 
 
 @dataclass
@@ -122,20 +145,139 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
-    """Under torchrun (WORLD_SIZE > 1) start the process group and wrap ``model`` in DDP; else return it."""
+def init_distributed(device: torch.device) -> bool:
+    """Under torchrun (WORLD_SIZE > 1) join the process group once (NCCL on CUDA, gloo otherwise) and say True.
+
+    ``init_process_group`` reads the launcher's standard environment (RANK, WORLD_SIZE, MASTER_ADDR,
+    MASTER_PORT), on one node or several; LOCAL_RANK picks this process's GPU.
+    """
     if world_size() <= 1:
-        return model
+        return False
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device.index if device.index is not None else local_rank())
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return True
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+def _first_rows(batch: Any) -> int | None:
+    """The leading dimension of the first tensor (depth first) in a batch structure, or None."""
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.dim() > 0 else None
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        rows = _first_rows(item)
+        if rows is not None:
+            return rows
+    return None
+
+
+def split_batch(batch: Any, rank: int, world: int) -> Any:
+    """Rank ``rank``'s share of a global batch: its contiguous ``1/world`` slice of every tensor (in nested
+    tuples, lists and dicts) whose leading dimension is the batch's, i.e. the first tensor's; other values
+    (tables shared by the whole batch, None, numbers) are passed whole. The batch size must divide evenly."""
+    rows = _first_rows(batch)
+    if rows is None:
+        raise TypeError(f"batches(step) returned no tensor to split across {world} processes: {type(batch).__name__}")
+    if rows % world:
+        raise ConfigError(
+            f"a batch of {rows} examples does not split evenly across {world} processes; use a batch_size that "
+            f"is a multiple of {world} (--set batch_size=...) or another number of processes"
+        )
+    lo, hi = rank * rows // world, (rank + 1) * rows // world
+
+    def cut(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x[lo:hi] if x.dim() > 0 and x.shape[0] == rows else x
+        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
+            return type(x)(*(cut(v) for v in x))
+        if isinstance(x, (list, tuple)):
+            return type(x)(cut(v) for v in x)
+        if isinstance(x, Mapping):
+            return {k: cut(v) for k, v in x.items()}
+        return x
+
+    return cut(batch)
+
+
+@contextlib.contextmanager
+def _rank_draws(seed: int, step: int, device: torch.device):
+    """Torch's random draws of the block (``step_fn``'s dropout, noise) from a stream of (seed, step, rank);
+    the shared stream that ``batches`` and ``eval_fn`` draw from is restored afterwards, so it stays the same
+    on every rank, and a resumed run draws the same numbers again."""
+    cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        own = random.Random(f"genlab/{seed}/{step}/{rank()}").getrandbits(63)
+        torch.default_generator.manual_seed(own)
+        if cuda:
+            torch.cuda.manual_seed(own)
+        yield
+
+
+def _average_gradients(params: Iterable[nn.Parameter], world: int, bucket: int = 1 << 23) -> None:
+    """Replace each gradient by its mean across ranks (all-reduce over flat buckets of up to ``bucket``
+    elements of one dtype and device)."""
+    import torch.distributed as dist
+
+    groups: dict[tuple[torch.dtype, torch.device], list[list[torch.Tensor]]] = {}
+    for p in params:
+        if p.grad is None:
+            continue
+        buckets = groups.setdefault((p.grad.dtype, p.grad.device), [[]])
+        if buckets[-1] and sum(g.numel() for g in buckets[-1]) + p.grad.numel() > bucket:
+            buckets.append([])
+        buckets[-1].append(p.grad)
+    for buckets in groups.values():
+        for grads in buckets:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat.div_(world)
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+
+def _mean_across_ranks(values: Mapping[str, float], device: torch.device) -> dict[str, float]:
+    """The mean of each value over the ranks (every rank passes the same keys in the same order)."""
+    if world_size() <= 1 or not values:
+        return dict(values)
+    import torch.distributed as dist
+
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return dict(zip(values, (t / world_size()).tolist(), strict=True))
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    import torch.distributed as dist
+
+    t = torch.tensor([float(flag)], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _share_weights(model: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (as DDP does at its start)."""
+    import torch.distributed as dist
+
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.dtype != torch.bool:
+            dist.broadcast(t.data, 0)
+
+
+def _average_buffers(model: nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm's running statistics, which each rank updates from its slice)
+    across ranks, before an evaluation or a checkpoint."""
+    import torch.distributed as dist
+
+    for b in model.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b.data)
+            b.data.div_(world_size())
 
 
 def _as_float(v: Any) -> float:
@@ -187,6 +329,8 @@ def fit(
     Losses stay on the device between log steps (no host-device sync per step); the NaN/Inf guard checks
     them at every log step and before every checkpoint. ``callbacks(step, losses)`` get the raw losses.
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
+    Under torchrun each rank trains on its slice of every batch (see the module's docstring); ``eval_fn``
+    runs on every rank and the means of its numbers are logged (it may score a share of the data per rank).
     """
     opts: dict[str, torch.optim.Optimizer] = (
         dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers}
@@ -194,6 +338,10 @@ def fit(
     if not manual and len(opts) != 1:
         raise ValueError("automatic mode takes exactly one optimiser; use manual=True to step several")
     model.to(device)
+    had_checkpoint = run.last_checkpoint.exists()  # read before the ranks meet: none of them has written yet
+    distributed, world = init_distributed(device), world_size()
+    if distributed:
+        _share_weights(model)
     ema = None
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
@@ -216,17 +364,20 @@ def fit(
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start, best, resumed_from = int(state["step"]), float(state.get("best", math.inf)), int(state["step"])
-        run.truncate_metrics(start)
+        if is_main_process():
+            run.truncate_metrics(start)
     elif run.metrics_path.exists() and is_main_process():
         run.metrics_path.unlink()  # a fresh run starts a fresh log
 
-    wrapped = wrap_distributed(model, device)
-
     def checkpoint(step: int, is_best: bool = False, reason: str = "") -> None:
+        if distributed:
+            _average_buffers(model)
+        if not is_main_process():
+            return
         run.save_checkpoint(
             {
                 "step": step,
-                "model": _unwrap(model).state_dict(),
+                "model": model.state_dict(),
                 "optimizers": {n: o.state_dict() for n, o in opts.items()},
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "ema": ema.state_dict() if ema is not None else None,
@@ -244,10 +395,13 @@ def fit(
         if eval_fn is None:
             return {}
         was_training = model.training
+        if distributed:
+            _average_buffers(model)
         model.eval()
         with torch.no_grad():
             values = {k: _as_float(v) for k, v in eval_fn(ema.module if ema is not None else model).items()}
         model.train(was_training)
+        values = _mean_across_ranks(values, device)
         is_best = best_key is not None and values.get(best_key, math.inf) < best
         if is_best:
             best = values[best_key]
@@ -259,6 +413,8 @@ def fit(
         opt = opts[name]
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if distributed:
+            _average_gradients([p for group in opt.param_groups for p in group["params"]], world)
         if cfg.grad_clip > 0:
             scaler.unscale_(opt)
             norms[name] = nn.utils.clip_grad_norm_(
@@ -291,13 +447,17 @@ def fit(
             for step in range(start + 1, cfg.steps + 1):
                 batch = batches(step)
                 norms.clear()
-                if manual:
-                    with autocast(device, cfg.amp):
-                        losses = step_fn(wrapped, batch, optimize)
-                else:
-                    with autocast(device, cfg.amp):
-                        losses = step_fn(wrapped, batch)
-                    optimize(next(iter(opts)), losses["loss"])
+                draws = _rank_draws(cfg.seed, step, device) if distributed else contextlib.nullcontext()
+                if distributed:
+                    batch = split_batch(batch, rank(), world)
+                with draws:
+                    if manual:
+                        with autocast(device, cfg.amp):
+                            losses = step_fn(model, batch, optimize)
+                    else:
+                        with autocast(device, cfg.amp):
+                            losses = step_fn(model, batch)
+                        optimize(next(iter(opts)), losses["loss"])
                 if norms:
                     losses = {
                         **losses,
@@ -308,10 +468,13 @@ def fit(
                 if ema is not None:
                     ema.update_parameters(model)
                 time_up = bool(cfg.max_seconds) and time.perf_counter() - t0 > cfg.max_seconds
+                if distributed and cfg.max_seconds:
+                    time_up = _any_rank(time_up, device)  # every rank stops at the same step
                 is_eval = bool(cfg.eval_every) and step % cfg.eval_every == 0 and step != cfg.steps
                 is_ckpt = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0 and step != cfg.steps
                 if step % cfg.log_every == 0 or step == cfg.steps or time_up or is_eval or is_ckpt:
                     values = {k: _as_float(v) for k, v in losses.items()}  # the only host-device sync
+                    values = _mean_across_ranks(values, device)  # the global batch's loss
                     check_finite(step, values)
                     last = values
                     if step % cfg.log_every == 0 or step == cfg.steps:
@@ -336,8 +499,12 @@ def fit(
             last = {k: _as_float(v) for k, v in losses.items()}
         final_eval = evaluate(end) if end > start else {}
         last.update({k: v for k, v in final_eval.items() if k != "_best"})
-        if end > start or not run.last_checkpoint.exists():
+        if end > start or not had_checkpoint:
             checkpoint(end, bool(final_eval.get("_best")), reason=stopped)
+        if distributed:
+            import torch.distributed as dist
+
+            dist.barrier()  # the checkpoint exists when fit returns, on every rank
     seconds = time.perf_counter() - t0
     return FitResult(
         step=max(step, start),
