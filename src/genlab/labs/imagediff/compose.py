@@ -221,8 +221,8 @@ def table_quadrant_adherence(o: core.Opened) -> Drawn:
 @figure("compose", when=_composition)
 def fig_compose(c: Composition, per_row: int = 5) -> Drawn:
     """The same prompts and starting noise through both variants, side by side."""
-    fig = plots.blank((2 * (1.25 * per_row) + 5, 1.25 * len(PROMPTS) + 1))
-    gs = fig.add_gridspec(1, len(c.cells))
+    fig = plots.blank((2 * (1.25 * per_row) + 4, 1.25 * len(PROMPTS) + 1))
+    gs = fig.add_gridspec(1, len(c.cells), left=0.25, right=0.99, wspace=0.04)  # room for the prompts on the left
     data = {}
     for k, (name, o) in enumerate(c.cells.items()):
         x, texts, named = _prompt_rows(o, per_row, seed=12)
