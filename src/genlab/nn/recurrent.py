@@ -20,7 +20,10 @@ it keeps two biases), which lets a test check this code against ``nn.GRU`` with 
 
 Speed without hiding the maths: the input part of every gate does not depend on the past, so
 :class:`Recurrent` multiplies the whole sequence by it at once (one matmul), and the loop over time only does
-the recurrent part. Only time is looped over; batch and hidden units are vectorised.
+the recurrent part. Only time is looped over; batch and hidden units are vectorised. :meth:`Recurrent.forward`
+runs that loop inside an autograd Function whose backward is BPTT written by hand (:mod:`genlab.nn.bptt_scan`;
+Elman and the lab-form GRU; the ``reset_after`` GRU keeps autograd), so autograd does not record every step;
+:meth:`Recurrent.states_along_time` keeps the step-by-step graph (one node per state, for the BPTT figure).
 
 Padding: at a padded position (mask 0) the state is carried over unchanged, so the final state of a review
 is its state after its last real word, whatever the padding. Truncated BPTT: with ``tbptt=K`` the state is
@@ -187,11 +190,32 @@ class Recurrent(nn.Module):
         else:
             self.cells = nn.ModuleList(GRUCell(s, hidden_size, reset_after) for s in sizes)
 
+    def uses_hand_written_bptt(self) -> bool:
+        """Whether :meth:`forward` runs the scans of :mod:`genlab.nn.bptt_scan` (backward written by hand): for
+        the Elman cell and the lab-form GRU; the ``reset_after`` GRU keeps the autograd path."""
+        return all(isinstance(c, ElmanCell) or not c.reset_after for c in self.cells)
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states, h = self.states_along_time(x, mask, h0)
-        return torch.stack(states, dim=1), h
+        if not self.uses_hand_written_bptt():
+            states, h = self.states_along_time(x, mask, h0)
+            return torch.stack(states, dim=1), h
+        from genlab.nn.bptt_scan import ElmanScan, GRUScan
+
+        b = x.shape[0]
+        # a mask with no padding changes nothing (m new + 0 h = new): skip its three operations per step
+        m = None if mask is None or bool(mask.all()) else mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
+        tbptt = self.tbptt if self.training else 0
+        out = x
+        for li, cell in enumerate(self.cells):
+            xp = cell.input_part(out)  # (B, T, gates*H): the input half of every gate, all steps at once
+            h = x.new_zeros(b, self.hidden_size) if h0 is None else h0[li]
+            if isinstance(cell, ElmanCell):
+                out = ElmanScan.apply(xp, h, cell.recurrent_weights(), m, cell.activation, tbptt)
+            else:
+                out = GRUScan.apply(xp, h, *cell.recurrent_weights(), m, tbptt)
+        return out, out[:, -1]
 
     def states_along_time(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, h0: torch.Tensor | None = None
