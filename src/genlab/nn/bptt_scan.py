@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import torch
 
+# the Elman activations (as genlab.nn.recurrent.activation_fn; not imported from there: recurrent imports this module)
+_ACTIVATIONS = {"none": lambda a: a, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
 
 def _act_grad(activation: str, y: torch.Tensor) -> torch.Tensor | None:
     """``act'(a)`` written with the output ``y = act(a)``; ``None`` for the identity."""
@@ -115,9 +118,7 @@ class ElmanScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp, h0, w, mask, activation: str, tbptt: int):
-        from genlab.nn.recurrent import activation_fn
-
-        act = activation_fn(activation)
+        act = _ACTIVATIONS[activation]
         b, t, n = xp.shape
         ms = mask
         ys = xp.new_empty(b, t, n)
