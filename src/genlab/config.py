@@ -28,6 +28,7 @@ from genlab.errors import ConfigError
 
 C = TypeVar("C", bound="Config")
 
+INT_MAX, INT_MIN = 2**63 - 1, -(2**63)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -130,6 +131,8 @@ class Config:
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, float) and not math.isfinite(v):
                     raise ConfigError(f"bad value {value!r} for {f.name}; it must be a finite number")
+                if isinstance(v, int) and not INT_MIN <= v <= INT_MAX:  # torch takes 64-bit integers
+                    raise ConfigError(f"bad value {value!r} for {f.name}; it must lie within +-{INT_MAX} (64 bits)")
                 low, high = f.metadata.get("min"), f.metadata.get("max")
                 if low is not None and v is not None and v < low:
                     raise ConfigError(f"bad value {value!r} for {f.name}; it must be >= {low}")

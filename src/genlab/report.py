@@ -118,9 +118,7 @@ def run_lab(lab: LabSpec, root: Path, *, quick: bool, device: str, quiet: bool, 
     section.same_quick_and_full = lab.same_quick_and_full
     reuse = reuse or not quick  # a full report never starts a lab over
     t0 = time.perf_counter()
-    try:
-        if not reuse and (root / lab.name).exists():
-            shutil.rmtree(root / lab.name)
+    try:  # without reuse each demo starts its own runs afresh; other runs in the folder (the user's) are kept
         runs = lab.demo(root, quick=quick, device=device, quiet=quiet, reuse=reuse)
         order = report_order(lab.name)
         section.runs = [collect_run(r, order) for r in runs]

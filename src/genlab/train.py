@@ -46,7 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genlab.config import Config, param
-from genlab.errors import ConfigError, TrainingDiverged
+from genlab.errors import ConfigError, TrainingDiverged, is_out_of_memory
 from genlab.runs import (
     Run,
     cpu_threads,
@@ -352,18 +352,23 @@ def fit(
     start, best, resumed_from = 0, math.inf, None
     seed_everything(cfg.seed)
     if resume and run.last_checkpoint.exists():
-        state = run.load_checkpoint(map_location=device)
+        state = training_state(run.load_checkpoint(map_location=device), run.last_checkpoint, RESUME_KEYS)
         load_state(model, state["model"], run.last_checkpoint)
-        for name, opt in opts.items():
-            opt.load_state_dict(state["optimizers"][name])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        if state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start, best, resumed_from = int(state["step"]), float(state.get("best", math.inf)), int(state["step"])
+        try:
+            for name, opt in opts.items():
+                opt.load_state_dict(state["optimizers"][name])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            if state.get("scaler") is not None:
+                scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            start, best, resumed_from = int(state["step"]), float(state.get("best", math.inf)), int(state["step"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            if is_out_of_memory(e):
+                raise
+            raise _not_a_training_checkpoint(run.last_checkpoint, e) from None
         if is_main_process():
             run.truncate_metrics(start)
     elif run.metrics_path.exists() and is_main_process():
@@ -516,6 +521,27 @@ def fit(
     )
 
 
+RESUME_KEYS = ("step", "model", "optimizers", "rng")
+
+
+def training_state(state: Any, path: Any, keys: tuple[str, ...] = ("model",)) -> dict[str, Any]:
+    """``state`` if it is a checkpoint :func:`fit` wrote (a dict with ``keys``), else a one-line RunError."""
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+        raise _not_a_training_checkpoint(path, f"a {type(state).__name__} without {', '.join(missing)}")
+    return state
+
+
+def _not_a_training_checkpoint(path: Any, why: object) -> Exception:
+    from genlab.errors import RunError
+
+    text = str(why).strip().splitlines()[0][:160] if str(why).strip() else type(why).__name__
+    return RunError(
+        f"the checkpoint {str(path)!r} is not one genlab's training wrote ({text}); it is damaged or from another "
+        f"program: train the run again (or --resume from an intact checkpoint)"
+    )
+
+
 def load_state(model: nn.Module, state: Mapping[str, Any], path: Any) -> None:
     """``model.load_state_dict(state)``; weights of another model are a one-line RunError, not a traceback."""
     from genlab.errors import RunError
@@ -544,8 +570,12 @@ def load_weights(
 
     Returns the checkpoint dict (for its ``step`` and ``config``).
     """
-    state = run.load_checkpoint(which, map_location=device)
+    state = training_state(run.load_checkpoint(which, map_location=device), run.last_checkpoint)
     if ema and state.get("ema") is not None:
+        if not isinstance(state["ema"], dict):
+            raise _not_a_training_checkpoint(
+                run.last_checkpoint, f"its EMA weights are a {type(state['ema']).__name__}"
+            )
         ema_sd = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         load_state(model, ema_sd, run.last_checkpoint)
     else:

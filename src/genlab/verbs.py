@@ -11,11 +11,13 @@ import math
 import shutil
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from genlab.config import Config, build_config
+from genlab.config import INT_MAX, INT_MIN, Config, build_config
+from genlab.errors import ConfigError
 from genlab.runs import Run, choose_device, seed_everything
 
 
@@ -23,7 +25,8 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     """Options every verb takes."""
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
     p.add_argument("--quiet", action="store_true", help="hide progress bars")
-    p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config's)")
+    seed = at_least(INT_MIN, INT_MAX)  # torch takes 64-bit seeds
+    p.add_argument("--seed", type=seed, default=None, help="random seed (overrides the config's)")
 
 
 def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = (), config: type[Config] | None = None) -> None:
@@ -97,8 +100,9 @@ def open_run_arg(args: argparse.Namespace, lab: str) -> tuple[Run, torch.device]
     return run, device
 
 
-def at_least(low: int):
-    """An argparse ``type``: an integer >= ``low`` (``--n 0`` is a one-line usage error, not a crash later)."""
+def at_least(low: int, high: int | None = None):
+    """An argparse ``type``: an integer >= ``low`` (and <= ``high``): ``--n 0`` is a one-line usage error, not a
+    crash later."""
 
     def parse(text: str) -> int:
         try:
@@ -107,6 +111,8 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is too small; it must be >= {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is too large; it must be <= {high}")
         return value
 
     return parse
@@ -131,3 +137,27 @@ def number(low: float | None = None, high: float | None = None, *, above: float 
         return value
 
     return parse
+
+
+# a run folder's own records: an --out that names one of them would destroy the run
+_RUN_RECORDS = ("config.json", "progress.json", "metrics.jsonl", "summary.json", "tokenizer.json", "chars.json")
+_RUN_RECORDS += ("vocab.json", ".lock")
+
+
+def output_file(text: str, option: str = "--out") -> Path:
+    """The file an ``--out`` option names; a folder, or a run's own record (its config, checkpoint, metrics,
+    tokenizer...), is a one-line error instead of being overwritten."""
+    path = Path(text)
+    if path.is_dir():
+        raise ConfigError(f"{option} {text!r} is a folder; give a file name inside it")
+    if path.exists():
+        for parent in list(path.resolve().parents)[:3]:
+            if (parent / "config.json").is_file():
+                rel = path.resolve().relative_to(parent)
+                if rel.as_posix() in _RUN_RECORDS or rel.suffix == ".pt":
+                    raise ConfigError(
+                        f"{option} {text!r} is the file {rel.as_posix()!r} of the run {str(parent)!r}; writing "
+                        f"there would destroy the run: choose another file name"
+                    )
+                break
+    return path

@@ -493,7 +493,9 @@ def verify(name: str, *, full: bool = False) -> None:
         meta = json.loads(marker.read_text())
     except (OSError, ValueError):
         raise DataError(f"dataset {name!r} is not in the cache ({folder}); run 'genlab data fetch {name}'") from None
-    stats = meta.get("stats", {}) if isinstance(meta, dict) else {}
+    stats = meta.get("stats") if isinstance(meta, dict) else None
+    if not isinstance(stats, dict):  # a damaged marker: check every file's sha256 (and record its stats again)
+        stats = {}
     changed = False
     for item in ds.items:
         path = folder / item.target

@@ -121,6 +121,8 @@ def load_numpy_pickle(path: str | Path):
             return NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError) as e:
         raise DataError(f"{str(path)!r} is not a readable pickle ({e}); fetch it again with --force") from None
+    except DataError as e:  # a global the unpickler refused: name the file
+        raise DataError(f"{str(path)!r}: {e}; fetch it again with --force") from None
 
 
 # ---------------------------------------------------------------------------------------------- IDX files

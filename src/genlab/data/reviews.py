@@ -137,10 +137,16 @@ def read_imdb_csv(path: str | Path, n_train: int = 30000) -> ReviewSplit:
             labels.append(1 if s == "positive" else 0)
     if len(texts) <= n_train:
         raise DataError(
-            f"CSV {str(path)!r} has {len(texts)} rows; need more than {n_train} (the first "
-            f"{n_train} train, the rest test)"
+            f"CSV {str(path)!r} has {len(texts)} rows; need more than n_train={n_train} (the first "
+            f"{n_train} train, the rest test): use --set n_train=N with N < {len(texts)}"
         )
     y = np.asarray(labels, dtype=np.int64)
+    for part, ys in (("the first n_train", y[:n_train]), ("the test part after the first n_train", y[n_train:])):
+        if len(set(ys.tolist())) < 2:
+            raise DataError(
+                f"CSV {str(path)!r}: {part}={n_train} reviews are all {'positive' if ys[0] else 'negative'}; "
+                f"training and scoring need both classes (shuffle the rows or change --set n_train)"
+            )
     return ReviewSplit(texts[:n_train], y[:n_train], texts[n_train:], y[n_train:], name=path.name)
 
 

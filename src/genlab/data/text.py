@@ -117,7 +117,13 @@ class GPT2Tokenizer(Tokenizer):
             from genlab.data.fetch import data_path
 
             ranks_path = data_path("gpt2")
-        ranks = load_tiktoken_bpe(str(ranks_path))
+        try:
+            ranks = load_tiktoken_bpe(str(ranks_path))
+        except (ValueError, IndexError, UnicodeDecodeError) as e:  # a damaged ranks file (base64 or layout)
+            raise DataError(
+                f"the GPT-2 ranks file {str(ranks_path)!r} is damaged ({_first_line(e)}); check it with 'genlab data "
+                f"verify gpt2' and fetch it again with 'genlab data fetch gpt2 --force'"
+            ) from None
         self.enc = tiktoken.Encoding(
             name="gpt2-genlab", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: len(ranks)}
         )
@@ -159,7 +165,11 @@ class BPETokenizer(Tokenizer):
         path = Path(folder) / cls.FILE
         if not path.is_file():
             raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's BPE tokenizer is missing, train again")
-        return cls(HFTokenizer.from_file(str(path)))
+        try:
+            return cls(HFTokenizer.from_file(str(path)))
+        except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a damaged file
+            why = _first_line(e)
+            raise DataError(f"the run's tokenizer {str(path)!r} is damaged ({why}); train the run again") from None
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text).ids
@@ -195,7 +205,14 @@ class CharTokenizer(Tokenizer):
         path = Path(folder) / cls.FILE
         if not path.is_file():
             raise DataError(f"no {cls.FILE} in {str(folder)!r}; the run's character table is missing, train again")
-        return cls(json.loads(path.read_text())[2:])
+        try:
+            chars = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            chars = e
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars) or chars[:1] != [EOT]:
+            why = _first_line(chars) if isinstance(chars, Exception) else "not the list of characters genlab writes"
+            raise DataError(f"the run's character table {str(path)!r} is damaged ({why}); train the run again")
+        return cls(chars[2:])
 
     def encode(self, text: str) -> list[int]:
         return [self.stoi.get(c, 1) for c in text]
@@ -207,6 +224,11 @@ class CharTokenizer(Tokenizer):
         from genlab.io import atomic_write_json
 
         atomic_write_json(Path(folder) / self.FILE, self.itos)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
 
 
 def build_tokenizer(name: str, text: str, *, vocab_size: int = 2048) -> Tokenizer:

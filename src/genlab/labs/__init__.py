@@ -136,6 +136,7 @@ def draw_all(
     if wanted is not None:
         for name in sorted(wanted):
             choose(f"output of lab {lab!r}", name, sorted({s.name for s in registered(lab)}))
+    run.read_summary()  # a damaged summary.json is an error before any output is redrawn, not after some
     paths = []
     for spec in registered(lab):
         if wanted is not None and spec.name not in wanted:

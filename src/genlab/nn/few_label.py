@@ -74,6 +74,13 @@ class CodeProbes:
         nodes = torch.unique(torch.cat([torch.randperm(len(train_z), generator=gen)[:m], *labelled]))
         self.position = torch.full((len(train_z),), -1, dtype=torch.long)  # index in the graph (-1: not in it)
         self.position[nodes] = torch.arange(len(nodes))
+        if not 1 <= k < len(nodes):
+            from genlab.errors import ConfigError
+
+            raise ConfigError(
+                f"bad value {k} for spread_k: the label-spreading graph has {len(nodes)} codes, so each can have at "
+                f"most {len(nodes) - 1} neighbours; use --set spread_k=10"
+            )
         self.graph = LabelSpreading(train_z[nodes], k=k)
         self.test_neighbours = nearest(test_z, train_z[nodes], k)
         self.nodes = len(nodes)

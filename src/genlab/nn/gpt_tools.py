@@ -148,7 +148,7 @@ def perplexity_of_file(model: GPT, tok: TokenizerLike, path: str | Path) -> dict
     from genlab.io import check_path
 
     text = check_path(path).read_text(encoding="utf-8", errors="replace")
-    ids = encode_nonempty(tok, text, "file")
+    ids = encode_nonempty(tok, text, f"file {str(path)!r}")
     if len(ids) < 2:
         raise ConfigError(f"file {str(path)!r} has fewer than 2 tokens; nothing to score")
     lps = token_logprobs(model, ids, 1)

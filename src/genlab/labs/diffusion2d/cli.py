@@ -6,18 +6,26 @@ import argparse
 import csv
 import io
 import math
-from pathlib import Path
 
 import torch
 
 from genlab.diffusion import GRIDS, SAMPLERS
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, choose
 from genlab.io import atomic_write_text
 from genlab.labs import draw
 from genlab.labs.diffusion2d import core, figures
 from genlab.labs.diffusion2d.config import BONUS_POINT, LAB, PRESETS, REF_POINTS, Diffusion2DConfig
 from genlab.runs import cpu_threads
-from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
+from genlab.verbs import (
+    add_lab_parser,
+    add_run_arg,
+    add_train_args,
+    at_least,
+    config_from_args,
+    number,
+    open_run_arg,
+    output_file,
+)
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -31,7 +39,14 @@ def parse_point(text: str) -> tuple[float, float]:
         raise ConfigError(f"bad point {text!r}: it has {len(vals)} coordinates, a 2D point needs 2 (x,y)")
     if not all(math.isfinite(v) for v in vals):
         raise ConfigError(f"bad point {text!r}: both coordinates must be finite numbers")
+    if max(abs(v) for v in vals) > POINT_LIMIT:
+        raise ConfigError(
+            f"bad point {text!r}: coordinates must lie within +-{POINT_LIMIT:g} (the data sets lie within +-10)"
+        )
     return vals  # type: ignore[return-value]
+
+
+POINT_LIMIT = 1e6  # a point much further out overflows the network's float32 arithmetic (NaN log-densities)
 
 
 def _open(args: argparse.Namespace) -> core.Trained:
@@ -71,10 +86,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_label(tr, args.label)
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"bad --steps {args.steps}; it must be >= 1")
+    if args.sampler is not None:
+        choose("sampler", args.sampler, SAMPLERS)
+    out = output_file(args.out) if args.out else tr.run.path / "samples.csv"
     labels = torch.full((args.n,), args.label) if args.label is not None else None
     with cpu_threads(tr.cfg.threads):
         how = {"sampler": args.sampler, "steps": args.steps, "grid": args.grid, "eta": args.eta}
         x = tr.sample(args.n, seed=args.seed or 0, labels=labels, guidance=args.guidance, **how).x.cpu()
+        if not torch.isfinite(x).all():
+            raise ConfigError(
+                f"the samples are not finite numbers (NaN or inf) with these settings (guidance "
+                f"{args.guidance if args.guidance is not None else tr.cfg.guidance:g}); use a smaller --guidance "
+                f"or more --steps"
+            )
         lab = labels if labels is not None else (torch.arange(args.n) % tr.classes if tr.classes else None)
         q = core.quality(tr, x, lab)
     buf = io.StringIO()
@@ -82,7 +106,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     w.writerow(["x", "y"] + (["label"] if tr.classes else []))
     for i in range(args.n):
         w.writerow([f"{x[i, 0]:.6f}", f"{x[i, 1]:.6f}"] + ([int(lab[i])] if lab is not None else []))
-    out = Path(args.out) if args.out else tr.run.path / "samples.csv"
     atomic_write_text(out, buf.getvalue())
     print(f"{args.n} samples -> {out}; {describe_quality(q)}")
     return 0

@@ -27,7 +27,7 @@ class SentimentConfig(TrainConfig):
     activation: str = param("tanh", "Elman RNN activation: none | tanh | relu | sigmoid", choices=ACTIVATIONS)
     hidden: int = param(64, "recurrent state size / attention width", min=1)
     layers: int = param(1, "stacked recurrent layers", min=1)
-    widths: tuple[int, ...] = param((64, 32), "token-wise MLP hidden widths (mlp, attention)")
+    widths: tuple[int, ...] = param((64, 32), "token-wise MLP hidden widths (mlp, attention)", min=1)
     window: int = param(5, "attention: words on each side each word attends to", min=1)
     embeddings: str = param("glove", "glove (frozen GloVe 6B 50-d) or learned", choices=("glove", "learned"))
     embed_dim: int = param(50, "learned embedding size", min=1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from genlab.data.text import TokenData, Tokenizer, build_tokenizer, load_corpus, load_tokenizer
+from genlab.errors import RunError
 from genlab.labs import draw_all
 from genlab.labs.textgen.config import (
     ATTENTION_PROMPT,
@@ -204,10 +205,30 @@ class Opened:
         )
 
 
+def _check_vocab(run: Run, cfg: TextgenConfig, tok: Tokenizer) -> None:
+    """A tokenizer that no longer has the vocabulary the run trained with (a changed GPT-2 ranks file, an edited
+    tokenizer file) is named as the cause, not reported as weights of another model."""
+    try:
+        trained = run.read_summary().get("vocab_size")
+    except RunError:
+        return
+    if isinstance(trained, int) and trained != tok.vocab_size:
+        fix = (
+            "the GPT-2 ranks file changed: check it with 'genlab data verify gpt2'"
+            if cfg.tokenizer == "gpt2"
+            else "the run's tokenizer file changed: train the run again"
+        )
+        raise RunError(
+            f"run {str(run.path)!r} was trained with a {trained}-token vocabulary, but its {cfg.tokenizer} tokenizer "
+            f"now has {tok.vocab_size} tokens; {fix}"
+        )
+
+
 def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -> Opened:
     """The config, tokenizer and trained model (eval mode, frozen) of a run folder."""
     cfg = run.config(TextgenConfig)
     tok = load_tokenizer(cfg.tokenizer, run.path)
+    _check_vocab(run, cfg, tok)
     model = GPT(model_config(cfg, tok.vocab_size))
     load_weights(run, model, device=device)
     model.eval()

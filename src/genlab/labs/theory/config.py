@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from genlab.config import param
+from genlab.errors import ConfigError
 from genlab.train import TrainConfig
 
 
@@ -31,6 +32,14 @@ class TheoryConfig(TrainConfig):
     judge_steps: int = param(300, "training steps of the digit classifier the saliency maps explain", min=0)
     saliency_images: int = param(64, "test digits the saliency maps are compared on", min=1)
     diffusion_samples: int = param(256, "samples drawn from each small image denoiser", min=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_model % self.n_head:
+            raise ConfigError(
+                f"bad value {self.n_head} for n_head: d_model={self.d_model} must split evenly into the heads; "
+                f"use a divisor of {self.d_model} (e.g. --set n_head=4)"
+            )
 
 
 def _presets() -> dict[str, TheoryConfig]:
