@@ -392,3 +392,18 @@ def write_tiny_reviews(path: str | Path, n: int = 80, seed: int = 0) -> Path:
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     return atomic_write_text(path, buf.getvalue())
+
+
+def _read_words_file(vf) -> list[str]:
+    """A run's ``vocab.json`` (a list of words); a damaged one is a one-line RunError."""
+    import json
+
+    from genlab.errors import RunError
+
+    try:
+        words = json.loads(vf.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{str(vf)!r} is damaged ({e}); train the run again") from None
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise RunError(f"{str(vf)!r} is damaged (not the list of words genlab writes); train the run again")
+    return words

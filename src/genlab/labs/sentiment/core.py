@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -57,13 +56,7 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module,
         vf = run.path / "vocab.json"
         if not vf.exists():
             raise RunError(f"run {str(run.path)!r} has no vocab.json; train it again")
-        try:
-            words = json.loads(vf.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RunError(f"{str(vf)!r} is damaged ({e}); train the run again") from None
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-            raise RunError(f"{str(vf)!r} is damaged (not the list of words genlab writes); train the run again")
-        vocab = rv.Vocab("learned", words)
+        vocab = rv.Vocab("learned", rv._read_words_file(vf))
     else:
         vocab = rv.Vocab("glove")
     model = build_classifier(cfg, vocab)
