@@ -48,7 +48,7 @@ class ImageDiffConfig(TrainConfig):
         True, "text: the U-Net attends to the prompt's tokens (False: only the pooled sentence vector, by FiLM)"
     )
     encoder: str = param("minilm", "text encoder: minilm (pretrained, fetched) or hash (tests only)", choices=ENCODERS)
-    widths: tuple[int, ...] = param((32, 64, 96), "U-Net channels per resolution")
+    widths: tuple[int, ...] = param((32, 64, 96), "U-Net channels per resolution", min=1)
     blocks: int = param(1, "residual blocks per resolution (down path; one more on the way up)", min=1)
     attn: tuple[int, ...] = param((1, 2), "resolution levels (0 = full) with cross-attention to the prompt tokens")
     p_uncond: float = param(0.1, "prompt dropout: share of training images seen without their prompt", min=0.0, max=1.0)

@@ -109,6 +109,8 @@ def make_model(cfg: ImageDiffConfig, cond: Conditioner) -> nn.Module:
     vec, tok = cond.dims
     if cfg.space == "latent":
         return CodeDenoiser(cfg.code_dim, cfg.latent_width, cfg.latent_depth, vec_dim=vec)
+    if not cfg.widths:
+        raise ConfigError("bad widths (); give the U-Net at least one level, e.g. --set widths=32,64,96")
     if max(cfg.attn, default=0) >= len(cfg.widths):
         raise ConfigError(f"bad attn levels {cfg.attn}; the U-Net has levels 0..{len(cfg.widths) - 1}")
     if cfg.resolution % 2 ** (len(cfg.widths) - 1):
