@@ -5,10 +5,11 @@
     python benchmarks/bench_textgen.py budget  # mini + bpe on Alice: validation loss at 5 and 10 minutes
 
 ``speed`` times forward + backward + AdamW steps on random token batches (batch 32, block 64). Model-FLOP
-utilisation = (6 N + 12 L T d) FLOPs/token x tokens/s / peak, with the peak measured by timing float32
-matmuls on the same threads. nanoGPT's ``model.py`` is read from a local git mirror (``--nanogpt DIR``,
-default /work/.mirror/karpathy+nanoGPT/repo) into a temporary folder at run time; it is never copied into
-this repository.
+utilisation = (6 N + 12 L T d) FLOPs/token x tokens/s / peak, with the peak the best float32 matmul rate seen
+on the same threads, both alone before the models and timed in turn with their steps (so a busy moment cannot
+push the peak below what a model achieves, which printed an MFU of 1.39 once). nanoGPT's ``model.py`` is read
+from a local git mirror (``--nanogpt DIR``, default /work/.mirror/karpathy+nanoGPT/repo) into a temporary folder
+at run time; it is never copied into this repository.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import matmul_peak
+from common import matmul_peak, matmul_probe
 
 from genlab.nn.gpt import GPT, MODEL_PRESETS, GPTConfig
 
@@ -85,11 +86,14 @@ def load_nanogpt(mirror: Path):
 
 def speed(args) -> None:
     torch.manual_seed(0)
+    # the peak is the best of a probe before the models and the same probe timed in turn with their steps: on a
+    # busy machine a probe timed alone can land in a slow moment and fall below what a model then achieves
     peak = matmul_peak()
-    emit(bench="matmul_peak", gflops=round(peak, 1), threads=torch.get_num_threads())
+    probe, probe_flops = matmul_probe()
     nano = load_nanogpt(Path(args.nanogpt))
     if nano is None:
         emit(bench="nanogpt", note=f"no nanoGPT mirror at {args.nanogpt}; comparison skipped")
+    measured = []  # (preset, vocab, params, flops per token, block, impl, seconds per step)
     for preset, vocab in (("nano", 1024), ("mini", 1024)):  # the presets' BPE sizes
         shape = MODEL_PRESETS[preset]
         cfg = dict(vocab_size=vocab, dropout=0.0, bias=True, **shape)
@@ -97,25 +101,30 @@ def speed(args) -> None:
         if nano is not None:
             impls.append(("nanoGPT", nano.GPT(nano.GPTConfig(**cfg))))
         ref = impls[0][1]
-        flops_tok = ref.flops_per_token(shape["block_size"])
         fns = {name: trainer(m.train(), vocab, batch=args.batch, block=shape["block_size"]) for name, m in impls}
-        times = time_interleaved(fns, steps=args.steps, repeats=args.repeats)
-        for name, dt in times.items():
-            tps = args.batch * shape["block_size"] / dt
-            emit(
-                bench="train_speed",
-                preset=preset,
-                impl=name,
-                vocab=vocab,
-                params=ref.num_params(),
-                ms_per_step=round(dt * 1000, 1),
-                tokens_per_s=round(tps),
-                model_gflops=round(flops_tok * tps / 1e9, 2),
-                mfu=round(flops_tok * tps / 1e9 / peak, 4),
-                batch=args.batch,
-                block=shape["block_size"],
-                threads=torch.get_num_threads(),
-            )
+        times = time_interleaved({**fns, "peak": probe}, steps=args.steps, repeats=args.repeats)
+        peak = max(peak, probe_flops / times.pop("peak") / 1e9)
+        block = shape["block_size"]
+        measured += [
+            (preset, vocab, ref.num_params(), ref.flops_per_token(block), block, n, dt) for n, dt in times.items()
+        ]
+    emit(bench="matmul_peak", gflops=round(peak, 1), threads=torch.get_num_threads())
+    for preset, vocab, params, flops_tok, block, name, dt in measured:
+        tps = args.batch * block / dt
+        emit(
+            bench="train_speed",
+            preset=preset,
+            impl=name,
+            vocab=vocab,
+            params=params,
+            ms_per_step=round(dt * 1000, 1),
+            tokens_per_s=round(tps),
+            model_gflops=round(flops_tok * tps / 1e9, 2),
+            mfu=round(flops_tok * tps / 1e9 / peak, 4),
+            batch=args.batch,
+            block=block,
+            threads=torch.get_num_threads(),
+        )
 
 
 def budget(args) -> None:
