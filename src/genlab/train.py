@@ -72,6 +72,11 @@ class TrainConfig(Config):
     amp: str = param("off", "autocast: off, bf16 (CPU/GPU) or fp16 (GPU)", choices=("off", "bf16", "fp16"))
     ema_decay: float = param(0.0, "EMA of the weights (0 = off, e.g. 0.999)", min=0.0, max=0.99999)
     log_every: int = param(10, "log metrics every N steps", min=1)
+    log: str = param(
+        "jsonl",
+        "metrics: jsonl (metrics.jsonl) or tensorboard (also event files in <run>/tensorboard; needs tensorboard)",
+        choices=("jsonl", "tensorboard"),
+    )
     eval_every: int = param(0, "evaluate every N steps (0 = only at the end)", min=0)
     ckpt_every: int = param(0, "checkpoint every N steps (0 = only at the end)", min=0)
     max_seconds: float = param(
@@ -373,6 +378,16 @@ def fit(
             run.truncate_metrics(start)
     elif run.metrics_path.exists() and is_main_process():
         run.metrics_path.unlink()  # a fresh run starts a fresh log
+    tensorboard = None
+    if getattr(cfg, "log", "jsonl") == "tensorboard" and is_main_process():
+        from genlab.tensorboard_log import TensorBoardLog
+
+        tensorboard = TensorBoardLog(run, start)
+
+    def log_metrics(record: dict[str, Any]) -> None:
+        run.log_metrics(record)
+        if tensorboard is not None:
+            tensorboard.write(record)
 
     def checkpoint(step: int, is_best: bool = False, reason: str = "") -> None:
         if distributed:
@@ -410,7 +425,7 @@ def fit(
         is_best = best_key is not None and values.get(best_key, math.inf) < best
         if is_best:
             best = values[best_key]
-        run.log_metrics({"step": step, **values})
+        log_metrics({"step": step, **values})
         return {"_best": float(is_best), **values}
 
     def optimize(name: str, loss: torch.Tensor) -> None:
@@ -447,7 +462,8 @@ def fit(
     )
     model.train()
     step, stopped = start, ""
-    with cpu_threads(cfg.threads if device.type == "cpu" else 0):
+    closing = contextlib.closing(tensorboard) if tensorboard is not None else contextlib.nullcontext()
+    with cpu_threads(cfg.threads if device.type == "cpu" else 0), closing:
         try:
             for step in range(start + 1, cfg.steps + 1):
                 batch = batches(step)
@@ -484,7 +500,7 @@ def fit(
                     last = values
                     if step % cfg.log_every == 0 or step == cfg.steps:
                         lr = next(iter(opts.values())).param_groups[0]["lr"]
-                        run.log_metrics({"step": step, **values, "lr": lr, "time": round(time.perf_counter() - t0, 3)})
+                        log_metrics({"step": step, **values, "lr": lr, "time": round(time.perf_counter() - t0, 3)})
                         bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if not k.startswith("grad")})
                 is_best = False
                 if is_eval and not time_up:

@@ -7,6 +7,7 @@ only assembles the labs and turns errors into one line. A verb handler is ``cmd_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shutil
 import textwrap
@@ -56,6 +57,13 @@ def add_train_args(p: argparse.ArgumentParser, presets: Sequence[str] = (), conf
     p.add_argument("--name", default=None, help="run name (default: a timestamp)")
     p.add_argument("--resume", action="store_true", help="continue the run --name from its last checkpoint")
     p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    if config is None or "log" in {f.name for f in dataclasses.fields(config)}:
+        p.add_argument(
+            "--log",
+            default=None,
+            choices=("jsonl", "tensorboard"),
+            help="tensorboard: also write TensorBoard event files in <run>/tensorboard (same as --set log=...)",
+        )
 
 
 def add_run_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -83,6 +91,8 @@ def config_from_args(cls: type[Config], args: argparse.Namespace, presets: Mappi
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "seed", None) is not None:
         overrides.append(f"seed={args.seed}")
+    if getattr(args, "log", None) is not None:
+        overrides.append(f"log={args.log}")
     cfg = build_config(cls, base=base, file=getattr(args, "config", None), overrides=overrides)
     if getattr(args, "show_config", False):
         print(cfg.describe())
