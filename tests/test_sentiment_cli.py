@@ -91,10 +91,10 @@ def test_explain_prints_per_word_scores_and_draws(runs, capsys):
     mlp, att = runs / "sentiment" / "mlp", runs / "sentiment" / "attention"
     assert main(["sentiment", "explain", "--run", str(mlp), "--run", str(att), "the movie was not good"]) == 0
     out = capsys.readouterr().out
-    assert "prediction:" in out and "mlp pos" in out and "attention pos" in out
+    assert "mlp: predicted" in out and "attention: predicted" in out and "mlp pos" in out and "attention pos" in out
     assert (att / "figures" / "explain_words.png").exists()
     assert (att / "figures" / "attention_weights.png").exists()
-    # built-in examples when no text is given
+    # built-in examples (after two picked test reviews) when no text is given
     assert main(["sentiment", "explain", "--run", str(mlp), "--no-figures"]) == 0
     assert "the worst movie ever" in capsys.readouterr().out
 

@@ -49,13 +49,15 @@ def _cut(tbptt: int, s: int) -> bool:
 
 
 class GRUScan(torch.autograd.Function):
-    """Lab-form GRU over time: ``(xp (B,T,3H), h0 (B,H), U_zr (H,2H), U_h (H,H), mask (B,T,1)|None, tbptt)``
-    -> states ``(B, T, H)``. ``U_zr``, ``U_h`` are :meth:`GRUCell.recurrent_weights`."""
+    """Lab-form GRU over time: ``(xp (B,T,3H), h0 (B,H), U_zr (H,2H), U_h (H,H), mask (B,T,1)|None, tbptt,
+    candidate='tanh')`` -> states ``(B, T, H)``. ``U_zr``, ``U_h`` are :meth:`GRUCell.recurrent_weights`;
+    ``candidate``: the candidate's activation (tanh, sigmoid, relu, none; ``1 - h~^2`` below is its derivative)."""
 
     @staticmethod
-    def forward(ctx, xp, h0, u_zr, u_h, mask, tbptt: int):
+    def forward(ctx, xp, h0, u_zr, u_h, mask, tbptt: int, candidate: str = "tanh"):
         b, t, n3 = xp.shape
         n = n3 // 3
+        act = _ACTIVATIONS[candidate]
         ms = mask
         states, zs, rs, cs = (xp.new_empty(b, t, n) for _ in range(4))
         # per-step views made once (unbind), not indexed in the loop: the loop is dominated by per-op overhead
@@ -67,13 +69,16 @@ class GRUScan(torch.autograd.Function):
             zr = h @ u_zr
             z = torch.sigmoid(xz[s] + zr[:, :n], out=z_t[s])
             r = torch.sigmoid(xr[s] + zr[:, n:], out=r_t[s])
-            cand = torch.tanh(xh[s] + (r * h) @ u_h, out=c_t[s])
+            if candidate == "tanh":
+                cand = torch.tanh(xh[s] + (r * h) @ u_h, out=c_t[s])
+            else:
+                cand = c_t[s].copy_(act(xh[s] + (r * h) @ u_h))
             new = (1 - z) * h + z * cand
             # h stays a contiguous tensor of its own, as in the step-by-step code, so that the matmuls see the
             # same layout and the states are the same to the bit
             h = new if m_t is None else m_t[s] * new + keep_t[s] * h
             h_t[s].copy_(h)
-        ctx.tbptt = tbptt
+        ctx.tbptt, ctx.candidate = tbptt, candidate
         ctx.save_for_backward(h0, u_zr, u_h, ms, states, zs, rs, cs)
         return states
 
@@ -86,7 +91,8 @@ class GRUScan(torch.autograd.Function):
         hp = _prev_states(h0, states)  # h_{t-1}
         u_zr_t, u_h_t = u_zr.T.contiguous(), u_h.T.contiguous()
         # every factor that does not depend on dh, for all steps at once (m: the mask, 1 when there is none)
-        a_h = zs * (1 - cs * cs)  # d a_h = d new * a_h
+        dcand = _act_grad(ctx.candidate, cs)  # 1 - h~^2 for tanh; None for the identity
+        a_h = zs if dcand is None else zs * dcand  # d a_h = d new * a_h
         a_z = (cs - hp) * zs * (1 - zs)  # d a_z = d new * a_z
         a_r = hp * rs * (1 - rs)  # d a_r = d(r h) * a_r
         if ms is None:
@@ -110,7 +116,7 @@ class GRUScan(torch.autograd.Function):
         flat = hp.reshape(-1, n)
         d_u_zr = flat.T @ dxp[..., : 2 * n].reshape(-1, 2 * n)
         d_u_h = (rs * hp).reshape(-1, n).T @ dxp[..., 2 * n :].reshape(-1, n)
-        return dxp, dh, d_u_zr, d_u_h, None, None
+        return dxp, dh, d_u_zr, d_u_h, None, None, None
 
 
 class ElmanScan(torch.autograd.Function):

@@ -13,6 +13,9 @@ GRU (Cho et al. 2014; the lab's form)::
     h~_t = tanh(W_h [x_t, r_t * h_{t-1}] + b_h)       candidate
     h_t  = (1 - z_t) * h_{t-1} + z_t * h~_t
 
+The candidate's activation may be varied (``candidate = tanh | sigmoid | relu | none``, the lab's question of
+what the tanh buys): sigmoid keeps the candidate in (0, 1), relu and none leave it unbounded.
+
 ``torch.nn.GRU`` (and cuDNN) apply the reset gate *after* the recurrent product,
 ``h~_t = tanh(W_hx x_t + b_hx + r_t * (W_hh h_{t-1} + b_hh))``, and name the gate ``1 - z``. ``GRUCell(...,
 reset_after=True)`` computes that variant (then the candidate needs its input and recurrent parts apart, so
@@ -85,9 +88,10 @@ class ElmanCell(nn.Module):
 class GRUCell(nn.Module):
     """The GRU, one linear layer per gate (``z``, ``r``, candidate ``h``), each reading ``[x_t, state]``."""
 
-    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = False):
+    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = False, candidate: str = "tanh"):
         super().__init__()
         self.input_size, self.hidden_size, self.reset_after = input_size, hidden_size, reset_after
+        self.candidate, self.cand_act = candidate, activation_fn(candidate)
         self.z = nn.Linear(input_size + hidden_size, hidden_size)
         self.r = nn.Linear(input_size + hidden_size, hidden_size)
         self.h = nn.Linear(input_size + hidden_size, hidden_size)
@@ -119,9 +123,9 @@ class GRUCell(nn.Module):
         z = torch.sigmoid(xz + zr[..., :n])
         r = torch.sigmoid(xr + zr[..., n:])
         if self.reset_after:
-            cand = torch.tanh(xh + r * (h @ u_h + self.h_bias_rec))
+            cand = self.cand_act(xh + r * (h @ u_h + self.h_bias_rec))
         else:
-            cand = torch.tanh(xh + (r * h) @ u_h)
+            cand = self.cand_act(xh + (r * h) @ u_h)
         return (1 - z) * h + z * cand
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -131,12 +135,12 @@ class GRUCell(nn.Module):
         r = torch.sigmoid(self.r(xh))
         if self.reset_after:
             i = self.input_size
-            cand = torch.tanh(
+            cand = self.cand_act(
                 nn.functional.linear(x, self.h.weight[:, :i], self.h.bias)
                 + r * (h @ self.h.weight[:, i:].T + self.h_bias_rec)
             )
         else:
-            cand = torch.tanh(self.h(torch.cat([x, r * h], dim=-1)))
+            cand = self.cand_act(self.h(torch.cat([x, r * h], dim=-1)))
         return (1 - z) * h + z * cand
 
     @torch.no_grad()
@@ -162,6 +166,7 @@ class GRUCell(nn.Module):
 class Recurrent(nn.Module):
     """A stack of ``layers`` Elman or GRU cells run over a padded batch, looping over time only.
 
+    ``candidate``: the GRU candidate's activation (``activation`` is the Elman cell's).
     ``forward(x (B, T, I), mask (B, T)) -> (states (B, T, H) of the top layer, final state (B, H))``;
     :meth:`states_along_time` gives the top layer's states as one graph node per step instead, so that
     ``torch.autograd.grad(loss, states)`` is ``d loss / d h_t`` for every ``t`` (the BPTT figure).
@@ -176,6 +181,7 @@ class Recurrent(nn.Module):
         activation: str = "tanh",
         reset_after: bool = False,
         tbptt: int = 0,
+        candidate: str = "tanh",
     ):
         super().__init__()
         choose("recurrent cell", cell, CELLS)
@@ -188,7 +194,7 @@ class Recurrent(nn.Module):
         if cell == "rnn":
             self.cells = nn.ModuleList(ElmanCell(s, hidden_size, activation) for s in sizes)
         else:
-            self.cells = nn.ModuleList(GRUCell(s, hidden_size, reset_after) for s in sizes)
+            self.cells = nn.ModuleList(GRUCell(s, hidden_size, reset_after, candidate) for s in sizes)
 
     def uses_hand_written_bptt(self) -> bool:
         """Whether :meth:`forward` runs the scans of :mod:`genlab.nn.bptt_scan` (backward written by hand): for
@@ -214,7 +220,7 @@ class Recurrent(nn.Module):
             if isinstance(cell, ElmanCell):
                 out = ElmanScan.apply(xp, h, cell.recurrent_weights(), m, cell.activation, tbptt)
             else:
-                out = GRUScan.apply(xp, h, *cell.recurrent_weights(), m, tbptt)
+                out = GRUScan.apply(xp, h, *cell.recurrent_weights(), m, tbptt, cell.candidate)
         return out, out[:, -1]
 
     def states_along_time(

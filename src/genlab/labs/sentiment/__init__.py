@@ -14,10 +14,11 @@ curves, explain over the mlp and attention runs) read them through the opened ru
 """
 
 from genlab.labs import LabSpec
+from genlab.labs.sentiment import compare as _compare  # noqa: F401  (outputs comparing runs; it imports figures first)
 from genlab.labs.sentiment import figures as _figures  # noqa: F401  (registers the lab's outputs)
 from genlab.labs.sentiment.cli import TITLE, register
 from genlab.labs.sentiment.config import PRESETS, SentimentConfig
-from genlab.labs.sentiment.core import demo, key_metrics
+from genlab.labs.sentiment.experiments import demo, key_metrics
 
 LABELS = {
     "model": "model",

@@ -7,7 +7,7 @@ import argparse
 from genlab.data import reviews as rv
 from genlab.errors import ConfigError, choose
 from genlab.io import check_path
-from genlab.labs.sentiment.config import EXAMPLES, LAB, PRESETS, SentimentConfig, describe_model, sweep_cells
+from genlab.labs.sentiment.config import LAB, PRESETS, SentimentConfig, describe_model, parse_widths, sweep_cells
 from genlab.labs.sentiment.core import (
     Sweep,
     load_model,
@@ -15,10 +15,11 @@ from genlab.labs.sentiment.core import (
     predict,
     prepare_data,
     run_data,
-    sweep,
     train,
     write_outputs,
 )
+from genlab.labs.sentiment.experiments import sweep
+from genlab.labs.sentiment.variants import verdict, with_epochs
 from genlab.nn.recurrent import ACTIVATIONS
 from genlab.nn.sentiment_models import MODELS, baseline_scores, prepared_scores
 from genlab.runs import Run, cpu_threads, markdown_table
@@ -37,6 +38,7 @@ TITLE = "Sentiment: Elman RNN, GRU, token-wise MLP and restricted self-attention
 _SHORT = (
     ("model", str),
     ("activation", str),
+    ("candidate", str),
     ("hidden", int),
     ("layers", int),
     ("window", int),
@@ -45,6 +47,8 @@ _SHORT = (
     ("tbptt", int),
     ("steps", int),
     ("lr", float),
+    ("dropout", float),
+    ("epochs", int),
 )
 
 
@@ -59,6 +63,8 @@ def _short_overrides(args: argparse.Namespace) -> list[str]:
     out = [f"{k}={getattr(args, k)}" for k, _ in _SHORT if getattr(args, k, None) is not None]
     if getattr(args, "clip", None) is not None:
         out.append(f"grad_clip={args.clip}")
+    if getattr(args, "steps", None) is not None and getattr(args, "epochs", None) is None:
+        out.append("epochs=0")  # --steps N means N steps, whatever epochs a preset set
     return out
 
 
@@ -67,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_path(args.csv, "CSV file")
     args.overrides = _short_overrides(args) + list(args.overrides)
     cfg = config_from_args(SentimentConfig, args, PRESETS)
-    prepare_data(cfg)  # a bad CSV fails before a run folder is made
+    cfg = with_epochs(cfg, prepare_data(cfg))  # a bad CSV fails before a run folder is made
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
     train(cfg, run, device=args.device, quiet=args.quiet, resume=args.resume)
     return 0
@@ -101,13 +107,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _items(text: str | None) -> list[str]:
+    return [v.strip() for v in (text or "").split(",") if v.strip()]
+
+
+def _numbers(text: str | None, what: str, lo: float, hi: float) -> list[float]:
+    """The sweep's ``--dropouts`` / ``--lrs``: comma-separated numbers in ``[lo, hi]``."""
+    try:
+        values = [float(v) for v in _items(text)]
+    except ValueError:
+        raise ConfigError(
+            f"bad --{what} {text!r}; write comma-separated numbers, e.g. --{what} {lo:g},{hi / 2:g}"
+        ) from None
+    for v in values:
+        if not lo <= v <= hi:
+            raise ConfigError(f"bad --{what} value {v:g}; each must be between {lo:g} and {hi:g}")
+    return values
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    acts = [a.strip() for a in args.activations.split(",") if a.strip()]
+    models, acts, cands, widths = (
+        _items(args.models),
+        _items(args.activations),
+        _items(args.candidates),
+        _items(args.widths),
+    )
     for m in models:
         choose("model", m, MODELS)
-    for a in acts:
+    for a in acts + cands:
         choose("activation", a, ACTIVATIONS)
+    for w in widths:
+        try:
+            if min(parse_widths(w)) < 1:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"bad --widths entry {w!r}; write each MLP shape as widths joined by x, e.g. --widths 64,128x64"
+            ) from None
+    dropouts, lrs = _numbers(args.dropouts, "dropouts", 0.0, 0.95), _numbers(args.lrs, "lrs", 1e-8, 10.0)
     try:
         hiddens = (
             [int(h) for h in args.hidden.split(",")]
@@ -122,12 +159,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ) from None
     if not hiddens or min(hiddens) < 1 or not layers or min(layers) < 1:
         raise ConfigError("--hidden and --layers need positive integers")
-    args.overrides = ([f"steps={args.steps}"] if args.steps is not None else []) + list(args.overrides)
+    args.overrides = ([f"steps={args.steps}", "epochs=0"] if args.steps is not None else []) + list(args.overrides)
     if args.csv:
         args.overrides.append(f"csv={args.csv}")
-    base = config_from_args(SentimentConfig, args)
+    base = config_from_args(SentimentConfig, args, PRESETS)
     sweep(
-        sweep_cells(models, acts, hiddens, layers),
+        sweep_cells(
+            models, acts, hiddens, layers, candidates=cands or ["-"], widths=widths, dropouts=dropouts, lrs=lrs
+        ),
         base,
         root=args.run_dir,
         name=args.name,
@@ -154,16 +193,13 @@ def explain_table(results: dict[str, dict]) -> str:
         r = results[n]
         cells += [f"{r['score_neg']:+.3f}", f"{r['score_pos']:+.3f}", f"{r['score_pos'] - r['score_neg']:+.3f}"]
     lines.append("  ".join(f"{c:>14}" for c in cells))
-    lines.append(
-        "prediction: "
-        + ", ".join(f"{n}: {results[n]['prediction']} (P(pos) = {results[n]['p_pos']:.3f})" for n in names)
-    )
+    lines += [f"{n}: {verdict(results[n], results[n].get('label'))}" for n in names]
     return "\n".join(lines)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    texts = tuple(args.text) or EXAMPLES
-    for t in texts:
+    texts = tuple(args.text) or None  # None: a test review predicted right, one predicted wrong, the examples
+    for t in texts or ():
         if not rv.clean(t):
             raise ConfigError(f"review {t!r} has no words after cleaning (letters only); give a review with words")
     opened = open_run(args.run[-1], args.run[:-1], texts=texts)
@@ -215,19 +251,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--baseline", action="store_true", help="add the TF-IDF + logistic-regression row")
     e.set_defaults(func=cmd_eval)
 
-    s = verbs.add_parser("sweep", help="grid of model x activation x hidden x layers in parallel processes")
-    add_train_args(s, config=SentimentConfig)
+    s = verbs.add_parser(
+        "sweep",
+        help="grid of model x activation x hidden x layers (x MLP widths, dropout, lr) in parallel processes",
+    )
+    add_train_args(s, list(PRESETS), SentimentConfig)
     s.add_argument("--models", default="rnn,gru", help="comma-separated models (default: rnn,gru)")
     s.add_argument("--activations", default="tanh,relu", help="Elman activations (default: tanh,relu)")
     s.add_argument("--hidden", default="64:129:8", help="start:stop:step or a list (default: 64:129:8)")
     s.add_argument("--layers", default="1", help="comma-separated layer counts (default: 1)")
+    s.add_argument(
+        "--candidates", default=None, help="GRU candidate activations, e.g. tanh,sigmoid,relu,none (default: tanh)"
+    )
+    s.add_argument(
+        "--widths",
+        default=None,
+        help="MLP shapes for mlp/attention, widths joined by x, e.g. 64,128x64,128x64x32 (replaces --hidden x "
+        "--layers for mlp and the MLP's depth for attention)",
+    )
+    s.add_argument("--dropouts", default=None, help="MLP dropout rates for mlp/attention, e.g. 0,0.3")
+    s.add_argument("--lrs", default=None, help="learning rates, e.g. 1e-3,1e-4 (default: the config's lr)")
     s.add_argument("--steps", type=at_least(1), default=None, help="steps per cell (default: the config's)")
     s.add_argument("--csv", default=None, help="a Kaggle-format CSV instead of rt")
     s.add_argument("--jobs", type=at_least(1), default=1, help="parallel processes (default: 1)")
     s.set_defaults(func=cmd_sweep, name="sweep")
 
     x = verbs.add_parser("explain", help="per-word sub-scores of mlp / attention runs for reviews")
-    x.add_argument("text", nargs="*", help="reviews to explain (default: the lab's examples)")
+    x.add_argument(
+        "text",
+        nargs="*",
+        help="reviews to explain (default: one test review the last run predicts right, one it predicts wrong, "
+        "with their true labels, and the lab's examples)",
+    )
     x.add_argument(
         "--run",
         action="append",

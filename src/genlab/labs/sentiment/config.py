@@ -25,9 +25,13 @@ class SentimentConfig(TrainConfig):
 
     model: str = param("gru", "rnn | gru | mlp | attention", choices=MODELS)
     activation: str = param("tanh", "Elman RNN activation: none | tanh | relu | sigmoid", choices=ACTIVATIONS)
+    candidate: str = param(
+        "tanh", "GRU candidate activation h~ = act(...): tanh | sigmoid | relu | none", choices=ACTIVATIONS
+    )
     hidden: int = param(64, "recurrent state size / attention width", min=1)
     layers: int = param(1, "stacked recurrent layers", min=1)
     widths: tuple[int, ...] = param((64, 32), "token-wise MLP hidden widths (mlp, attention)", min=1)
+    dropout: float = param(0.0, "token-wise MLP: dropout after each hidden layer while training", min=0.0, max=0.95)
     window: int = param(5, "attention: words on each side each word attends to", min=1)
     embeddings: str = param("glove", "glove (frozen GloVe 6B 50-d) or learned", choices=("glove", "learned"))
     embed_dim: int = param(50, "learned embedding size", min=1)
@@ -38,6 +42,7 @@ class SentimentConfig(TrainConfig):
     tbptt: int = param(0, "truncated BPTT: detach the state every K steps (0 = full BPTT)", min=0)
     reset_after: bool = param(False, "GRU: apply the reset gate after the recurrent product (nn.GRU's form)")
     steps: int = param(3200, "optimisation steps (320 = one epoch of rt at batch 32)", min=0)
+    epochs: int = param(0, "if > 0: steps = this many passes over the training set at batch_size", min=0)
     batch_size: int = param(32, "reviews per step", min=1)
     eval_every: int = param(50, "score one test batch every N steps", min=0)
     log_every: int = param(1, "log the training batch's loss and accuracy every N steps", min=1)
@@ -51,6 +56,8 @@ class SentimentConfig(TrainConfig):
 
 PRESETS = {
     "quick": SentimentConfig(steps=600),
+    # the reports' own setup: Adam lr 1e-4, batch 32, 10 epochs, one test batch every 50 steps
+    "report": SentimentConfig(lr=1e-4, batch_size=32, epochs=10, eval_every=50),
 }
 
 # The demo's models and steps; tiny: 80 generated reviews, learned 8-d embeddings, 20 steps (seconds; all but
@@ -65,10 +72,11 @@ def describe_model(cfg: SentimentConfig) -> str:
     if cfg.model == "rnn":
         return f"Elman RNN ({cfg.activation}, {cfg.hidden}x{cfg.layers})"
     if cfg.model == "gru":
-        return f"GRU ({cfg.hidden}x{cfg.layers})"
+        return f"GRU ({'' if cfg.candidate == 'tanh' else cfg.candidate + ' candidate, '}{cfg.hidden}x{cfg.layers})"
+    drop = f", dropout {cfg.dropout:g}" if cfg.dropout else ""
     if cfg.model == "mlp":
-        return f"token-wise MLP {list(cfg.widths)}"
-    return f"attention (k={cfg.window}, H={cfg.hidden}) + MLP {list(cfg.widths)}"
+        return f"token-wise MLP {list(cfg.widths)}{drop}"
+    return f"attention (k={cfg.window}, H={cfg.hidden}) + MLP {list(cfg.widths)}{drop}"
 
 
 def train_command(cfg: SentimentConfig, name: str) -> str:
@@ -84,16 +92,48 @@ def train_command(cfg: SentimentConfig, name: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ the sweep
 
+# optional axes: a cell carries the key when its axis was given ("-" where it does not apply to the model)
+EXTRA_AXES = (("widths", "w"), ("dropout", "d"), ("lr", "lr"))
 
-def sweep_cells(models: list[str], activations: list[str], hiddens: list[int], layers: list[int]) -> list[dict]:
-    """The grid: activation varies only for the Elman RNN; ``hidden`` and ``layers`` mean the recurrent
-    size and depth for rnn/gru, the MLP width and depth for mlp, the attention width and MLP depth for
-    attention."""
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``"128x64"`` -> ``(128, 64)``: one MLP shape of the sweep's ``--widths``."""
+    return tuple(int(w) for w in text.split("x"))
+
+
+def sweep_cells(
+    models: list[str],
+    activations: list[str],
+    hiddens: list[int],
+    layers: list[int],
+    *,
+    candidates: list[str] = ("-",),
+    widths: list[str] = (),
+    dropouts: list[float] = (),
+    lrs: list[float] = (),
+) -> list[dict]:
+    """The grid. ``activations`` vary the Elman RNN, ``candidates`` the GRU's candidate ("-": the default tanh);
+    ``hidden`` and ``layers`` mean the recurrent size and depth for rnn/gru, the MLP width and depth for mlp,
+    the attention width and MLP depth for attention. Optional axes: ``widths`` (MLP shapes such as "128x64",
+    replacing hidden x layers for mlp and the MLP's depth for attention), ``dropouts`` (mlp, attention) and
+    ``lrs`` (every model)."""
     cells = []
     for model in models:
-        acts = activations if model == "rnn" else ["-"]
-        for act, h, nl in itertools.product(acts, hiddens, layers):
-            cells.append({"model": model, "activation": act, "hidden": h, "layers": nl})
+        acts = activations if model == "rnn" else candidates if model == "gru" else ["-"]
+        token = model in ("mlp", "attention")
+        if token and widths:
+            shapes = [(max(parse_widths(w)), len(parse_widths(w)), w) for w in widths]
+            if model == "attention":
+                shapes = [(h, n, w) for h in hiddens for _, n, w in shapes]
+        else:
+            shapes = [(h, nl, "-") for h in hiddens for nl in layers]
+        drops = (dropouts if token else ["-"]) if dropouts else [None]
+        for act, (h, nl, w), d, lr in itertools.product(acts, shapes, drops, lrs or [None]):
+            cell = {"model": model, "activation": act, "hidden": h, "layers": nl}
+            for key, v in (("widths", w if widths else None), ("dropout", d), ("lr", lr)):
+                if v is not None:
+                    cell[key] = v
+            cells.append(cell)
     return cells
 
 
@@ -101,11 +141,20 @@ def cell_config(cell: dict, base: SentimentConfig) -> SentimentConfig:
     values = {"model": cell["model"], "hidden": cell["hidden"], "layers": cell["layers"]}
     if cell["model"] == "rnn":
         values["activation"] = cell["activation"]
+    if cell["model"] == "gru" and cell["activation"] != "-":
+        values["candidate"] = cell["activation"]
     if cell["model"] in ("mlp", "attention"):
-        values["widths"] = (cell["hidden"],) * cell["layers"]
+        shape = cell.get("widths", "-")
+        values["widths"] = (cell["hidden"],) * cell["layers"] if shape == "-" else parse_widths(shape)
         values["layers"] = 1
+    values.update({k: cell[k] for k in ("dropout", "lr") if cell.get(k, "-") != "-"})
     return base.update(values)
 
 
 def cell_name(cell: dict, steps: int) -> str:
-    return f"{cell['model']}-{cell['activation']}-h{cell['hidden']}-l{cell['layers']}-s{steps}"
+    extra = "".join(
+        f"-{tag}{cell[k]:g}" if isinstance(cell[k], float) else f"-{tag}{cell[k]}"
+        for k, tag in EXTRA_AXES
+        if cell.get(k, "-") != "-"
+    )
+    return f"{cell['model']}-{cell['activation']}-h{cell['hidden']}-l{cell['layers']}{extra}-s{steps}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +15,17 @@ from genlab.data import reviews as rv
 from genlab.errors import ConfigError, RunError
 from genlab.io import atomic_write_json
 from genlab.labs import draw, registered
-from genlab.labs.sentiment.config import (
-    EXAMPLES,
-    FULL_STEPS,
-    LAB,
-    QUICK_STEPS,
-    TINY,
-    TINY_STEPS,
-    SentimentConfig,
-    cell_config,
-    cell_name,
-    describe_model,
-    sweep_cells,
-)
+from genlab.labs.sentiment.config import EXAMPLES, LAB, SentimentConfig, cell_name, describe_model
+from genlab.labs.sentiment.variants import build_model, pick_test_reviews
 from genlab.nn.sentiment_models import (
     MODELS,
     baseline_scores,
-    build_classifier,
     explain_review,
     loss_and_accuracy,
     predict_texts,
     prepared_scores,
 )
-from genlab.runs import Run, choose_device, cpu_threads, markdown_table, reuse_or_create, seed_everything
-from genlab.sweep import run_sweep
+from genlab.runs import Run, choose_device, cpu_threads, seed_everything
 from genlab.train import fit, load_weights, make_optimizer
 
 # --------------------------------------------------------------------------------------------- model, data
@@ -59,7 +46,7 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module,
         vocab = rv.Vocab("learned", rv._read_words_file(vf))
     else:
         vocab = rv.Vocab("glove")
-    model = build_classifier(cfg, vocab)
+    model = build_model(cfg, vocab)
     load_weights(run, model, device=device)
     model.eval()
     return model, cfg, vocab
@@ -119,7 +106,7 @@ def train(
     if cfg.embeddings == "learned":
         atomic_write_json(run.path / "vocab.json", data.vocab.words())
     seed_everything(cfg.seed)
-    model = build_classifier(cfg, data.vocab).to(dev)
+    model = build_model(cfg, data.vocab).to(dev)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
     n_eval = [0]
 
@@ -186,7 +173,7 @@ class Opened:
     run: Run
     cfg: SentimentConfig
     runs: list[Run]
-    texts: tuple[str, ...] = EXAMPLES
+    texts: tuple[str, ...] | None = None  # explain's reviews; None: two test reviews (see reviews), the examples
     bptt: bool = False  # draw the BPTT figure for a run that is not recurrent too
 
     @property
@@ -209,8 +196,17 @@ class Opened:
         ] + [self.run]
 
     @cached_property
+    def reviews(self) -> list[tuple[str, str | None]]:
+        """The reviews explain shows and their true labels (None: unknown): ``texts``, or by default one test
+        review this run's model predicts right, one it predicts wrong, and the lab's examples (all negative)."""
+        if self.texts is not None:
+            return [(t, None) for t in self.texts]
+        return pick_test_reviews(self.loaded[0], self.data) + [(t, "negative") for t in EXAMPLES]
+
+    @cached_property
     def explained(self) -> list[dict[str, dict[str, Any]]]:
-        """For each of ``texts``: ``{model name: per-word sub-scores, scores, prediction, attention}``."""
+        """For each of :attr:`reviews`: ``{model name: per-word sub-scores, scores, prediction, attention,
+        true label}``."""
         loaded = []
         for r in self.explainers:
             model, cfg, vocab = load_model(r)
@@ -218,12 +214,15 @@ class Opened:
                 raise ConfigError(f"run {str(r.path)!r} is a {cfg.model!r} model; explain needs 'mlp' or 'attention'")
             name = cfg.model if cfg.model not in [c.model for _, _, c, _ in loaded] else r.path.name
             loaded.append((name, model, cfg, vocab))
-        return [{name: explain_review(m, v, t, c.max_len) for name, m, c, v in loaded} for t in self.texts]
+        return [
+            {name: {**explain_review(m, v, t, c.max_len), "label": label} for name, m, c, v in loaded}
+            for t, label in self.reviews
+        ]
 
     def command(self, verb: str) -> str:
         if verb == "explain":
             first, *rest = self.explainers
-            texts = [] if self.texts == EXAMPLES else [shlex.quote(t) for t in self.texts]
+            texts = [shlex.quote(t) for t in self.texts or ()]
             return first.command("explain", *[f"--run {shlex.quote(str(r.path))}" for r in rest], *texts)
         others = [f"--with {shlex.quote(str(r.path))}" for r in self.runs if r.path != self.run.path]
         return self.run.command("figures", *others, bptt=self.bptt)
@@ -249,7 +248,8 @@ class Sweep:
             name = cell_name(c, self.base.steps)
             s = Run(self.run.path / "stages" / name).read_summary()
             if "test_acc" in s:
-                scores = {k: s[k] for k in ("params", "train_acc", "test_acc", "test_f1", "test_auc")}
+                keys = ("params", "train_acc", "train_f1", "train_auc", "test_acc", "test_f1", "test_auc")
+                scores = {k: s[k] for k in keys}
                 rows.append({**c, **scores, "seconds": s.get("train_seconds", ""), "run": name})
         return rows
 
@@ -258,7 +258,7 @@ class Sweep:
 
 
 def open_run(
-    path: str | Path | Run, others: list = (), *, texts: tuple[str, ...] = EXAMPLES, bptt: bool = False
+    path: str | Path | Run, others: list = (), *, texts: tuple[str, ...] | None = None, bptt: bool = False
 ) -> Opened | Sweep:
     """Open a sentiment run (with ``others`` beside it) or a sweep for its figures and tables."""
     run = Run.open(getattr(path, "path", path), LAB)
@@ -268,7 +268,7 @@ def open_run(
         return Sweep(run, base, config["cells"])
     runs = [run] + [Run.open(getattr(p, "path", p), LAB) for p in others]
     runs.sort(key=lambda r: MODELS.index(r.config(SentimentConfig).model))
-    return Opened(run, run.config(SentimentConfig), runs, tuple(texts), bptt)
+    return Opened(run, run.config(SentimentConfig), runs, None if texts is None else tuple(texts), bptt)
 
 
 def predict(run: str | Path | Run | Opened, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
@@ -289,110 +289,3 @@ def write_outputs(opened: Opened | Sweep, only: tuple[str, ...] | None = None) -
             for spec in registered(LAB)
             if (only is None or spec.name in only) and spec.applies(opened)
         ]
-
-
-# ----------------------------------------------------------------------------------------------- the sweep
-
-
-def sweep(
-    cells: list[dict],
-    base: SentimentConfig,
-    *,
-    root: str | Path = "runs",
-    name: str = "sweep",
-    jobs: int = 1,
-    quiet: bool = False,
-) -> Sweep:
-    """Train every cell (in ``jobs`` processes), skip finished ones, write the table and plot."""
-    prepare_data(base)  # fail early (missing data, bad CSV) before starting processes
-    grid = {"models": sorted({c["model"] for c in cells}), "cells": cells, **base.to_dict()}
-    tasks = [(cell_name(c, base.steps), cell_config(c, base)) for c in cells]
-    done = partial(complete, quiet=True, figures=False)
-    out, reused = run_sweep(LAB, grid, tasks, done, root=root, name=name, jobs=jobs, quiet=quiet)
-    s = open_run(out)
-    best = max(s.rows, key=lambda r: r["test_acc"])
-    out.update_summary({"cells": len(s.rows), "reused": sum(reused.values()), "best_cell": best})
-    write_outputs(s)
-    if not quiet:
-        print(markdown_table(s.rows))
-        print(f"best cell: {best['run']} test acc {best['test_acc']:.4f}; results in {out.tables_dir}")
-    return s
-
-
-# ------------------------------------------------------------------------------------------------ the demo
-
-
-def demo(
-    root: str | Path = "runs",
-    *,
-    quick: bool = True,
-    device: str = "auto",
-    quiet: bool = False,
-    reuse: bool = True,
-    tiny: bool = False,
-) -> list[Run]:
-    """Train rnn, gru, mlp and attention on rt, then write every figure and table of the lab.
-
-    Quick: short runs (about a minute and a half of training on one free core) and a tiny sweep of the
-    token-wise MLP; the full version trains ten epochs per model and leaves sweeps to the sweep verb.
-    Tiny: generated reviews and learned 8-d embeddings, a few steps each (seconds, no fetched data).
-    """
-    root = Path(root)
-    if tiny:
-        base = SentimentConfig(csv=str(rv.write_tiny_reviews(root / LAB / "tiny-reviews.csv")), **TINY)
-        steps, prefix, tag = TINY_STEPS, "tiny", "tiny"
-    else:
-        base, prefix, tag = SentimentConfig(), "rt", "quick" if quick else "full"
-        steps = QUICK_STEPS if quick else FULL_STEPS
-    runs = {}
-    for model in MODELS:
-        cfg = base.update({"model": model, "steps": steps[model]})
-        runs[model] = reuse_or_create(LAB, cfg, root=root, name=f"{prefix}-{model}-{tag}", reuse=reuse)
-        complete(runs[model], cfg, device=device, quiet=quiet)
-    write_outputs(open_run(runs["gru"], [runs[m] for m in ("rnn", "mlp", "attention")]), ("comparison", "bptt"))
-    write_outputs(open_run(runs["attention"], [runs["mlp"]]), ("explain_words", "attention_weights"))
-    result = list(runs.values())
-    if quick or tiny:
-        cells = sweep_cells(["mlp"], ["-"], [8, 16] if tiny else [64, 96, 128], [1] if tiny else [1, 2])
-        s = sweep(cells, base.update({"steps": 10 if tiny else 400}), root=root, name=f"sweep-{tag}", quiet=quiet)
-        result.append(s.run)
-    return result
-
-
-REFERENCE_TEST_ACC = {
-    "rnn": "0.50-0.73 (IMDB)",
-    "gru": "0.79-0.86 (IMDB)",
-    "mlp": "0.69-0.83 (IMDB)",
-    "attention": "0.77-0.83 (IMDB)",
-}
-
-
-def key_metrics(runs: list[Run]) -> list[dict]:
-    """Test accuracy of each model next to the student reports (which used IMDB 50k, not rt snippets)."""
-    rows = []
-    for run in runs:
-        s = run.read_summary()
-        if "test_acc" in s and "model" in s:
-            cfg = run.read_config_file().get("config", {})
-            data = "RT snippets, not IMDB 50k" if s.get("dataset") == "rt" else f"{s.get('dataset')} (IMDB format)"
-            words = "GloVe 50-d, not 100-d" if cfg.get("embeddings") == "glove" else "learned embeddings, not GloVe"
-            rows.append(
-                {
-                    "metric": f"test accuracy, {s.get('description', s['model'])} ({s.get('dataset')})",
-                    "value": s["test_acc"],
-                    "reference": REFERENCE_TEST_ACC.get(s["model"], ""),
-                    "same": f"no: {data}; {words}; the same kind of model, {s.get('steps')} steps at batch 32 "
-                    "(reports: 10 epochs of 30k reviews)",
-                }
-            )
-    base = next((r.read_summary()["baseline_test_acc"] for r in runs if "baseline_test_acc" in r.read_summary()), None)
-    if base is not None:
-        rows.append(
-            {
-                "metric": "test accuracy, TF-IDF + logistic regression",
-                "value": base,
-                "reference": "",
-                "same": "genlab's baseline on the same split (the reports had none)",
-            }
-        )
-    return rows

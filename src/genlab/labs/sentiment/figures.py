@@ -13,11 +13,46 @@ from genlab.data.reviews import long_sequences
 from genlab.labs import Drawn, figure, table
 from genlab.labs.sentiment.config import SentimentConfig, describe_model, train_command
 from genlab.labs.sentiment.core import Opened, Sweep, load_model
-from genlab.nn.sentiment_models import build_classifier
+from genlab.labs.sentiment.variants import build_model
 from genlab.runs import seed_everything
 
 METRICS = ("train_acc", "train_f1", "train_auc", "test_acc", "test_f1", "test_auc")
-BPTT_CELLS = (("rnn", "tanh"), ("rnn", "relu"), ("rnn", "none"), ("gru", "tanh"))
+BPTT_CELLS = (
+    ("rnn", "tanh"),
+    ("rnn", "relu"),
+    ("rnn", "none"),
+    ("gru", "tanh"),
+    ("gru", "relu"),
+    ("gru", "sigmoid"),
+    ("gru", "none"),
+)
+
+
+def bptt_label(model: str, act: str) -> str:
+    return f"Elman {act}" if model == "rnn" else "GRU" if act == "tanh" else f"GRU, {act} candidate"
+
+
+def gradient_panel(ax, curves: dict[str, list[float]], title: str, length: int) -> None:
+    """``||dL/dh_t||`` along ``t`` for each curve on a log scale (dashed: a GRU with a non-tanh candidate)."""
+    for i, (label, g) in enumerate(curves.items()):
+        g = np.asarray(g)
+        t = np.arange(1, length + 1)
+        # float32 underflows to exactly 0 far back: leave those steps blank rather than on a fake floor
+        style = "--" if label.startswith("GRU,") else "-"
+        ax.plot(t, np.where(g > 0, g, np.nan), style, label=label, color=plots.PALETTE[i % len(plots.PALETTE)])
+    ax.set_yscale("log")
+    ax.set_xlabel(f"time step t (the loss is read after step {length})")
+    ax.set_ylabel(r"mean $\|\partial L / \partial h_t\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def _init_curve(model: str, act: str, data, ids, y, hidden: int, seed: int) -> list[float]:
+    """``||dL/dh_t||`` along ``t`` of a freshly initialised ``model`` (Elman activation / GRU candidate ``act``)."""
+    key = "activation" if model == "rnn" else "candidate"
+    cfg = SentimentConfig(model=model, hidden=hidden, embeddings=data.vocab.kind, **{key: act})
+    seed_everything(seed)
+    return build_model(cfg, data.vocab).eval().gradient_norms_along_time(ids, y)
 
 
 def _model_run(o) -> bool:
@@ -93,16 +128,14 @@ def table_comparison(o: Opened) -> Drawn:
 
 @figure("bptt", when=lambda o: _model_run(o) and (o.cfg.model in ("rnn", "gru") or o.bptt))
 def fig_bptt(o: Opened, hidden: int = 64, length: int = 100, seed: int = 0) -> Drawn:
-    """How far back the gradient reaches: ``||dL/dh_t||`` along ``t`` for Elman (tanh, relu, none) and GRU,
-    at initialisation and, for the recurrent runs among ``o.runs``, after training."""
+    """How far back the gradient reaches: ``||dL/dh_t||`` along ``t`` for Elman (tanh, relu, none) and the GRU
+    (candidate tanh, relu, sigmoid, none), at initialisation and, for the recurrent runs among ``o.runs``, after
+    training."""
     data = o.data
     ids, y = long_sequences(data, length, seed=seed)
     curves: dict[str, list[float]] = {}
     for cell, act in BPTT_CELLS:
-        cfg = SentimentConfig(model=cell, activation=act, hidden=hidden, embeddings=data.vocab.kind)
-        seed_everything(seed)
-        model = build_classifier(cfg, data.vocab).eval()
-        curves["Elman " + act if cell == "rnn" else "GRU"] = model.gradient_norms_along_time(ids, y)
+        curves[bptt_label(cell, act)] = _init_curve(cell, act, data, ids, y, hidden, seed)
     trained: dict[str, list[float]] = {}
     for r in o.runs:
         cfg = r.config(SentimentConfig)
@@ -112,15 +145,7 @@ def fig_bptt(o: Opened, hidden: int = 64, length: int = 100, seed: int = 0) -> D
     fig, axes = plots.figure(1, ncols, size=(5.6 * ncols, 3.9), squeeze=False)
     t = np.arange(1, length + 1)
     for ax, (title, cs) in zip(axes[0], [("at initialisation", curves), ("after training", trained)]):
-        for i, (label, g) in enumerate(cs.items()):
-            g = np.asarray(g)
-            # float32 underflows to exactly 0 far back: leave those steps blank rather than on a fake floor
-            ax.plot(t, np.where(g > 0, g, np.nan), label=label, color=plots.PALETTE[i % len(plots.PALETTE)])
-        ax.set_yscale("log")
-        ax.set_xlabel(f"time step t (the loss is read after step {length})")
-        ax.set_ylabel(r"mean $\|\partial L / \partial h_t\|$")
-        ax.set_title(f"Gradient reaching h_t, {title}")
-        ax.legend()
+        gradient_panel(ax, cs, f"Gradient reaching h_t, {title}", length)
     fig.tight_layout()
     return Drawn(
         fig,
@@ -129,9 +154,14 @@ def fig_bptt(o: Opened, hidden: int = 64, length: int = 100, seed: int = 0) -> D
         f"words (consecutive {data.split.name} reviews, labelled by the last one). The tanh Elman RNN's "
         f"gradient shrinks geometrically going back in time (vanishing); ReLU and no activation can "
         f"grow or shrink with the recurrent matrix's spectral radius; the GRU's update gate keeps a path "
-        f"open. Use --tbptt K to cut the gradient after K steps and --set grad_clip=1 to clip its norm.",
+        f"open (dashed: the GRU with another candidate activation than tanh). Use --tbptt K to cut the "
+        f"gradient after K steps and --set grad_clip=1 to clip its norm.",
         data={"t": t.tolist(), "init": curves, "trained": trained},
     )
+
+
+def _mark(r: dict) -> str:
+    return "" if r.get("label") is None else " ok" if r["prediction"] == r["label"] else " WRONG"
 
 
 def _explains(o) -> bool:
@@ -166,7 +196,7 @@ def fig_explain_words(o: Opened) -> Drawn:
                 width=width,
                 y0=y,
                 fontsize=10,
-                label=f"{name:<{pad}} [{r['prediction'][:3]} {r['p_pos']:.2f}]",
+                label=f"{name:<{pad}} [{r['prediction'][:3]} {r['p_pos']:.2f}{_mark(r)}]",
             )
     cb = fig.colorbar(
         mpl.cm.ScalarMappable(norm=norm, cmap="RdBu"),
@@ -178,18 +208,19 @@ def fig_explain_words(o: Opened) -> Drawn:
     )
     cb.set_label("word sub-score: positive minus negative (red pushes toward negative, blue toward positive)")
     ax.set_title("Per-word sub-scores of the token-wise MLP and the attention model")
-    keys = ("words", "neg", "pos", "score_neg", "score_pos", "prediction")
+    keys = ("words", "neg", "pos", "score_neg", "score_pos", "prediction", "label")
     data = [{m: {k: r[k] for k in keys} for m, r in res.items()} for res in results]
     summary = [
-        {n: {"prediction": r["prediction"], "p_pos": round(r["p_pos"], 4)} for n, r in res.items()}
+        {n: {"prediction": r["prediction"], "p_pos": round(r["p_pos"], 4), "label": r["label"]} for n, r in res.items()}
         | {"text": res[next(iter(res))]["text"]}
         for res in results
     ]
     return Drawn(
         fig,
         "Each word coloured by its own sub-score (positive minus negative score); the review's "
-        "scores are the mean over its words. [pos/neg P] gives the prediction and P(positive). Built-in "
-        "reviews: the lab's two examples and 'the movie was not good'.",
+        "scores are the mean over its words. [pos/neg P] gives the prediction and P(positive), then 'ok' or "
+        "'WRONG' against the true label where it is known. Built-in reviews: one test review the model predicts "
+        "right, one it predicts wrong, the lab's two examples and 'the movie was not good' (all negative).",
         data={"reviews": data},
         summary={"explain": summary},
     )
@@ -202,7 +233,8 @@ def fig_explain_words(o: Opened) -> Drawn:
 )
 def fig_attention_weights(o: Opened) -> Drawn:
     """Heat-maps of the restricted attention weights (row: the word attending; column: the word attended)."""
-    results = [r for res in o.explained for r in res.values() if "attention" in r][: len(o.texts)]
+    # one model's maps (the first with attention), for at most three reviews: the picked test reviews come first
+    results = [next(r for r in res.values() if "attention" in r) for res in o.explained][:3]
     k = next(c.window for c in (r.config(SentimentConfig) for r in o.explainers) if c.model == "attention")
     fig, axes = plots.figure(1, len(results), size=(4.6 * len(results), 4.6), squeeze=False, layout="constrained")
     for i, (ax, r) in enumerate(zip(axes[0], results)):
@@ -228,7 +260,8 @@ def _sweep(o) -> bool:
 def table_sweep(o: Sweep) -> Drawn:
     return Drawn(
         rows=o.rows,
-        caption=f"Sweep of {len(o.cells)} cells, {o.base.steps} steps each; test metrics on the whole test set.",
+        caption=f"Sweep of {len(o.cells)} cells, {o.base.steps} steps each: accuracy, F1 and ROC-AUC on the whole "
+        "train and test sets (activation: the Elman RNN's, or the GRU's candidate; widths: the MLP's shape).",
     )
 
 
@@ -240,7 +273,8 @@ def fig_sweep(o: Sweep) -> Drawn:
     groups: dict[str, list[dict]] = {}
     for r in rows:
         act = "" if r["activation"] == "-" else " " + r["activation"]
-        groups.setdefault(f"{r['model']}{act}, {r['layers']} layer(s)", []).append(r)
+        extra = "".join(f", {k} {r[k]}" for k in ("widths", "dropout", "lr") if r.get(k, "-") != "-")
+        groups.setdefault(f"{r['model']}{act}, {r['layers']} layer(s){extra}", []).append(r)
     for i, (label, rs) in enumerate(groups.items()):
         rs = sorted(rs, key=lambda r: r["hidden"])
         ax.plot(
@@ -260,7 +294,7 @@ def fig_sweep(o: Sweep) -> Drawn:
         zorder=5,
         label=f"best: {best['run']}",
     )
-    ax.set_xlabel("hidden size (recurrent state / MLP width / attention width)")
+    ax.set_xlabel("hidden size (recurrent state / widest MLP layer / attention width)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Sweep, {o.base.steps} steps per cell")
     ax.legend(fontsize=8)
