@@ -41,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch_mod.register(sub)
     report_mod.register(sub)
+    from genlab.export import add_export_verb
+
     for lab in all_labs():
         lab.register(sub)
+        add_export_verb(sub.choices[lab.name], lab.name)  # one 'export' verb for every lab
     return parser
 
 

@@ -34,6 +34,7 @@ from genlab.errors import ConfigError, NothingToDo, RunError
 from genlab.io import atomic_torch_save, atomic_write_json, atomic_write_text, json_default
 
 DEFAULT_RUNS_ROOT = Path("runs")
+WEIGHTS_FILE = "model.safetensors"  # an exported run's weights (genlab <lab> export): no pickle
 
 
 # ------------------------------------------------------------------------------------------ seeding and RNG
@@ -292,7 +293,16 @@ class Run:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoint_dir / "last.pt"
+        """``checkpoints/last.pt``; in an exported folder (``genlab <lab> export``), its ``model.safetensors``."""
+        pt = self.checkpoint_dir / "last.pt"
+        if not pt.exists() and self.weights_file.is_file():
+            return self.weights_file
+        return pt
+
+    @property
+    def weights_file(self) -> Path:
+        """``model.safetensors``: the weights alone (no pickle) of an exported run, read as its checkpoint."""
+        return self.path / WEIGHTS_FILE
 
     @property
     def best_checkpoint(self) -> Path:
@@ -363,13 +373,14 @@ class Run:
     def save_checkpoint(self, state: dict[str, Any], *, best: bool = False) -> Path | None:
         if not is_main_process():
             return None
-        if self.last_checkpoint.exists():  # keep the previous good one (a hard link: no copy) to fall back on
+        last = self.checkpoint_dir / "last.pt"  # never an exported folder's model.safetensors
+        if last.exists():  # keep the previous good one (a hard link: no copy) to fall back on
             with contextlib.suppress(OSError):
                 tmp = self.checkpoint_dir / ".prev.pt.tmp"
                 tmp.unlink(missing_ok=True)
-                os.link(self.last_checkpoint, tmp)
+                os.link(last, tmp)
                 os.replace(tmp, self.previous_checkpoint)
-        path = atomic_torch_save(state, self.last_checkpoint)
+        path = atomic_torch_save(state, last)
         if best:
             atomic_torch_save(state, self.best_checkpoint)
         return path
@@ -384,6 +395,8 @@ class Run:
             path = self.last_checkpoint
         if not path.exists():
             raise RunError(f"run {str(self.path)!r} has no checkpoint yet; train it first (or --resume it)")
+        if path == self.weights_file:
+            return load_weights_file(path, map_location)
         try:
             return load_tensors(path, map_location)
         except RunError as e:
@@ -516,6 +529,24 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> 
             f"cannot load {str(path)!r} safely ({first[:160]}); it is damaged, from another program "
             f"or an older genlab: train the run again (or --resume from an intact checkpoint)"
         ) from None
+
+
+def load_weights_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """An exported ``model.safetensors`` as a checkpoint dict: ``{"model": state dict, "ema": None, "step": N}``
+    (the EMA weights, where the run kept them, were exported as the model's). A damaged file is one line."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has keys(), no iteration
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"cannot read the weights {str(path)!r} ({first}); the file is damaged: export the run again"
+        ) from None
+    step = str(meta.get("step", "0"))
+    return {"model": state, "ema": None, "step": int(step) if step.isdigit() else 0}
 
 
 def reuse_or_create(lab: str, config: Any, *, root: str | Path, name: str, reuse: bool = True) -> Run:

@@ -75,35 +75,44 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"bad --guidance {args.guidance}; it must be >= 0 (0 = unconditional, 1 = plain)")
     if args.n < 1:
         raise ConfigError(f"bad --n {args.n}; it must be >= 1")
-    if args.prompt is not None and args.prompt.strip() and cfg.cond != "text":
-        raise ConfigError(
-            f"this run is conditioned on {cfg.cond if cfg.cond != 'none' else 'nothing'}, not on "
-            f"text; drop --prompt{' and pass --label K' if cfg.cond == 'class' else ''}"
-        )
-    if args.label is not None and cfg.cond != "class":
-        raise ConfigError(
-            f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
-            + (" (use --prompt)" if cfg.cond == "text" else "")
-        )
+    check_conditioning(cfg, args.prompt, args.label)
     with _threads(cfg, device):
         return _sample(args, core.open_run(run, device, quiet=args.quiet), out)
 
 
-def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
+def check_conditioning(cfg: ImageDiffConfig, prompt: str | None, label: int | None) -> None:
+    """A prompt needs a text-conditioned run, a label a class-conditioned one (one-line errors)."""
+    if prompt is not None and prompt.strip() and cfg.cond != "text":
+        raise ConfigError(
+            f"this run is conditioned on {cfg.cond if cfg.cond != 'none' else 'nothing'}, not on "
+            f"text; drop --prompt{' and pass --label K' if cfg.cond == 'class' else ''}"
+        )
+    if label is not None and cfg.cond != "class":
+        raise ConfigError(
+            f"--label needs a class-conditioned run; this one is conditioned on {cfg.cond}"
+            + (" (use --prompt)" if cfg.cond == "text" else "")
+        )
+
+
+def conditioning(o: core.Opened, n: int, prompt: str | None, label: int | None, guidance: float | None):
+    """``(cond, guidance, what)`` for ``n`` samples of ``prompt`` (or class ``label``, or neither: unconditional,
+    guidance 0); ``what`` names them. Shared by the ``sample`` verb and :meth:`genlab.api.ImageDiff.sample`."""
+    check_conditioning(o.cfg, prompt, label)
     device = o.device
-    guidance = args.guidance
-    if args.prompt is not None and not args.prompt.strip():
+    if prompt is not None and not prompt.strip():
         print("empty prompt: sampling unconditionally (guidance 0)", file=sys.stderr)
-        cond, guidance, what = o.cond.unconditional(args.n, device), 0.0, "no prompt"
-    elif args.prompt is not None:
-        cond, what = o.cond.of_prompts([args.prompt] * args.n, device), repr(args.prompt)
-    elif args.label is not None:
-        if not 0 <= args.label < o.data.num_classes:
-            raise ConfigError(f"bad --label {args.label}; choose 0..{o.data.num_classes - 1}")
-        cond = o.cond.of_labels(torch.full((args.n,), args.label), device)
-        what = f"class {o.data.classes[args.label]}"
-    else:
-        cond, guidance, what = o.cond.unconditional(args.n, device), 0.0, "no prompt"
+        return o.cond.unconditional(n, device), 0.0, "no prompt"
+    if prompt is not None:
+        return o.cond.of_prompts([prompt] * n, device), guidance, repr(prompt)
+    if label is not None:
+        if not 0 <= label < o.data.num_classes:
+            raise ConfigError(f"bad --label {label}; choose 0..{o.data.num_classes - 1}")
+        return o.cond.of_labels(torch.full((n,), label), device), guidance, f"class {o.data.classes[label]}"
+    return o.cond.unconditional(n, device), 0.0, "no prompt"
+
+
+def _sample(args: argparse.Namespace, o: core.Opened, out: Path) -> int:
+    cond, guidance, what = conditioning(o, args.n, args.prompt, args.label, args.guidance)
     x = core.generate(
         o,
         cond,
