@@ -125,18 +125,22 @@ def test_long_texts_are_scored_in_overlapping_windows(trained):
 def test_attention_rows_sum_to_one_and_figures_exist(trained, capsys):
     run, tok, model = trained
     prompt = "Alice was beginning to get"
-    assert main(["textgen", "attention", "--run", str(run.path), "--prompt", prompt, "--word", "7"]) == 0
-    assert "row sum 1.0000" in capsys.readouterr().out
-    res = core.open_run(run).attention(prompt, word=7)
+    assert main(["textgen", "attention", "--run", str(run.path), "--prompt", prompt, "--word", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "row sum 1.0000" in out and "top-2 words" in out and "predicting word 7" in out
+    res = core.open_run(run).attention(prompt, word=6)
     att = res["att"]
     assert att.shape[0] == 1 and att.shape[1] == att.shape[2] == len(res["tokens"])
     torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:2]))
     assert torch.all(att.triu(1) == 0)
-    assert len(res["sentence"].split()) == 7
-    for name in ("attention_heatmaps", "attention_tokens", "attention_blocks"):
+    assert len(res["sentence"].split()) == 7  # the sentence ends with the predicted word 7
+    # the attention's last row is word 6's: the context decodes to exactly six words, ending in the query token
+    context = "".join(res["tokens"])
+    assert len(context.split()) == 6 and context.endswith(res["query"])
+    for name in ("attention_heatmaps", "attention_tokens", "attention_blocks", "attention_top_words"):
         assert (run.figures_dir / f"{name}.png").exists()
         meta = json.loads((run.figures_dir / f"{name}.json").read_text())
-        assert meta["command"].startswith("genlab textgen attention") and "--word 7" in meta["command"]
+        assert meta["command"].startswith("genlab textgen attention") and "--word 6" in meta["command"]
     rows = (run.tables_dir / "attention.csv").read_text().splitlines()
     assert len(rows) == 1 + len(res["tokens"]) + 1  # header, one row per token, the sum
     assert run.read_summary()["attention_row_sum_max_error"] < 1e-5
@@ -229,8 +233,9 @@ def test_cli_bad_train_options(tmp_path, capsys, args, message):
 
 def test_presets_are_the_documented_shapes():
     assert (PRESETS["gpt2"].n_layer, PRESETS["gpt2"].n_head, PRESETS["gpt2"].n_embd) == (12, 12, 768)
-    lab = PRESETS["lab"]
-    assert (lab.lr, lab.batch_size, lab.block_size, lab.steps, lab.tokenizer) == (5e-4, 32, 64, 2000, "gpt2")
+    for name in ("lab", "report"):
+        p = PRESETS[name]
+        assert (p.lr, p.batch_size, p.block_size, p.steps, p.tokenizer) == (5e-4, 32, 64, 2000, "gpt2")
 
 
 @pytest.mark.slow

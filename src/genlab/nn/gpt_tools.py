@@ -7,14 +7,15 @@ and ``piece(id) -> str``, e.g. those of :mod:`genlab.data.text`) and works in to
 * :func:`token_logprobs`     log p(token | everything before it), in overlapping windows for long texts;
 * :func:`score`              log p(text | prompt) as the sum of per-token log-probabilities;
 * :func:`perplexity_of_file` exp(mean negative log-likelihood) of a text file;
-* :func:`attention_at_word`  each block's attention (averaged over heads) when the n-th word is predicted;
+* :func:`attention_at_word`  each block's attention (averaged over heads) of the n-th word, predicting the next;
+* :func:`top_words`          the most-attended words (a word's attention is the sum over its tokens);
 * :func:`invert`             optimise input embeddings (model frozen) until the greedy decode is a target.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,7 +84,10 @@ def generate(
             if not text.endswith("\ufffd"):  # a multi-byte character may span tokens: wait for its end
                 stream(text[len(shown) :])
                 shown = text
-    return tok.decode(new)
+    text = tok.decode(new)
+    if stream is not None and len(text) > len(shown):  # what was held back at the end (a broken character)
+        stream(text[len(shown) :])
+    return text
 
 
 # --------------------------------------------------------------------------------------------------- scoring
@@ -161,18 +165,19 @@ def perplexity_of_file(model: GPT, tok: TokenizerLike, path: str | Path) -> dict
 
 @torch.no_grad()
 def attention_at_word(
-    model: GPT, tok: TokenizerLike, prompt: str, word: int = 12, max_new_tokens: int = 40
+    model: GPT, tok: TokenizerLike, prompt: str, word: int = 11, max_new_tokens: int = 40
 ) -> dict[str, Any]:
-    """Generate greedily until the ``word``-th word starts; return each block's attention for that prediction.
+    """Each block's attention (averaged over heads) of word ``word`` as it predicts word ``word + 1``.
 
-    ``att[b]`` is block b's attention (T x T), averaged over heads, at the step that predicted the first
-    token of word ``word``; its last row is what that prediction looked at.
+    Generates greedily from ``prompt`` until word ``word + 1`` starts. ``att[b]`` is block b's attention
+    (T x T) at the step that predicted the first token of word ``word + 1``; its last row belongs to the
+    last token of word ``word`` (``query``), the report's "attention of the 11th word" for ``word=11``.
     """
     ids = encode_nonempty(tok, prompt)
-    if len(prompt.split()) >= word:
+    if len(prompt.split()) > word:
         raise ConfigError(
-            f"the prompt already has {len(prompt.split())} words; give fewer than {word} so "
-            f"that word {word} is generated"
+            f"the prompt already has {len(prompt.split())} words; give at most {word} so that word {word + 1} "
+            "is generated"
         )
     dev = _device(model)
     context = None
@@ -182,21 +187,51 @@ def attention_at_word(
         nxt = int(logits[0, -1].argmax())
         ids.append(nxt)
         words = tok.decode(ids).split()
-        if context is None and len(words) >= word:
+        if context is None and len(words) > word:
             context = {"ids": x[0].tolist(), "att": [a[0].mean(0).cpu() for a in atts], "next": nxt}
-        if context is not None and len(words) > word:  # finish word 12, stop when word 13 starts
+        if context is not None and len(words) > word + 1:  # finish word + 1, stop when the one after starts
             ids.pop()
             break
     if context is None:
-        raise ConfigError(f"word {word} did not appear within {max_new_tokens} generated tokens")
+        raise ConfigError(f"word {word + 1} did not appear within {max_new_tokens} generated tokens")
     att = torch.stack(context["att"])  # (blocks, T, T)
     return {
         "tokens": [tok.piece(i) for i in context["ids"]],
         "att": att,
+        "word": word,
+        "query": tok.piece(context["ids"][-1]),
         "next": tok.piece(context["next"]),
         "sentence": tok.decode(ids),
         "row_sums": att.sum(-1),
     }
+
+
+def attention_by_word(pieces: Sequence[str], weights: Sequence[float]) -> list[tuple[str, float]]:
+    """Token pieces joined into words (a word starts at a piece after whitespace), each with its summed weight.
+
+    Whitespace-only pieces join the word that follows them (trailing ones the word before); the words are
+    returned stripped, in text order.
+    """
+    words: list[list] = []
+    for piece, w in zip(pieces, weights, strict=True):
+        starts = not words or piece[:1].isspace() or words[-1][0][-1:].isspace()
+        if starts and not (words and not words[-1][0].strip()):
+            words.append([piece, float(w)])
+        else:
+            words[-1][0] += piece
+            words[-1][1] += float(w)
+    if len(words) > 1 and not words[-1][0].strip():
+        text, w = words.pop()
+        words[-1][0] += text
+        words[-1][1] += w
+    return [(text.strip(), w) for text, w in words]
+
+
+def top_words(pieces: Sequence[str], weights: Sequence[float], k: int = 2) -> list[tuple[str, float]]:
+    """The ``k`` words with the most attention (summed over their tokens), most attended first."""
+    if k < 1:
+        raise ConfigError(f"k {k} must be >= 1")
+    return sorted(attention_by_word(pieces, weights), key=lambda pw: -pw[1])[:k]
 
 
 # ------------------------------------------------------------------------------------------------- inversion

@@ -4,9 +4,12 @@
 the shared loop; the other verbs open the run and draw into it with the model's tools
 (:mod:`genlab.nn.gpt_tools`): ``generate`` samples greedily or with temperature / top-k / top-p, streamed to
 the terminal; ``score`` gives log p(text | prompt) as the sum of per-token log-probabilities (or a file's
-perplexity); ``attention`` generates up to the 12th word and shows the first and last block's attention for
-its prediction, averaged over heads; ``invert`` freezes the model and optimises the input embeddings until
+perplexity, or ``--report`` the report's own sentences); ``attention`` generates up to the 12th word and shows
+the 11th word's attention as it predicts the 12th (first and last block, averaged over heads, and the top-2
+words as bars); ``invert`` freezes the model and optimises the input embeddings until
 the greedy decode is a target sentence; ``figures`` draws all of them for a trained run.
+The ``report`` preset (alias ``gpt2``) is the report's own run: GPT-2 small on GPT-2 tokens, block 64, batch 32,
+lr 5e-4, 2000 iterations; ``genlab report --full`` trains it beside the ``mini`` model (on a CPU to a time budget).
 """
 
 from genlab.labs import LabSpec
@@ -28,6 +31,11 @@ LABELS = {
     "score_tokens": "scored sentence: tokens",
     "attention_sentence": "attention: the generated sentence",
     "attention_next": "attention: the predicted 12th word",
+    "attention_top2_first": "attention of word 11, first block: top-2 words",
+    "attention_top2_last": "attention of word 11, last block: top-2 words",
+    "score_report_sentence_logprob": "the report's prompt sentence: log-probability (nats)",
+    "steps_planned": "training steps planned",
+    "seconds_per_step": "training time per step (s)",
     "attention_row_sum_max_error": "attention rows: max |sum - 1|",
     "inversion_target": "inversion: target sentence",
     "inversion_match_step": "inversion: Adam steps to an exact match",

@@ -7,9 +7,9 @@ from typing import Any
 
 from genlab.errors import ConfigError
 from genlab.labs import draw, draw_all, registered
-from genlab.labs.textgen.config import ATTENTION_PROMPT, INVERSION_TARGET, PRESETS, TextgenConfig
+from genlab.labs.textgen.config import ATTENTION_PROMPT, INVERSION_TARGET, PRESETS, REPORT_SENTENCES, TextgenConfig
 from genlab.labs.textgen.core import LAB, Opened, open_run, train
-from genlab.nn.gpt_tools import generate, perplexity_of_file
+from genlab.nn.gpt_tools import generate, perplexity_of_file, top_words
 from genlab.runs import choose_device
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
@@ -40,12 +40,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--text", default=None, help="the text to score")
     q.add_argument("--prompt", default="", help="condition on this prompt (not scored)")
     q.add_argument("--file", default=None, metavar="PATH", help="perplexity of a whole text file")
+    q.add_argument(
+        "--report",
+        action="store_true",
+        help="score the report's own sentences (its attention prompt and inversion target) into table score_report",
+    )
     q.set_defaults(func=cmd_score)
 
-    q = v.add_parser("attention", help="attention maps for the prediction of the 12th word")
+    q = v.add_parser("attention", help="the 11th word's attention as it predicts the 12th (the report's case)")
     add_run_arg(q)
-    q.add_argument("--prompt", default=ATTENTION_PROMPT)
-    q.add_argument("--word", type=at_least(1), default=12, help="which word's prediction to show")
+    q.add_argument("--prompt", default=ATTENTION_PROMPT, help="generation starts here (at most WORD words)")
+    q.add_argument(
+        "--word",
+        type=at_least(1),
+        default=11,
+        help="whose attention to show: word N's last token, predicting word N+1 (default 11, the report's case)",
+    )
     q.set_defaults(func=cmd_attention)
 
     q = v.add_parser("invert", help="optimise input embeddings until the model outputs a target sentence")
@@ -114,8 +124,16 @@ def cmd_score(args: argparse.Namespace) -> int:
         res = perplexity_of_file(opened.model, opened.tok, args.file)
         print(f"{args.file}: {res['tokens']} tokens, {res['nll']:.4f} nats/token, perplexity {res['perplexity']:.2f}")
         return 0
+    if args.report:
+        _draw(opened, {"score_report"}, opened.run.command("score", report=True))
+        for text in REPORT_SENTENCES:
+            res = opened.scored("", text=text)
+            lp, p, n = res["logprob"], res["prob"], res["n_tokens"]
+            print(f"{text!r}: sum log p = {lp:.4f} (p = {p:.4g}, {n} tokens scored)")
+        print(f"table in {opened.run.tables_dir / 'score_report.csv'}")
+        return 0
     if args.text is None:
-        raise ConfigError('give --text "..." to score (or --file PATH for a perplexity)')
+        raise ConfigError('give --text "..." to score (or --file PATH for a perplexity, or --report)')
     _draw(
         opened,
         {"score"},
@@ -139,19 +157,21 @@ def cmd_attention(args: argparse.Namespace) -> int:
     opened = _open(args)
     _draw(
         opened,
-        {"attention_heatmaps", "attention_tokens", "attention_blocks", "attention"},
+        {s.name for s in registered(LAB) if s.verb == "attention"},
         opened.run.command("attention", prompt=args.prompt, word=args.word),
         prompt=args.prompt,
         word=args.word,
     )
     res = opened.attention(args.prompt, args.word)
     att = res["att"]
-    print(f"sentence: {res['sentence']!r}; predicting word {args.word}: {res['next']!r}")
+    print(
+        f"sentence: {res['sentence']!r}; word {args.word} ends in {res['query']!r}, predicting word "
+        f"{args.word + 1}: {res['next']!r}"
+    )
     for b, name in ((0, "first"), (att.shape[0] - 1, "last")):
         row = att[b, -1]
-        top = row.topk(min(3, len(row)))
-        tops = ", ".join(f"{res['tokens'][i]!r} {v:.2f}" for v, i in zip(top.values.tolist(), top.indices.tolist()))
-        print(f"{name} block: row sum {row.sum():.6f}; most attended: {tops}")
+        tops = ", ".join(f"{w!r} {v:.3f}" for w, v in top_words(res["tokens"], row, 2))
+        print(f"{name} block: row sum {row.sum():.6f}; top-2 words: {tops}")
     print(f"figures in {opened.run.figures_dir}")
     return 0
 

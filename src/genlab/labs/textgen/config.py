@@ -12,6 +12,7 @@ from genlab.train import TrainConfig
 
 ATTENTION_PROMPT = "The little squirrel was around Alice but she kept saying"
 INVERSION_TARGET = "I am a little squirrel holding a walnut"
+REPORT_SENTENCES = (ATTENTION_PROMPT, INVERSION_TARGET)  # the report's own sentences, scored in every demo
 SAMPLE_PROMPTS = ("Alice was beginning", "The Queen said", "'Off with")
 
 
@@ -42,6 +43,14 @@ class TextgenConfig(TrainConfig):
     log_every: int = param(10, "log metrics every N steps", min=1)
 
 
+# The report's training (REFERENCE.md, lab 2): GPT-2 tokens, block 64, batch 32, lr 5e-4, 2000 iterations. It names
+# no warm-up or decay, so the rate is held at 5e-4; AdamW (0.9, 0.95), weight decay 0.1, gradient clipping at 1.0
+# and dropout 0 are genlab's defaults, which the report does not state.
+REPORT_RECIPE: dict[str, Any] = dict(
+    tokenizer="gpt2", block_size=64, batch_size=32, lr=5e-4, steps=2000, warmup=0, cosine=False
+)
+
+
 def _preset(name: str, **kw: Any) -> TextgenConfig:
     return TextgenConfig(**{**MODEL_PRESETS[name], **kw})
 
@@ -53,11 +62,20 @@ PRESETS: dict[str, TextgenConfig] = {
     # model overfits within ~500 steps without dropout (measured: validation loss rose from 4.76 at 5 minutes
     # to 4.87 at 10 with dropout 0 and a 2048-token BPE); dropout 0.2 and a 1024-token BPE hold it back.
     "mini": _preset("mini", steps=2000, lr=1e-3, dropout=0.2, bpe_vocab=1024),
-    # the lab's recipe: GPT-2 tokens, lr 5e-4, batch 32, block 64, 2000 iterations, a 6-layer 384-wide model
-    "lab": _preset("lab", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
-    # GPT-2 small (12 layers, 12 heads, 768 wide) with the lab's recipe: a GPU job
-    "gpt2": _preset("gpt2", tokenizer="gpt2", steps=2000, lr=5e-4, warmup=100),
+    # the report's training recipe (REPORT_RECIPE) on a 6-layer 384-wide model (30.0 M parameters with GPT-2
+    # tokens): the report's run scaled down to fit a CPU
+    "lab": _preset("lab", **REPORT_RECIPE),
+    # the report's model and training exactly: GPT-2 small (12 layers, 12 heads, 768 wide; 123.7 M parameters with
+    # a 64-token block, the report's count) with REPORT_RECIPE. Hours on a CPU, minutes on a GPU
+    "report": _preset("gpt2", **REPORT_RECIPE),
 }
+PRESETS["gpt2"] = PRESETS["report"]  # the same preset under the model's name
+# `genlab report --full` trains the report preset whole on a GPU. On a CPU (a step of GPT-2 small is ~1.5 TFLOP,
+# 6 x 124 M x 2048 tokens: tens of seconds on 2 cores, so 2000 steps would take most of a day) it stops after this
+# many seconds of training, checkpoints every REPORT_CPU_CKPT steps so a killed report continues, and the front
+# table extrapolates the whole run's time from its seconds per step (core.key_metrics).
+REPORT_CPU_BUDGET_S = 1800.0
+REPORT_CPU_CKPT = 20
 # The quick demo: mini with a 1024-token BPE (see core.demo for why).
 QUICK = PRESETS["mini"].update(dict(steps=350, eval_every=50, warmup=30, lr=2e-3, dropout=0.0))
 # The tiny demo (seconds, no fetched data): a 1-block character model on the built-in sample text, on one

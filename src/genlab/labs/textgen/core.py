@@ -20,6 +20,8 @@ from genlab.labs.textgen.config import (
     INVERSION_TARGET,
     PRESETS,
     QUICK,
+    REPORT_CPU_BUDGET_S,
+    REPORT_CPU_CKPT,
     SAMPLE_PROMPTS,
     TINY,
     TextgenConfig,
@@ -119,7 +121,9 @@ def train(
             "tokenizer": cfg.tokenizer,
             "vocab_size": tok.vocab_size,
             "steps": res.step,
+            "steps_planned": cfg.steps,
             "train_seconds": round(res.seconds, 1),
+            "seconds_per_step": round(res.seconds / max(1, res.step - (res.resumed_from or 0)), 4),
             "stopped_by_time": res.stopped_by_time,
             "tokens_per_s": round(tokens / max(res.seconds, 1e-9)),
             "val_loss": round(final["val_loss"], 4),
@@ -193,7 +197,7 @@ class Opened:
 
         return self._once(("score", prompt, n_tokens, seed, text), make)
 
-    def attention(self, prompt: str = ATTENTION_PROMPT, word: int = 12) -> dict[str, Any]:
+    def attention(self, prompt: str = ATTENTION_PROMPT, word: int = 11) -> dict[str, Any]:
         return self._once(("attention", prompt, word), lambda: attention_at_word(self.model, self.tok, prompt, word))
 
     def inversion(
@@ -240,6 +244,16 @@ def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -
 # ----------------------------------------------------------------------------------------------------- demo
 
 
+def report_plan(device: str = "auto") -> tuple[TextgenConfig, str]:
+    """The report's model and training (the ``report`` preset) as ``genlab report --full`` trains it: whole on a
+    GPU; on a CPU stopped by a time budget of REPORT_CPU_BUDGET_S seconds, with a checkpoint every REPORT_CPU_CKPT
+    steps, and the rest of the run's time extrapolated in the front table."""
+    if choose_device(device).type == "cpu":
+        cfg = PRESETS["report"].update(dict(max_seconds=REPORT_CPU_BUDGET_S, ckpt_every=REPORT_CPU_CKPT))
+        return cfg, "alice-gpt2-report-cpu-budget"
+    return PRESETS["report"].update(dict(ckpt_every=250)), "alice-gpt2-report"
+
+
 def demo(
     root: str | Path = "runs",
     *,
@@ -249,7 +263,7 @@ def demo(
     reuse: bool = True,
     tiny: bool = False,
 ) -> list[Run]:
-    """Train (or reuse) the lab's run and write every figure.
+    """Train (or reuse) the lab's runs and write every figure.
 
     quick: the ``mini`` model (4 blocks, 128 wide) with a 1024-token BPE learned on Alice, 350 steps. A BPE of
     1024 tokens puts about 3.5 characters in a token, so 64 tokens of context cover ~220 characters and
@@ -257,33 +271,46 @@ def demo(
     step ~17x slower on a CPU (measured, see benchmarks/bench_textgen.py), and characters need many more
     steps before words appear.
     No dropout: 350 steps see the training tokens ~15 times, before overfitting sets in.
-    Full: the ``mini`` preset (1024-token BPE, dropout 0.2), 2000 steps.
-    tiny: a 1-block character model on the built-in sample text, 40 steps (seconds, no fetched data).
+    Full: the ``mini`` preset (1024-token BPE, dropout 0.2), 2000 steps, and the report's own run (GPT-2 small,
+    GPT-2 tokens, :func:`report_plan`).
+    tiny: a 1-block character model on the built-in sample text, 150 steps (seconds, no fetched data).
     """
     if tiny:
-        cfg, name = TINY, "sample-tiny-char"
+        plan = [(TINY, "sample-tiny-char")]
+    elif quick:
+        plan = [(QUICK, "alice-mini-bpe-quick")]
     else:
-        cfg, name = (QUICK, "alice-mini-bpe-quick") if quick else (PRESETS["mini"], "alice-mini-bpe")
-    run = reuse_or_create(LAB, cfg, root=root, name=name, reuse=reuse)
-    if not run.finished:
-        train(cfg, run=run, resume=run.last_checkpoint.exists(), device=device, quiet=quiet)
+        plan = [(PRESETS["mini"], "alice-mini-bpe"), report_plan(device)]
     dev = choose_device("cpu" if device == "auto" else device)
-    with cpu_threads(cfg.threads if dev.type == "cpu" else 0):
-        draw_all(LAB, open_run(run, dev, quiet=quiet), run)
-    return [run]
+    runs = []
+    for cfg, name in plan:
+        run = reuse_or_create(LAB, cfg, root=root, name=name, reuse=reuse)
+        if not run.finished:
+            train(cfg, run=run, resume=run.last_checkpoint.exists(), device=device, quiet=quiet)
+        with cpu_threads(cfg.threads if dev.type == "cpu" else 0):
+            draw_all(LAB, open_run(run, dev, quiet=quiet), run)
+        runs.append(run)
+    return runs
 
 
-def same_as_report(cfg: dict[str, Any], params_m: float | None) -> str:
-    """The run's model and data beside the report's (GPT-2 small, 12x768, 123.7 M parameters, GPT-2 tokens, Alice),
-    naming the closest preset."""
+def same_as_report(cfg: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The run's model, training and data beside the report's (GPT-2 small, 12x768, 123.7 M parameters, GPT-2
+    tokens, the report preset's recipe, Alice), naming the closest preset."""
     size = (cfg.get("n_layer"), cfg.get("n_head"), cfg.get("n_embd"))
     preset = next((k for k, v in MODEL_PRESETS.items() if (v["n_layer"], v["n_head"], v["n_embd"]) == size), None)
     data = "data yes: Alice" if cfg.get("corpus") == "alice" else f"data no: {cfg.get('corpus')}, not Alice"
     tok = cfg.get("tokenizer")
     tokens = {"gpt2": "GPT-2 tokens", "bpe": f"a {cfg.get('bpe_vocab')}-token BPE", "char": "characters"}.get(tok, tok)
     if preset == "gpt2" and cfg.get("tokenizer") == "gpt2":
-        return f"yes: GPT-2 small's size and tokens (trained here from scratch); {data}"
+        recipe = PRESETS["report"]
+        keys = ("block_size", "batch_size", "lr", "steps", "warmup", "cosine")
+        same = all(cfg.get(k) == getattr(recipe, k) for k in keys)
+        training = "the report's training (the 'report' preset)" if same else "another training recipe"
+        if summary.get("stopped_by_time"):
+            training += f", cut at step {summary.get('steps')} of {summary.get('steps_planned')} by a time budget"
+        return f"yes: GPT-2 small's size and tokens, {training}, trained here from scratch; {data}"
     named = f"the '{preset}' preset, " if preset else ""
+    params_m = summary.get("params_M")
     millions = f"{params_m:.3g} M parameters, " if params_m else ""
     return (
         f"no: a {size[0]}x{size[2]} GPT ({named}{millions}{tokens}), not GPT-2 small (12x768, 123.7 M, "
@@ -292,24 +319,46 @@ def same_as_report(cfg: dict[str, Any], params_m: float | None) -> str:
 
 
 def key_metrics(runs: list[Run]) -> list[dict]:
-    """Validation loss, inversion and attention checks for the report's front table."""
+    """Validation loss, the sampled continuation's probability, inversion and attention checks for the report's
+    front table; a run cut by its time budget says at which step, with the whole run's time extrapolated."""
     rows = []
     for run in runs:
         s = run.read_summary()
-        same = same_as_report(run.read_config_file().get("config", {}), s.get("params_M"))
+        same = same_as_report(run.read_config_file().get("config", {}), s)
+        cut = ""
+        if s.get("stopped_by_time") and s.get("steps_planned"):
+            cut = f", at step {s['steps']} of {s['steps_planned']} (cut by the time budget)"
+            rows.append(
+                {
+                    "metric": f"training time for all {s['steps_planned']} steps here (h; extrapolated from "
+                    f"{s['steps']} steps)",
+                    "value": round(s["steps_planned"] * s.get("seconds_per_step", 0) / 3600, 2),
+                    "reference": "",
+                    "same": same,
+                }
+            )
         if "val_loss" in s:
             rows.append(
                 {
-                    "metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')})",
+                    "metric": f"validation loss ({s.get('tokenizer')}, vocab {s.get('vocab_size')}{cut})",
                     "value": s["val_loss"],
                     "reference": "",
+                    "same": same,
+                }
+            )
+        if "score_prob" in s:
+            rows.append(
+                {
+                    "metric": f"probability of a sampled {s.get('score_tokens')}-token continuation{cut}",
+                    "value": s["score_prob"],
+                    "reference": "4.25e-4 (GPT-2 small, 15 tokens, its own sample)",
                     "same": same,
                 }
             )
         if s.get("inversion_match_step") is not None:
             rows.append(
                 {
-                    "metric": "inversion: Adam steps to an exact match",
+                    "metric": f"inversion: Adam steps to an exact match{cut}",
                     "value": s["inversion_match_step"],
                     "reference": "79 (GPT-2 small)",
                     "same": same,

@@ -10,8 +10,9 @@ import numpy as np
 
 from genlab import plots
 from genlab.labs import Drawn, figure, table
-from genlab.labs.textgen.config import ATTENTION_PROMPT, INVERSION_TARGET, SAMPLE_PROMPTS
+from genlab.labs.textgen.config import ATTENTION_PROMPT, INVERSION_TARGET, REPORT_SENTENCES, SAMPLE_PROMPTS
 from genlab.labs.textgen.core import Opened
+from genlab.nn.gpt_tools import top_words
 
 # Samples of an untrained model may hold characters the monospace font lacks; the figure still renders.
 warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
@@ -108,6 +109,29 @@ def table_score(
     return Drawn(rows=rows, caption=f"log p(continuation | {prompt!r}) = sum of per-token log-probabilities.")
 
 
+@table("score_report", verb="score")
+def table_score_report(opened: Opened, sentences: Sequence[str] = REPORT_SENTENCES) -> Drawn:
+    """The report's own sentences scored: log p(tokens 2..n | token 1), the sum of per-token log-probabilities."""
+    rows = []
+    for text in sentences:
+        res = opened.scored("", text=text)
+        rows.append(
+            {
+                "sentence": text,
+                "tokens_scored": res["n_tokens"],
+                "logprob": round(res["logprob"], 4),
+                "prob": res["prob"],
+                "nats_per_token": round(-res["logprob"] / max(1, res["n_tokens"]), 4),
+            }
+        )
+    return Drawn(
+        rows=rows,
+        caption="The report's sentences (its attention prompt and inversion target) scored by this model: log p "
+        "of every token after the first, given the tokens before it, summed.",
+        summary={"score_report_sentence_logprob": rows[0]["logprob"]},
+    )
+
+
 # ---------------------------------------------------------------------------------------------- attention
 
 
@@ -115,14 +139,15 @@ def _attention(opened: Opened, prompt: str, word: int) -> tuple[dict, np.ndarray
     """The attention result, its (blocks, T, T) array, the tokens as tick labels, and the shared caption."""
     res = opened.attention(prompt, word)
     caption = (
-        f"Prediction of word {word} ({res['next']!r}) after {len(res['tokens'])} tokens; sentence: "
-        f"{res['sentence']!r}. Attention is averaged over heads."
+        f"The attention of word {word} (its last token {res['query']!r}, the last of {len(res['tokens'])} tokens) "
+        f"as the model predicts word {word + 1} ({res['next']!r}); sentence: {res['sentence']!r}. Attention is "
+        "averaged over heads."
     )
     return res, res["att"].numpy(), [repr(t)[1:-1] for t in res["tokens"]], caption
 
 
 @figure("attention_heatmaps", verb="attention")
-def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 12) -> Drawn:
+def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """The first and last block's attention matrices; the last row predicts the word."""
     res, att, labels, caption = _attention(opened, prompt, word)
     L, T = att.shape[0], len(labels)
@@ -130,7 +155,7 @@ def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word:
     for ax, b, name in ((axes[0], 0, "first"), (axes[1], L - 1, "last")):
         plots.attention_heatmap(ax, att[b], labels, title=f"{name} block (block {b + 1} of {L})")
         ax.axhline(T - 1.5, color="cyan", lw=0.8)
-    fig.suptitle(f"Causal self-attention, averaged over heads (bottom row predicts {res['next']!r})")
+    fig.suptitle(f"Causal self-attention, averaged over heads (bottom row: word {word}, predicting {res['next']!r})")
     return Drawn(
         fig,
         caption + " Rows are queries; the last row (below the cyan line) is the prediction of the next word.",
@@ -139,7 +164,7 @@ def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word:
 
 
 @figure("attention_tokens", verb="attention")
-def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 12) -> Drawn:
+def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """The tokens painted by the attention the last position gives them, first and last block."""
     res, att, _, caption = _attention(opened, prompt, word)
     fig, axes = plots.figure(2, 1, size=(10, 4.2))
@@ -149,7 +174,7 @@ def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
             ax,
             res["tokens"],
             w,
-            title=f"{name} block: attention from the last position (sum = {w.sum():.4f}), predicting {res['next']!r}",
+            title=f"{name} block: attention of word {word} (sum = {w.sum():.4f}), predicting {res['next']!r}",
         )
     return Drawn(
         fig,
@@ -165,7 +190,7 @@ def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
 
 
 @figure("attention_blocks", verb="attention")
-def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 12) -> Drawn:
+def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """How attention spreads, block by block: the last row of each block, and its entropy."""
     res, att, labels, caption = _attention(opened, prompt, word)
     L, T = att.shape[0], len(labels)
@@ -176,7 +201,7 @@ def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
         last_rows,
         labels,
         [f"block {b + 1}" for b in range(L)],
-        title=f"Attention from the last position, per block (predicting {res['next']!r})",
+        title=f"Attention of word {word}, per block (predicting {res['next']!r})",
     )
     axes[0].set_ylabel("")
     entropy = -(last_rows * np.log(np.clip(last_rows, 1e-12, None))).sum(-1)
@@ -200,8 +225,33 @@ def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     )
 
 
+@figure("attention_top_words", verb="attention")
+def fig_attention_top_words(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11, k: int = 2) -> Drawn:
+    """The ``k`` words that word ``word`` attends to most, in the first and the last block (bars)."""
+    res, att, _, caption = _attention(opened, prompt, word)
+    blocks = ((0, "first"), (len(att) - 1, "last"))
+    tops = {name: top_words(res["tokens"], att[b, -1], k) for b, name in blocks}
+    fig, axes = plots.figure(1, 2, size=(10, 3.6), sharey=True, layout="constrained")
+    for ax, (b, name), color in zip(axes, blocks, (plots.PALETTE[0], plots.PALETTE[1])):
+        words, weights = zip(*tops[name])
+        bars = ax.bar(range(len(words)), weights, color=color)
+        ax.bar_label(bars, fmt="%.3f", fontsize=9)
+        ax.set_xticks(range(len(words)), [repr(w) for w in words], family="monospace")
+        ax.set_title(f"{name} block (block {b + 1} of {len(att)})")
+        ax.set_ylim(0, 1.12)
+    axes[0].set_ylabel(f"attention of word {word}")
+    fig.suptitle(f"The {k} words most attended by word {word} (query {res['query']!r}), predicting {res['next']!r}")
+    summary = {f"attention_top{k}_{n}": ", ".join(f"{w!r} {v:.3f}" for w, v in t) for n, t in tops.items()}
+    return Drawn(
+        fig,
+        caption + f" The {k} words with the most attention; a word's attention is the sum over its tokens.",
+        data={n: [{"word": w, "attention": v} for w, v in t] for n, t in tops.items()},
+        summary=summary,
+    )
+
+
 @table("attention", verb="attention")
-def table_attention(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 12) -> Drawn:
+def table_attention(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     res, att, _, caption = _attention(opened, prompt, word)
     rows = [
         {"token": repr(t), "first_block": float(att[0, -1, i]), "last_block": float(att[-1, -1, i])}
