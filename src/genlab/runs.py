@@ -609,6 +609,6 @@ def find_runs(root: str | Path = DEFAULT_RUNS_ROOT, labs: Iterable[str] | None =
 
 
 def _version() -> str:
-    from genlab import __version__
-
-    return __version__
+    # the package is loaded before any of its modules: read its version without importing it (the package
+    # imports genlab.api, which imports this module)
+    return sys.modules["genlab"].__version__
