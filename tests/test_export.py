@@ -124,7 +124,15 @@ def test_imagediff_export_samples_as_the_run_and_trains_nothing(img):
         b.sample(label=3)
 
 
-def test_sentiment_and_latent_exports_predict_and_encode_as_the_runs(tmp_path):
+def test_imagediff_sample_verb_takes_the_export(img, tmp_path):
+    run, out = img
+    for folder, npy in ((run.path, tmp_path / "a.npy"), (out, tmp_path / "b.npy")):
+        argv = ["imagediff", "sample", "--run", str(folder), "--prompt", "a 3", "--n", "3", "--out", str(npy)]
+        assert main([*argv, "--quiet", "--device", "cpu"]) == 0
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+def test_sentiment_and_latent_exports_predict_and_encode_as_the_runs(tmp_path, capsys):
     data = write_tiny_reviews(tmp_path / "reviews.csv", n=80)
     cfg = dict(csv=str(data), model="mlp", steps=8, hidden=8, n_train=60, embed_dim=8, embeddings="learned")
     m = genlab.train("sentiment", root=tmp_path / "runs", name="s", device="cpu", widths=(8,), eval_every=4, **cfg)
@@ -135,6 +143,11 @@ def test_sentiment_and_latent_exports_predict_and_encode_as_the_runs(tmp_path):
     reviews = ["a wonderful film, great acting", "dull and awful"]
     assert m.predict(reviews) == e.predict(reviews) and len(m.predict("one review")) == 1
     assert _same_nested(m.explain(reviews[0]), e.explain(reviews[0]))
+    said = []
+    for folder in (m.path, out):
+        assert main(["sentiment", "predict", "--run", str(folder), *reviews]) == 0
+        said.append(capsys.readouterr().out)
+    assert said[0] == said[1] and said[0].count("\n") == 2  # one line per review, the same from both
 
     lat = genlab.train("latent", preset="tiny", root=tmp_path / "runs", name="l", device="cpu")
     out = export_run(lat.run, tmp_path / "l-out")
