@@ -169,6 +169,10 @@ def cmd_export(args: argparse.Namespace, lab: str) -> int:
         raise ConfigError(f"export needs --out DIR, a new folder to write, e.g. --out {run.path.name}-export")
     out = export_run(run, args.out, lab=lab)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"exported {str(run.path)!r} -> {str(out)!r} ({size / 1e6:.2f} MB, no pickle)")
+    step = json.loads((out / "config.json").read_text())["exported"]["step"]
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+    print(f"exported {str(run.path)!r} at step {step} -> {str(out)!r} ({shown}, no pickle)")
+    if not run.finished:
+        print(f"note: {str(run.path)!r} has not finished training; the export holds its last checkpoint")
     print(f"open it with: genlab.load({str(out)!r}), or any 'genlab {lab} <verb> --run {out}'")
     return 0
