@@ -9,6 +9,7 @@ import torch
 
 from genlab.cli import main
 from genlab.data.images import load_images
+from genlab.labs import latent
 from genlab.labs.latent import core
 from genlab.labs.latent.figures import key_metrics
 from genlab.runs import Run
@@ -74,7 +75,7 @@ def test_unknown_dataset_in_api():
 
 
 def test_demo_tiny_pipeline(tmp_path):
-    run = core.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0]
+    run = latent.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0]
     names = {p.stem for p in run.figures_dir.glob("*.png")}
     assert {
         "reconstructions",
@@ -86,8 +87,9 @@ def test_demo_tiny_pipeline(tmp_path):
         "cgan_losses",
         "interpolation",
         "importance",
+        "accuracy_per_epoch",
     } <= names
-    assert {p.stem for p in run.tables_dir.glob("*.csv")} == {"few_label", "receptive_field"}
+    assert {p.stem for p in run.tables_dir.glob("*.csv")} == {"few_label", "architecture_search", "receptive_field"}
     s = run.read_summary()
     for key in (
         "judge_test_accuracy",
@@ -96,13 +98,17 @@ def test_demo_tiny_pipeline(tmp_path):
         "few_label_codes_mlp_first",
         "receptive_field_117_case",
         "interp_judge_confidence_ae_midpoint",
+        "search_best_test_acc",
+        "acc_per_epoch_codes_last",
     ):
         assert key in s
     assert s["receptive_field_117_case"] == {"output": 117, "receptive_field": 12}
     assert Run(run.path / "stages" / "gan").finished and Run(run.path / "stages" / "judge").finished
     stamp = (run.path / "stages" / "cgan" / "checkpoints" / "last.pt").stat().st_mtime_ns
-    assert core.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0].path == run.path  # reuse
+    searched = core.results_path(run, "search").stat().st_mtime_ns
+    assert latent.demo(tmp_path, quick=True, device="cpu", quiet=True, tiny=True)[0].path == run.path  # reuse
     assert (run.path / "stages" / "cgan" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp  # not retrained
+    assert core.results_path(run, "search").stat().st_mtime_ns == searched  # the search is not run again
 
 
 def test_key_metrics_reads_the_few_label_count(tmp_path):

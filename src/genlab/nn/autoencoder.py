@@ -18,10 +18,13 @@ Beside them: :func:`encode_all` / :func:`decode_codes` (many images or codes, in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genlab.errors import choose
 
 WIDTHS = (16, 32, 64, 96)
 
@@ -98,17 +101,40 @@ class ConvAutoencoder(nn.Module):
         return F.binary_cross_entropy_with_logits(self(x), x)
 
 
-class CodeClassifier(nn.Module):
-    """A small MLP on (frozen) codes: code -> hidden -> classes (``hidden=0`` gives a linear classifier)."""
+HEAD_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": partial(nn.LeakyReLU, 0.2),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
 
-    def __init__(self, code_dim: int = 64, num_classes: int = 10, hidden: int = 128, dropout: float = 0.2):
+
+class CodeClassifier(nn.Module):
+    """A small MLP on (frozen) codes: code -> hidden layer(s) -> classes.
+
+    ``hidden`` is one width or a sequence of widths (one hidden layer each; 0 or ``()`` gives a linear
+    classifier); each hidden layer is Linear, ``activation`` (a key of :data:`HEAD_ACTIVATIONS`), Dropout.
+    """
+
+    def __init__(
+        self,
+        code_dim: int = 64,
+        num_classes: int = 10,
+        hidden: int | Sequence[int] = 128,
+        dropout: float = 0.2,
+        activation: str = "relu",
+    ):
         super().__init__()
-        if hidden:
-            self.net = nn.Sequential(
-                nn.Linear(code_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
-            )
-        else:
-            self.net = nn.Linear(code_dim, num_classes)
+        widths = ((hidden,) if hidden else ()) if isinstance(hidden, int) else tuple(hidden)
+        if widths:
+            choose("activation", activation, HEAD_ACTIVATIONS)
+        dims, layers = (code_dim, *widths), []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), HEAD_ACTIVATIONS[activation](), nn.Dropout(dropout)]
+        self.net = (
+            nn.Sequential(*layers, nn.Linear(dims[-1], num_classes)) if layers else nn.Linear(code_dim, num_classes)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

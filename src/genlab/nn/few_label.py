@@ -15,7 +15,7 @@ every label draw into one row per method: mean, spread and every draw.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,3 +118,82 @@ def draw_rows(results: Mapping[tuple[str, str], Sequence[float]]) -> list[dict[s
         }
         for (labels, method), accs in results.items()
     ]
+
+
+# ------------------------------------------------------------------ cross-validation of many copies at once
+
+
+class Stacked(nn.Module):
+    """``m`` independent copies of one architecture, evaluated at once on the same input with
+    :func:`torch.func.vmap`: ``(N, ...) -> (m, N, classes)``.
+
+    The copies share nothing but their shape; with a loss that is a sum of per-copy losses (:func:`masked_step`)
+    and an element-wise optimiser (Adam, AdamW), each copy trains exactly as it would alone. The folds of a
+    cross-validation and the final fit on every labelled example train as one model.
+    """
+
+    def __init__(self, make: Callable[[], nn.Module], m: int):
+        super().__init__()
+        copies = [make() for _ in range(m)]
+        params, buffers = torch.func.stack_module_state(copies)
+        if buffers:
+            raise ValueError("Stacked takes modules without buffers (no batch norm)")
+        self.names = list(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[k]) for k in self.names])
+        self._base = [copies[0].to("meta")]  # in a list: not a submodule; only its code runs, never its weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = self._base[0].train(self.training)
+
+        def one(params: tuple[torch.Tensor, ...], inp: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(base, dict(zip(self.names, params)), (inp,))
+
+        return torch.func.vmap(one, in_dims=(0, None), randomness="different")(tuple(self.stacked), x)
+
+
+def masked_step(m: nn.Module, batch: Any) -> dict[str, Any]:
+    """A ``step_fn`` for ``genlab.train.fit`` that trains the copies of a :class:`Stacked` model on their own rows:
+    ``batch = (x, y, mask)`` with ``mask[c, i] = 1`` when copy ``c`` learns from example ``i``. The loss is the sum
+    over copies of each copy's mean cross-entropy over its rows."""
+    x, y, mask = batch
+    logits = m(x)
+    ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(mask)), reduction="none").view_as(mask)
+    return {"loss": ((ce * mask).sum(1) / mask.sum(1).clamp_min(1)).sum()}
+
+
+@torch.no_grad()
+def stacked_scores(m: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
+    """Accuracy and mean cross-entropy of every copy of ``m`` (eval mode) on the rows of ``(x, y)`` that ``mask``
+    (``(copies, N)``, default all) selects: two tensors of shape ``(copies,)``."""
+    m.eval()
+    logits = m(x)
+    mask = torch.ones(logits.shape[:2], device=logits.device) if mask is None else mask.to(logits.device)
+    ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(logits)), reduction="none").view_as(mask)
+    right = (logits.argmax(-1) == y).float()
+    n = mask.sum(1).clamp_min(1)
+    return {"acc": (right * mask).sum(1) / n, "ce": (ce * mask).sum(1) / n}
+
+
+def fold_masks(y: torch.Tensor, folds: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``folds``-fold cross-validation of the labelled examples ``y``: ``(train, val)`` masks of shape
+    ``(folds + 1, N)``; copy ``f < folds`` trains on every fold but ``f`` and is validated on fold ``f``, the last
+    copy trains on every example (and has no validation rows). Folds keep the class balance where every fold can
+    (scikit-learn's StratifiedKFold), else they are plain shuffled folds (KFold)."""
+    import warnings
+
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from genlab.errors import ConfigError
+
+    n = len(y)
+    if not 2 <= folds <= n:
+        raise ConfigError(f"bad value {folds} for search_folds: it must lie in 2..{n} (the labelled examples)")
+    labels = y.cpu().numpy()
+    kind = StratifiedKFold if np.bincount(labels).max() >= folds else KFold
+    train, val = torch.zeros(folds + 1, n), torch.zeros(folds + 1, n)
+    with warnings.catch_warnings():  # a class with fewer members than folds: sklearn warns, the split is still valid
+        warnings.simplefilter("ignore", UserWarning)
+        for f, (tr, va) in enumerate(kind(folds, shuffle=True, random_state=seed).split(np.zeros(n), labels)):
+            train[f, tr], val[f, va] = 1.0, 1.0
+    train[folds] = 1.0
+    return train, val

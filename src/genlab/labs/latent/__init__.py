@@ -6,14 +6,24 @@ independent Gaussian codes do not; a conditional GAN draws the digit it is asked
 real images confirms (agreement, and a Frechet distance in the judge's feature space); straight paths between
 codes or GAN noise vectors stay among digit-like images; and the judge's occlusion and gradient maps, with a
 receptive-field table checked on real torch layers, show which pixels a conv net looks at. The autoencoder is
-the run's own checkpoint; every later part trains in ``<run>/stages/<part>`` with the same loop.
+the run's own checkpoint; every later part trains in ``<run>/stages/<part>`` with the same loop. The test
+accuracy of the frozen-code and from-scratch classifiers is followed epoch by epoch, and ``genlab latent search``
+chooses the classifier head on the codes (hidden widths, depth, activation) by cross-validation within the 50
+labelled images, never by the test set. The autoencoder keeps the course starter's shape (stride-2 convolutions
+16/32/64/96, a dense 64-number code, a mirrored decoder, sigmoid output, BCE, input noise 0.35) but not its
+details: 3x3 encoder and 4x4 transposed-decoder kernels, BatchNorm after every convolution, LeakyReLU(0.2).
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 from genlab.labs import LabSpec
+from genlab.labs.latent import classifiers, core
 from genlab.labs.latent.cli import register
 from genlab.labs.latent.config import PRESETS, LatentConfig
-from genlab.labs.latent.core import demo
 from genlab.labs.latent.figures import key_metrics  # importing figures registers the lab's outputs
+from genlab.runs import Run
 
 LABELS = {
     "dataset": "dataset",
@@ -47,6 +57,15 @@ LABELS = {
     "few_label_spreading_first": "few-label, first labels: label spreading (test accuracy)",
     "few_label_scratch_first": "few-label, first labels: encoder + MLP from scratch (test accuracy)",
     "frozen_codes_beat_scratch": "frozen codes beat training from scratch",
+    "acc_per_epoch_codes_last": "accuracy per epoch: frozen codes + MLP, last epoch (test accuracy)",
+    "acc_per_epoch_codes_peak": "accuracy per epoch: frozen codes + MLP, best epoch (test accuracy)",
+    "acc_per_epoch_scratch_last": "accuracy per epoch: from scratch, last epoch (test accuracy)",
+    "acc_per_epoch_scratch_peak": "accuracy per epoch: from scratch, best epoch (test accuracy)",
+    "search_best": "architecture search: head chosen by cross-validation",
+    "search_best_cv_acc": "architecture search: chosen head's cross-validated accuracy",
+    "search_best_test_acc": "architecture search: chosen head's test accuracy",
+    "search_top_test_acc_in_grid": "architecture search: best test accuracy in the grid (not a fair choice)",
+    "search_configurations": "architecture search: configurations tried",
     "interp_judge_confidence_ae_endpoint": "judge's confidence on reconstructions (interpolation ends)",
     "interp_judge_confidence_ae_midpoint": "judge's confidence at AE-space midpoints",
     "interp_judge_confidence_gan_midpoint": "judge's confidence at GAN-space midpoints",
@@ -54,6 +73,23 @@ LABELS = {
     "judge_confidence_ae_midpoint": "judge's confidence at AE-space midpoints",
     "judge_confidence_gan_midpoint": "judge's confidence at GAN-space midpoints",
 }
+
+
+def demo(
+    root: str | Path,
+    *,
+    quick: bool = True,
+    device: str = "auto",
+    quiet: bool = False,
+    reuse: bool = True,
+    tiny: bool = False,
+) -> list[Run]:
+    """Every part of the lab (:func:`core.demo`), then the classifier-architecture search where the preset asks for
+    it (full and tiny; the quick demo leaves it to ``genlab latent search``)."""
+    runs = core.demo(root, quick=quick, device=device, quiet=quiet, reuse=reuse, tiny=tiny)
+    classifiers.demo_search(runs, device=device, quiet=quiet, reuse=reuse)
+    return runs
+
 
 SPEC = LabSpec(
     name="latent",

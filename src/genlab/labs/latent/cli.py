@@ -4,10 +4,13 @@
 2. ``classify``: with only N = 50 labelled images, classifiers on the frozen codes against the same encoder +
    classifier trained from scratch (and logistic regression / 1-NN / label spreading on the codes), mean and
    spread over label draws, for the first-N images and for class-balanced draws.
-3. ``gan``: a GAN that generates codes; decoded samples.
-4. ``cgan``: a conditional GAN, a 10 x k grid, and a CNN judge (agreement and Frechet distance).
-5. ``interpolate``: paths between two encoded images (AE space) and between two noise vectors (GAN space).
-6. ``figures``: every figure and table again from the trained parts.
+   Draw 0 of the first N also logs test accuracy per epoch (frozen codes vs from scratch, one figure).
+3. ``search``: which classifier head on the frozen codes (hidden widths x depth x activation), chosen by
+   cross-validation within the N labelled images (never the test set), and the chosen head's test accuracy.
+4. ``gan``: a GAN that generates codes; decoded samples.
+5. ``cgan``: a conditional GAN, a 10 x k grid, and a CNN judge (agreement and Frechet distance).
+6. ``interpolate``: paths between two encoded images (AE space) and between two noise vectors (GAN space).
+7. ``figures``: every figure and table again from the trained parts.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 from genlab.errors import ConfigError
 from genlab.labs import draw, draw_all
 from genlab.labs.latent import core, figures
+from genlab.labs.latent.classifiers import architecture_search, describe
 from genlab.labs.latent.config import PRESETS, LatentConfig
 from genlab.runs import Run, choose_device, cpu_threads
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, open_run_arg
@@ -75,9 +79,29 @@ def cmd_classify(args: argparse.Namespace) -> int:
         o.cfg = o.cfg.update({k: v for k, v in (("labels", args.labels), ("draws", args.draws)) if v is not None})
     o.few_label = core.few_label_experiment(o.run, o.ae, o.cfg, device=o.device, quiet=args.quiet)
     draw(figures.fig_few_label, o, o.run)
+    if o.cfg.curve_points:
+        print(f"accuracy per epoch: {draw(figures.fig_accuracy_per_epoch, o, o.run)}")
     for r in o.few_label["rows"]:
         print(f"{r['labels']:>18}  {r['method']:<30} {r['mean_test_acc']:.3f} +- {r['std']:.3f}")
     print(f"table: {o.run.tables_dir / 'few_label.md'}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    o = _open(args)
+    if args.labels is not None:
+        o.cfg = o.cfg.update({"labels": args.labels})
+    o.search = architecture_search(o.run, o.ae, o.cfg, device=o.device, quiet=args.quiet)
+    path = draw(figures.table_architecture_search, o, o.run)
+    rows = sorted(o.search["rows"], key=lambda r: (-r["cv_acc"], r["cv_ce"], r["weights"]))
+    for r in rows[:5]:
+        mark = "  <- chosen" if r["chosen"] else ""
+        print(f"{r['hidden layers']:>16} {r['activation']:<10} cv {r['cv_acc']:.3f}  test {r['test_acc']:.3f}{mark}")
+    b = o.search["best"]
+    print(
+        f"chosen by {o.search['folds']}-fold cross-validation on {o.search['labels']} labels: "
+        f"{describe(b)}, test accuracy {b['test_acc']:.3f}; table: {path}"
+    )
     return 0
 
 
@@ -132,6 +156,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 VERBS = {
     "classify": ("few-label classifiers on frozen codes vs from scratch (table over label draws)", cmd_classify),
+    "search": ("classifier architecture search on frozen codes, chosen by cross-validation (table)", cmd_search),
     "gan": ("train the latent GAN on the run's codes; sample grid and loss curves", cmd_gan),
     "cgan": ("train the judge and the conditional GAN; 10 x k grid and judge numbers in summary.json", cmd_cgan),
     "interpolate": ("AE-space and GAN-space interpolation figure", cmd_interpolate),
@@ -156,8 +181,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 metavar="KEY=VALUE",
                 help="override a config value for this step, e.g. --set gan_steps=2000",
             )
-        if verb == "classify":
+        if verb in ("classify", "search"):
             q.add_argument("--labels", type=at_least(1), default=None, help="number of labelled images (default 50)")
+        if verb == "classify":
             q.add_argument("--draws", type=at_least(1), default=None, help="label draws (default 5)")
         if verb == "cgan":
             q.add_argument("--digits", default=None, help="rows of the grid, e.g. 0,3,7 (default: all)")

@@ -36,8 +36,10 @@ def load_data(cfg: LatentConfig) -> ImageData:
     return load_subset(cfg.dataset, cfg.data_dir, cfg.train_limit, cfg.test_limit)
 
 
-def loop_config(cfg: LatentConfig, steps: int, lr: float, batch_size: int, seed_offset: int = 0) -> TrainConfig:
-    """The loop settings of one part (its own steps / lr / batch, the lab's seed, amp, threads, logging)."""
+def loop_config(
+    cfg: LatentConfig, steps: int, lr: float, batch_size: int, seed_offset: int = 0, eval_every: int = 0
+) -> TrainConfig:
+    """The loop settings of one part (its own steps / lr / batch / evaluations, the lab's seed, amp, threads...)."""
     return TrainConfig(
         seed=cfg.seed + seed_offset,
         steps=steps,
@@ -45,6 +47,7 @@ def loop_config(cfg: LatentConfig, steps: int, lr: float, batch_size: int, seed_
         batch_size=batch_size,
         amp=cfg.amp,
         log_every=min(cfg.log_every, max(1, steps)),
+        eval_every=eval_every,
         threads=cfg.threads,
     )
 
@@ -140,24 +143,28 @@ def _fit_classifier(
     cfg: LatentConfig,
     loop: TrainConfig,
     device: torch.device,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> nn.Module:
     """The model ``make()`` (built after seeding) trained full batch with cross-entropy on the labelled ``(x, y)``
-    in the stage ``classify/<name>``."""
+    in the stage ``classify/<name>``; with ``test``, its accuracy on those images is logged as ``test_acc`` every
+    ``loop.eval_every`` steps (one step is one epoch over the labelled images) and at the end."""
     seed_everything(loop.seed)
     sub, model = run.child(f"classify/{name}", cfg, loop=loop), make()
     opt = make_optimizer(model.parameters(), "adamw", loop.lr, weight_decay=1e-4)
     x, y = x.to(device), y.to(device)
-    fit(sub, model, opt, classify_step, lambda step: (x, y), cfg=loop, device=device, quiet=True)
+    score = None if test is None else lambda m: {"test_acc": accuracy(m, *test)}
+    fit(sub, model, opt, classify_step, lambda step: (x, y), cfg=loop, device=device, quiet=True, eval_fn=score)
     return model.eval()
 
 
-def few_label_path(run: Run) -> Path:
-    """Where the few-label experiment keeps its result rows (the table and figure are drawn from them)."""
-    return run.path / "stages" / "classify" / "results.json"
+def results_path(run: Run, part: str = "classify") -> Path:
+    """Where the few-label experiment (``classify``) or the architecture search (``search``) keeps its result rows
+    (the tables and figures are drawn from them)."""
+    return run.path / "stages" / part / "results.json"
 
 
-def read_few_label(run: Run) -> dict[str, Any] | None:
-    path = few_label_path(run)
+def read_few_label(run: Run, part: str = "classify") -> dict[str, Any] | None:
+    path = results_path(run, part)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -184,13 +191,20 @@ def few_label_experiment(
     head, scratch = partial(CodeClassifier, cfg.code_dim, k), partial(EncoderClassifier, cfg.code_dim, k)
     results: dict[tuple[str, str], list[float]] = {}
     bar = tqdm(total=len(draws), desc="few-label", disable=quiet, leave=False)
+    few = slice(0, cfg.curve_test or None)  # the test images scored along training (accuracy_per_epoch figure)
     for (scheme, d), idx in draws.items():
         yl = data.train_y[idx]
-        loop = loop_config(cfg, cfg.clf_steps, 1e-3, len(idx), seed_offset=d)
-        mlp = _fit_classifier(run, f"{scheme}-{d}-codes", head, ztr[idx], yl, cfg, loop, device)
+        curve = cfg.curve_points > 0 and (scheme, d) == ("first", 0)  # the report's draw: the first N images
+        every = max(1, cfg.clf_steps // cfg.curve_points) if curve else 0
+        loop = loop_config(cfg, cfg.clf_steps, 1e-3, len(idx), seed_offset=d, eval_every=every)
+        test = (zte[few], test_y[few]) if curve else None
+        mlp = _fit_classifier(run, f"{scheme}-{d}-codes", head, ztr[idx], yl, cfg, loop, device, test)
         acc = {"codes + MLP": accuracy(mlp, zte, test_y)}
         acc.update({f"codes + {m}": a for m, a in probes.accuracies(idx, yl, test_y, k).items()})
-        end_to_end = _fit_classifier(run, f"{scheme}-{d}-scratch", scratch, data.train_x[idx], yl, cfg, loop, device)
+        test = (data.test_x[few], test_y[few]) if curve else None
+        end_to_end = _fit_classifier(
+            run, f"{scheme}-{d}-scratch", scratch, data.train_x[idx], yl, cfg, loop, device, test
+        )
         acc["from scratch: encoder + MLP"] = accuracy(end_to_end, data.test_x, test_y)
         labels = f"{'first' if scheme == 'first' else 'class-balanced'} {cfg.labels}"
         for name, a in acc.items():
@@ -204,7 +218,7 @@ def few_label_experiment(
         "spread_k": cfg.spread_k,
         "graph_nodes": probes.nodes,
     }
-    atomic_write_json(few_label_path(run), out)
+    atomic_write_json(results_path(run), out)
     return out
 
 
@@ -313,6 +327,7 @@ class Opened:
     cgan: LatentGAN | None = None
     judge: JudgeCNN | None = None
     few_label: dict[str, Any] | None = None  # the few-label experiment's rows (read_few_label)
+    search: dict[str, Any] | None = None  # the architecture search's rows (read_few_label(run, "search"))
     device: torch.device | None = None
 
 
@@ -333,7 +348,8 @@ def open_run(run: Run, device: torch.device, cfg: LatentConfig | None = None) ->
     models = {"gan": LatentGAN(cfg.noise_dim, cfg.code_dim), "cgan": LatentGAN(cfg.noise_dim, cfg.code_dim, k)}
     models["judge"] = JudgeCNN(k)
     parts = {name: _load_stage(run, name, model, device) for name, model in models.items()}
-    return Opened(run, cfg, data, ae, **parts, few_label=read_few_label(run), device=device)
+    few, search = read_few_label(run), read_few_label(run, "search")
+    return Opened(run, cfg, data, ae, **parts, few_label=few, search=search, device=device)
 
 
 def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = False, reuse: bool = True) -> Opened:
@@ -348,11 +364,12 @@ def run_all(run: Run, cfg: LatentConfig, *, device: torch.device, quiet: bool = 
         few = read_few_label(run) if reuse else None
         if few is None:
             few = few_label_experiment(run, ae, cfg, device=device, quiet=quiet)
+        search = read_few_label(run, "search") if reuse else None  # the lab's demo runs it (classifiers.py)
         gan = train_gan(run, ae, cfg, conditional=False, device=device, quiet=quiet, retrain=not reuse)
         judge = train_judge(run, cfg, device=device, quiet=quiet, retrain=not reuse)
         cgan = train_gan(run, ae, cfg, conditional=True, device=device, quiet=quiet, retrain=not reuse)
         judge_report(run, ae, judge, cfg, gan=gan, cgan=cgan)
-        opened = Opened(run, cfg, load_data(cfg), ae, gan, cgan, judge, few, device)
+        opened = Opened(run, cfg, load_data(cfg), ae, gan, cgan, judge, few, search, device)
         draw_all(LAB, opened, run)
     return opened
 

@@ -12,17 +12,14 @@ import torch
 from genlab import plots
 from genlab.errors import ConfigError
 from genlab.labs import Drawn, figure, table
-from genlab.labs.latent.config import PRESETS, QUICK_NOTE
+from genlab.labs.latent import classifiers
+from genlab.labs.latent.config import AE_VS_COURSE, quick_note
 from genlab.labs.latent.core import SPREAD, Opened
 from genlab.nn.autoencoder import decode_codes
 from genlab.nn.gan import interpolation_rows, judge_outputs, judge_verdicts, midpoint_confidence
 from genlab.nn.receptive_field import EXAMPLE, EXAMPLE_STRIDE1_POOL, geometry_table
 from genlab.nn.saliency import gradient_map, occlusion_map
 from genlab.runs import Run
-
-
-def _note(o: Opened) -> str:
-    return f" ({QUICK_NOTE})" if o.cfg == PRESETS["quick"] else ""
 
 
 def _stage_metrics(o: Opened, name: str) -> list[dict]:
@@ -58,7 +55,7 @@ def fig_reconstructions(o: Opened, n: int = 12) -> Drawn:
         caption=(
             f"First {n} test images, their reconstructions through the {cfg.code_dim}-number code, the same images "
             "with Gaussian noise, and what the autoencoder makes of the noisy ones. Mean squared pixel error of the "
-            f"clean reconstructions: {err.mean():.4f}.{_note(o)}"
+            f"clean reconstructions: {err.mean():.4f}. The model: {AE_VS_COURSE}.{quick_note(o.cfg)}"
         ),
         data={"mse_per_image": [round(float(e), 5) for e in err], "labels": o.data.test_y[:n].tolist()},
     )
@@ -71,7 +68,7 @@ def fig_ae_loss(o: Opened) -> Drawn:
         fig,
         caption=(
             "Binary cross-entropy per pixel on training batches (loss; noisy inputs for a "
-            f"denoising model) and on 2000 clean test images (test_bce).{_note(o)}"
+            f"denoising model) and on 2000 clean test images (test_bce).{quick_note(o.cfg)}"
         ),
     )
 
@@ -90,7 +87,7 @@ def fig_few_label(o: Opened) -> Drawn:
         "regression and 1-NN see only the labelled codes; label spreading also uses the unlabelled codes "
         f"({res['graph_nodes']} training codes in a {res['spread_k']}-NN graph; no labels beyond the {n}). The "
         "from-scratch model is the same encoder + MLP trained end to end on the labelled images only."
-        f"{_note(o)}"
+        f"{quick_note(o.cfg)}"
     )
     fig, ax = plots.figure(size=(9, 4.4))
     plots.grouped_bars(ax, rows, "labels", "method", "mean_test_acc", "std", tick=lambda g: f"{g} labels")
@@ -115,6 +112,18 @@ def fig_few_label(o: Opened) -> Drawn:
     return Drawn(fig, caption=caption, data={"rows": rows}, rows=rows, summary=summary)
 
 
+@figure("accuracy_per_epoch", when=lambda o: bool(classifiers.logged_curves(o)), verb="classify")
+def fig_accuracy_per_epoch(o: Opened) -> Drawn:
+    """Test accuracy per epoch, frozen codes + MLP vs from scratch (first-N draw 0); in classifiers.py."""
+    return classifiers.accuracy_per_epoch(o)
+
+
+@table("architecture_search", when=lambda o: o.search is not None, verb="search")
+def table_architecture_search(o: Opened) -> Drawn:
+    """Classifier heads on frozen codes chosen by cross-validation (``genlab latent search``); in classifiers.py."""
+    return classifiers.search_table(o)
+
+
 @figure("gan_samples", when=lambda o: o.gan is not None, verb="gan")
 def fig_gan_samples(o: Opened, n: int = 64) -> Drawn:
     """Decoded GAN codes beside decoded codes drawn from a diagonal Gaussian fitted to the real codes."""
@@ -133,7 +142,7 @@ def fig_gan_samples(o: Opened, n: int = 64) -> Drawn:
             f"Left: {n} codes from the latent GAN (noise {cfg.noise_dim} -> code {cfg.code_dim}, {cfg.gan_steps} "
             "steps), decoded by the frozen decoder. Right: codes drawn independently per dimension from a Gaussian "
             "with the real codes' mean and std: without the GAN the dimensions' dependencies are lost and many "
-            f"decodings are not digits.{_note(o)}"
+            f"decodings are not digits.{quick_note(o.cfg)}"
         ),
     )
 
@@ -150,7 +159,7 @@ def _gan_losses(o: Opened, name: str) -> Drawn:
         caption=(
             "Discriminator and generator losses, and the discriminator's mean probability of 'real' on real and "
             "generated codes. At the equilibrium of a perfect generator D outputs 0.5 everywhere and d_loss = 2 log 2 "
-            f"= 1.386.{_note(o)}"
+            f"= 1.386.{quick_note(o.cfg)}"
         ),
     )
 
@@ -191,7 +200,7 @@ def fig_cgan_grid(o: Opened, digits: tuple[int, ...] | None = None) -> Drawn:
         caption=(
             "Each row asks the conditional GAN for one class (one-hot label concatenated to the noise and to the "
             f"discriminator's input), {k} noise draws per row, decoded by the frozen decoder. Right: how many of the "
-            f"row's samples the judge CNN classifies as the requested class.{_note(o)}"
+            f"row's samples the judge CNN classifies as the requested class.{quick_note(o.cfg)}"
         ),
         data={"digits": list(digits), "judge_agreement_per_row": agree.tolist() if agree is not None else None},
     )
@@ -247,7 +256,7 @@ def fig_interpolation(o: Opened, pair: tuple[int, int] = (0, 1)) -> Drawn:
             "Top: blending the two images' pixels. Middle: decoding (1 - t) E(a) + t E(b), straight between the two "
             "codes. Bottom: decoding G((1 - t) u0 + t u1), straight between two noise vectors; the generator maps the "
             "whole path into the region of real codes. Small numbers: the judge's digit and confidence per frame."
-            f"{note}{_note(o)}"
+            f"{note}{quick_note(o.cfg)}"
         ),
         data={"pair": list(pair), "judge": verdicts, **extra},
         summary={f"interp_{k}": v for k, v in extra.items()},
@@ -284,7 +293,7 @@ def fig_importance(o: Opened, n: int = 5, patch: int = 8, stride: int = 2) -> Dr
             f"probability when a {patch}x{patch} patch around each pixel is set to 0 (averaged over the patches, "
             f"stride {stride}, that cover it); red = the region supports the prediction, blue = hiding it makes the "
             "prediction more confident. Bottom: |d logit / d pixel| (saliency), a local, first-order view of the same "
-            f"question.{_note(o)}"
+            f"question.{quick_note(o.cfg)}"
         ),
     )
 
@@ -319,10 +328,11 @@ def same_as_report(run: Run, s: dict) -> str:
     data = "data yes: MNIST" if cfg.get("dataset") == "mnist" else f"data no: {cfg.get('dataset')}, not MNIST"
     epochs = cfg.get("steps", 0) * cfg.get("batch_size", 0) / max(s.get("train_images") or 60000, 1)
     code, sigma = cfg.get("code_dim"), cfg.get("noise_sigma")
-    model = "model yes" if (code, sigma) == (64, 0.35) else "model no"
+    model = "model close" if (code, sigma) == (64, 0.35) else "model no"
     return (
-        f"{data}; {model}: conv AE 16/32/64/96 -> {code}-d code, noise {sigma}, trained {epochs:.2g} epochs "
-        f"on {s.get('train_images', '?')} images (report: ~15 on 60000)"
+        f"{data}; {model}: conv AE 16/32/64/96 -> {code}-d code, noise {sigma}, but 3x3/4x4 kernels, BatchNorm and "
+        f"LeakyReLU(0.2) where the course's starter differs, trained {epochs:.2g} epochs on "
+        f"{s.get('train_images', '?')} images (report: ~15 on 60000)"
     )
 
 
@@ -350,6 +360,15 @@ def key_metrics(runs: list[Run]) -> list[dict]:
                         "reference_from": "any run" if method == SPREAD else "full run",
                     }
                 )
+        if "search_best_test_acc" in s:
+            rows.append(
+                {
+                    "metric": f"{n} labels: head chosen by cross-validation ({s['search_best']}), test accuracy",
+                    "value": s["search_best_test_acc"],
+                    "reference": "",
+                    "same": f"{same}; grid of widths x depth x activation, chosen on the labelled images only",
+                }
+            )
         if "cgan_judge_agreement" in s:
             rows.append(
                 {
