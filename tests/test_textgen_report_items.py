@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ import torch
 from genlab.cli import main
 from genlab.data.text import build_tokenizer
 from genlab.errors import ConfigError
-from genlab.labs import draw
+from genlab.labs import draw, draw_all
 from genlab.labs.textgen import core, figures
 from genlab.labs.textgen.config import (
     ATTENTION_PROMPT,
@@ -24,6 +25,7 @@ from genlab.labs.textgen.config import (
 )
 from genlab.nn.gpt import GPT, GPTConfig, next_token
 from genlab.nn.gpt_tools import attention_by_word, generate, score, top_words
+from genlab.runs import Run
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,9 @@ def test_report_preset_is_the_reports_model_and_training():
 def test_full_report_trains_the_report_preset(monkeypatch):
     cfg, name = core.report_plan("cpu")  # on a CPU: the preset cut by a time budget, checkpointed to resume
     assert cfg.max_seconds == REPORT_CPU_BUDGET_S > 0 and cfg.ckpt_every > 0 and "gpt2" in name
-    assert cfg.update(dict(max_seconds=0.0, ckpt_every=0)) == PRESETS["report"]
+    report = PRESETS["report"]
+    assert cfg.eval_iters < report.eval_iters  # cheaper evaluations, the same training
+    assert cfg.update(dict(max_seconds=0.0, ckpt_every=0, eval_iters=report.eval_iters)) == report
     monkeypatch.setattr(core, "choose_device", lambda device: torch.device("cuda"))
     cfg, gpu_name = core.report_plan("auto")  # on a GPU: the whole run
     assert cfg.max_seconds == 0 and cfg.update(dict(ckpt_every=0)) == PRESETS["report"] and gpu_name != name
@@ -143,6 +147,23 @@ def test_top_words_figure_shows_the_two_most_attended_words(tiny_run):
     # k is an option of the figure: three bars each
     draw(figures.fig_attention_top_words, opened, run, k=3)
     assert len(json.loads((run.figures_dir / "attention_top_words.json").read_text())["data"]["first"]) == 3
+
+
+def test_a_model_that_never_reaches_word_12_skips_the_attention_outputs_and_says_why(tiny_run, tmp_path):
+    run, _ = tiny_run
+    copy = Run.open(shutil.copytree(run.path, tmp_path / "copy"))
+    shutil.rmtree(copy.figures_dir)
+    shutil.rmtree(copy.tables_dir)
+    opened = core.open_run(copy)
+    why = "word 12 did not appear within 40 generated tokens"
+
+    def never_word_12(*args, **kwargs):  # a barely trained model that emits only commas
+        raise ConfigError(why)
+
+    opened.attention = never_word_12
+    names = {p.stem for p in draw_all("textgen", opened, copy)}
+    assert not any(n.startswith("attention") for n in names) and {"loss", "samples", "score", "inversion"} <= names
+    assert copy.read_summary()["attention_not_drawn"] == why
 
 
 def test_cli_attention_default_word_and_top2(tiny_run, capsys):

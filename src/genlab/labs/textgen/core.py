@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from genlab.data.text import TokenData, Tokenizer, build_tokenizer, load_corpus, load_tokenizer
-from genlab.errors import RunError
+from genlab.errors import ConfigError, RunError
 from genlab.labs import draw_all
 from genlab.labs.textgen.config import (
     ATTENTION_PROMPT,
@@ -200,6 +200,19 @@ class Opened:
     def attention(self, prompt: str = ATTENTION_PROMPT, word: int = 11) -> dict[str, Any]:
         return self._once(("attention", prompt, word), lambda: attention_at_word(self.model, self.tok, prompt, word))
 
+    def attention_error(self) -> str | None:
+        """Why the default attention (word 11 of the report's prompt) cannot be computed, or None when it can: a
+        barely trained model may emit only punctuation, so that word 12 never comes."""
+
+        def make() -> str | None:
+            try:
+                self.attention()
+            except ConfigError as e:
+                return str(e)
+            return None
+
+        return self._once(("attention_error",), make)
+
     def inversion(
         self, target: str = INVERSION_TARGET, lr: float = 0.1, steps: int = 500, every: int = 5, seed: int = 0
     ) -> dict[str, Any]:
@@ -247,9 +260,11 @@ def open_run(run: Run, device: str | torch.device = "cpu", quiet: bool = True) -
 def report_plan(device: str = "auto") -> tuple[TextgenConfig, str]:
     """The report's model and training (the ``report`` preset) as ``genlab report --full`` trains it: whole on a
     GPU; on a CPU stopped by a time budget of REPORT_CPU_BUDGET_S seconds, with a checkpoint every REPORT_CPU_CKPT
-    steps, and the rest of the run's time extrapolated in the front table."""
+    steps, 4 validation batches per evaluation (each costs a third of a step; the 10% split is ~3.6 k tokens), and
+    the rest of the run's time extrapolated in the front table."""
     if choose_device(device).type == "cpu":
-        cfg = PRESETS["report"].update(dict(max_seconds=REPORT_CPU_BUDGET_S, ckpt_every=REPORT_CPU_CKPT))
+        budget = dict(max_seconds=REPORT_CPU_BUDGET_S, ckpt_every=REPORT_CPU_CKPT, eval_iters=4)
+        cfg = PRESETS["report"].update(budget)
         return cfg, "alice-gpt2-report-cpu-budget"
     return PRESETS["report"].update(dict(ckpt_every=250)), "alice-gpt2-report"
 

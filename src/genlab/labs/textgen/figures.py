@@ -135,6 +135,16 @@ def table_score_report(opened: Opened, sentences: Sequence[str] = REPORT_SENTENC
 # ---------------------------------------------------------------------------------------------- attention
 
 
+def _attention_drawable(opened: Opened) -> bool:
+    """Whether the default attention can be drawn; when it cannot (a barely trained model that never reaches word
+    12, e.g. a report run cut early), ``figures`` and the demo skip the attention outputs and say why in the
+    summary, while the ``attention`` verb reports the one-line error."""
+    why = opened.attention_error()
+    if why is not None:
+        opened.run.update_summary({"attention_not_drawn": why})
+    return why is None
+
+
 def _attention(opened: Opened, prompt: str, word: int) -> tuple[dict, np.ndarray, list[str], str]:
     """The attention result, its (blocks, T, T) array, the tokens as tick labels, and the shared caption."""
     res = opened.attention(prompt, word)
@@ -146,7 +156,7 @@ def _attention(opened: Opened, prompt: str, word: int) -> tuple[dict, np.ndarray
     return res, res["att"].numpy(), [repr(t)[1:-1] for t in res["tokens"]], caption
 
 
-@figure("attention_heatmaps", verb="attention")
+@figure("attention_heatmaps", verb="attention", when=_attention_drawable)
 def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """The first and last block's attention matrices; the last row predicts the word."""
     res, att, labels, caption = _attention(opened, prompt, word)
@@ -163,7 +173,7 @@ def fig_attention_heatmaps(opened: Opened, prompt: str = ATTENTION_PROMPT, word:
     )
 
 
-@figure("attention_tokens", verb="attention")
+@figure("attention_tokens", verb="attention", when=_attention_drawable)
 def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """The tokens painted by the attention the last position gives them, first and last block."""
     res, att, _, caption = _attention(opened, prompt, word)
@@ -189,7 +199,7 @@ def fig_attention_tokens(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     )
 
 
-@figure("attention_blocks", verb="attention")
+@figure("attention_blocks", verb="attention", when=_attention_drawable)
 def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     """How attention spreads, block by block: the last row of each block, and its entropy."""
     res, att, labels, caption = _attention(opened, prompt, word)
@@ -225,7 +235,7 @@ def fig_attention_blocks(opened: Opened, prompt: str = ATTENTION_PROMPT, word: i
     )
 
 
-@figure("attention_top_words", verb="attention")
+@figure("attention_top_words", verb="attention", when=_attention_drawable)
 def fig_attention_top_words(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11, k: int = 2) -> Drawn:
     """The ``k`` words that word ``word`` attends to most, in the first and the last block (bars)."""
     res, att, _, caption = _attention(opened, prompt, word)
@@ -250,7 +260,7 @@ def fig_attention_top_words(opened: Opened, prompt: str = ATTENTION_PROMPT, word
     )
 
 
-@table("attention", verb="attention")
+@table("attention", verb="attention", when=_attention_drawable)
 def table_attention(opened: Opened, prompt: str = ATTENTION_PROMPT, word: int = 11) -> Drawn:
     res, att, _, caption = _attention(opened, prompt, word)
     rows = [
