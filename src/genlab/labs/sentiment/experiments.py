@@ -91,7 +91,7 @@ def demo(
     write_outputs(open_run(runs["attention"], [runs["mlp"]]), ("explain_words", "attention_weights"))
     result = list(runs.values())
     # the MLP's shapes (equal and shrinking widths) with and without dropout
-    shapes = ["8", "8x4"] if tiny else ["64", "128x64", "128x64x32"]
+    shapes = ["8", "8x4"] if tiny else ["64", "64x32", "64x32x16"]  # as fast as the old 6 cells (64..128 x 1..2)
     mlps = sweep_cells(["mlp"], ["-"], [], [], widths=shapes, dropouts=[0.0, 0.3])
     mlp_steps = 10 if tiny else 400 if quick else FULL_STEPS["mlp"]
     sweeps = [(f"sweep-{tag}", mlps, mlp_steps)]
