@@ -36,3 +36,10 @@ def test_readme_command_parses(cmd):
         build_parser().parse_args(argv)
     except SystemExit as e:  # argparse's way of saying no
         pytest.fail(f"README command does not parse: {cmd} (exit {e.code})")
+
+
+def test_readme_holds_the_tested_python_examples():
+    """The "From Python" section is the text tests/test_api.py runs (its slow test executes every example)."""
+    from test_api import README_PYTHON
+
+    assert README_PYTHON.strip() in README.read_text()

@@ -151,7 +151,7 @@ def number(low: float | None = None, high: float | None = None, *, above: float 
 
 # a run folder's own records: an --out that names one of them would destroy the run
 _RUN_RECORDS = ("config.json", "progress.json", "metrics.jsonl", "summary.json", "tokenizer.json", "chars.json")
-_RUN_RECORDS += ("vocab.json", ".lock")
+_RUN_RECORDS += ("vocab.json", ".lock", "model.safetensors")
 
 
 def output_file(text: str, option: str = "--out") -> Path:
