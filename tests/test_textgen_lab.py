@@ -254,8 +254,10 @@ def test_quick_demo_on_alice_writes_every_figure(tmp_path):
         "attention_heatmaps",
         "attention_tokens",
         "attention_blocks",
+        "attention_top_words",
         "inversion",
     }
+    assert (run.tables_dir / "score_report.csv").exists()
     summary = run.read_summary()
     assert summary["inversion_match_step"] is not None
     assert summary["attention_row_sum_max_error"] < 1e-5
