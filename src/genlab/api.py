@@ -125,8 +125,8 @@ class TextGen(Model):
             return model(torch.tensor([ids], device=self.device))[0][0].cpu()
 
     def attention(self, prompt: str | None = None, **kw: Any) -> dict[str, Any]:
-        """Each block's attention as the model predicts the next word after ``prompt`` (the lab's attention
-        figure's numbers; ``kw``: ``word``, default the lab's)."""
+        """Each block's attention of word ``word`` (default 11, the report's case) as the model, continuing
+        ``prompt`` greedily, predicts word ``word + 1``: the lab's attention figure's numbers."""
         return self.opened.attention(**({"prompt": prompt} if prompt is not None else {}), **kw)
 
 
