@@ -57,6 +57,46 @@ MODEL_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+class _CrossEntropy(torch.autograd.Function):
+    """``F.cross_entropy(logits.float(), targets)`` (mean over targets != -100) computed a few rows at a time.
+
+    The same maths in float32, but the (rows, vocab) float32 copies of the logits, their log-softmax and the
+    zero-filled gradient are never made whole: each block of rows is upcast while it is in cache, and the
+    backward writes ``(softmax - onehot) / n`` straight into a gradient of the logits' own dtype (bfloat16
+    under autocast). With GPT-2's 50257 tokens these whole-tensor passes took more time than the output
+    layer's matmul on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        lse = torch.cat([torch.logsumexp(c.float(), -1) for c in logits.split(rows)])
+        valid = targets != -100
+        tgt = targets.clamp(min=0)
+        picked = logits.gather(1, tgt[:, None]).squeeze(1).float()
+        n = valid.sum()
+        ctx.save_for_backward(logits, tgt, valid, lse, n)
+        ctx.rows = rows
+        return torch.where(valid, lse - picked, 0.0).sum() / n
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, tgt, valid, lse, n = ctx.saved_tensors
+        out = torch.empty_like(logits)
+        scale = (valid.float() * (grad / n))[:, None]
+        for i in range(0, logits.size(0), ctx.rows):
+            j = slice(i, i + ctx.rows)
+            p = (logits[j].float() - lse[j, None]).exp_()  # softmax of the rows
+            p.scatter_add_(1, tgt[j, None], torch.full_like(p[:, :1], -1.0))  # minus the one-hot target
+            out[j] = p.mul_(scale[j])
+        return out, None, None
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (N, V) to ``targets`` (N,), in float32 whatever the logits' dtype;
+    targets equal to -100 are left out, as in ``F.cross_entropy``."""
+    return _CrossEntropy.apply(logits, targets, max(1, 2**18 // logits.size(-1)))
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions <= t."""
 
@@ -187,7 +227,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
+            loss = cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         if return_attn:
             return logits, loss, atts
         return logits, loss

@@ -41,6 +41,11 @@ class TextgenConfig(TrainConfig):
     grad_clip: float = param(1.0, "clip the gradient norm to this (0 = off)", min=0.0)
     eval_every: int = param(100, "evaluate every N steps (0 = only at the end)", min=0)
     log_every: int = param(10, "log metrics every N steps", min=1)
+    amp: str = param(
+        "auto",
+        "autocast: auto (bf16 where this CPU/GPU multiplies bf16 faster than float32, else off), off, bf16, fp16",
+        choices=("off", "bf16", "fp16", "auto"),
+    )
 
 
 # The report's training (REFERENCE.md, lab 2): GPT-2 tokens, block 64, batch 32, lr 5e-4, 2000 iterations. It names

@@ -29,7 +29,7 @@ from genlab.labs.textgen.config import (
 from genlab.nn.gpt import GPT, MODEL_PRESETS, GPTConfig
 from genlab.nn.gpt_tools import attention_at_word, generate, invert, score
 from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create, seed_everything
-from genlab.train import fit, load_weights, make_optimizer, warmup_cosine
+from genlab.train import fit, load_weights, make_optimizer, resolve_amp, warmup_cosine
 
 LAB = "textgen"
 
@@ -88,7 +88,9 @@ def train(
     seed_everything(cfg.seed)
     tok, data = prepare_data(cfg, run.path, dev)
     model = GPT(model_config(cfg, tok.vocab_size))
-    opt = make_optimizer(model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    opt = make_optimizer(
+        model.parameters(), "adamw", cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=True
+    )
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup, 0.1 if cfg.cosine else 1.0)
     if not quiet:
         print(
@@ -130,6 +132,7 @@ def train(
             "train_loss": round(final["train_eval_loss"], 4),
             "val_perplexity": round(math.exp(final["val_loss"]), 2),
             "device": str(dev),
+            "amp": resolve_amp(dev, cfg.amp),
         }
     )
     if not quiet:
