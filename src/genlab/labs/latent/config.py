@@ -28,8 +28,8 @@ class LatentConfig(TrainConfig):
     spread_k: int = param(10, "neighbours per point in the label-spreading graph", min=1)
     curve_points: int = param(25, "test-accuracy points along the first-N draw's classifiers (0 = none)", min=0)
     curve_test: int = param(2000, "test images scored at each of those points (0 = all)", min=0)
-    search_widths: tuple[int, ...] = param((32, 128, 512), "architecture search: hidden-layer widths", min=1)
-    search_depths: tuple[int, ...] = param((0, 1, 2), "architecture search: hidden layers (0 = linear)", min=0)
+    search_widths: tuple[int, ...] = param((32, 128, 256), "architecture search: hidden-layer widths", min=1, max=65536)
+    search_depths: tuple[int, ...] = param((0, 1, 2), "architecture search: hidden layers (0 = linear)", min=0, max=16)
     search_activations: tuple[str, ...] = param(
         ("relu", "tanh", "sigmoid"), "architecture search: activations (relu, leaky_relu, tanh, sigmoid, gelu)"
     )
