@@ -256,7 +256,9 @@ def amp_loss(args) -> None:
     root = Path(tempfile.mkdtemp(prefix="textgen-amp-"))
     every = max(1, args.steps // 6)
     for amp in ("off", resolve_amp(CPU, "auto")):
-        cfg = tgc.PRESETS["mini"].update(dict(steps=args.steps, eval_every=every, amp=amp))
+        cfg = tgc.PRESETS["mini"].update(
+            dict(steps=args.steps, eval_every=every, amp=amp, threads=torch.get_num_threads())
+        )
         run = tg.train(cfg, root=root, name=f"mini-{amp}", device="cpu", quiet=True)
         curve = [(r["step"], round(r["val_loss"], 4)) for r in run.read_metrics() if "val_loss" in r]
         s = run.read_summary()

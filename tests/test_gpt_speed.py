@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genlab.labs.textgen.config import PRESETS, TextgenConfig
+from genlab.labs.textgen.config import PRESETS, TINY, TextgenConfig
 from genlab.nn.gpt import cross_entropy
 from genlab.train import bf16_matmul_pays, make_optimizer, resolve_amp
 
@@ -54,6 +54,7 @@ def test_no_bf16_units_means_float32(monkeypatch, flags):
 
 def test_textgen_trains_with_auto_amp_and_fused_adamw():
     assert TextgenConfig().amp == "auto" and all(p.amp == "auto" for p in PRESETS.values())
+    assert TINY.amp == "off"  # too small for bf16 to pay
     w = torch.nn.Parameter(torch.ones(3))
     assert make_optimizer([w], "adamw", fused=True).defaults["fused"]
     assert make_optimizer([w], "adamw").defaults["foreach"]
