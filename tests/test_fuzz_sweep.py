@@ -4,7 +4,8 @@ Twenty-three cases over every class (bad input, damaged files, the environment, 
 a crafted pickle) run as separate ``genlab`` processes on copies of one tiny 2D-diffusion run, and none may end
 in a traceback, a silent or misleading answer, or a changed file. The full-disk and read-only cases mount a tmpfs
 or a read-only bind where mounting is allowed; where it is not, the same errors are raised in-process by a
-monkeypatched write. A deliberately wrong case checks that the sweep itself can fail.
+monkeypatched write. A deliberately wrong case checks that the sweep itself can fail. Twelve more cases cover
+the surfaces added after the first sweep (export and exported folders, ``--log``, the sentiment sweep's axes).
 """
 
 from __future__ import annotations
@@ -91,6 +92,36 @@ def test_a_slice_of_the_sweep_has_no_traceback_nothing_silent_nothing_lost(tmp_p
     skipped = {s["name"] for s in summary["skipped"]}
     assert skipped <= {c.name for c in _selected() if c.mount}, summary["skipped"]  # only where mount is refused
     assert len(outcomes) + len(skipped) == len(chosen)
+
+
+# the most telling cases of the surfaces added after the first sweep (export, exported folders, --log, sweep axes)
+SURFACES = [
+    "diffusion2d/export-out-inside-the-run",
+    "diffusion2d/export-out-a-symlink-into-the-run",
+    "diffusion2d/export-crafted-pickle",
+    "diffusion2d/exported-weights-truncated",
+    "diffusion2d/exported-weights-header-claims-huge-length",
+    "diffusion2d/exported-weights-a-crafted-pickle",
+    "diffusion2d/exported-config-of-textgen",
+    "diffusion2d/exported-sample-out-is-the-weights",
+    "diffusion2d/exported-resume",
+    "diffusion2d/train-set-log-mistyped",
+    "sentiment/sweep-grid---lrs-",
+    "sentiment/sweep-candidates-without-gru",
+]
+
+
+def test_export_and_the_new_verbs_end_clean(tmp_path):
+    """Exported folders (damaged weights and config, a crafted pickle named model.safetensors, an --out inside the
+    run), a mistyped --log and the sentiment sweep's new axes given empty or for no model they vary."""
+    by_name = {c.name: c for c in fs.surface_cases()}
+    assert set(SURFACES) <= set(by_name) and len(fs.surface_cases()) >= 100
+    summary = fs.run_sweep(
+        GENLAB, selected=[by_name[n] for n in SURFACES], work=tmp_path, jobs=2, datasets=(), log=lambda s: None
+    )
+    assert summary["fixtures"].get("diffusion2d/sq-x") == GENLAB, summary["fixtures"]
+    assert summary["failing"] == [] and summary["skipped"] == []
+    assert {r["name"] for r in summary["results"]} == set(SURFACES)
 
 
 def _sha(folder: Path) -> dict:

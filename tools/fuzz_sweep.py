@@ -58,6 +58,7 @@ PRECIOUS = (
     "*/progress.json",
     "*/metrics.jsonl",
     "*.pt",
+    "*.safetensors",
     "*/tokenizer.json",
     "*/chars.json",
     "*/vocab.json",
@@ -2568,7 +2569,812 @@ def cases() -> list[Case]:  # noqa: PLR0915 - one flat list reads best
             codes=(1, 2),
         )
     )
+    return c + surface_cases()
+
+
+# ------------------------------------------------------------------------ surfaces added after the first sweep
+
+# exported folders (genlab <lab> export) of the fixture runs: fixture name -> (lab, the run it is exported from)
+EXPORTS = {
+    "diffusion2d/sq-x": ("diffusion2d", "diffusion2d/sq"),
+    "textgen/char-x": ("textgen", "textgen/char"),
+    "sentiment/att-x": ("sentiment", "sentiment/att"),
+    "latent/lt-x": ("latent", "latent/lt"),
+}
+# a verb that loads an exported folder's weights, per lab
+OPEN_EXPORT = {
+    "diffusion2d": ("sample", "--n", "5", "--out", "{C}/s.csv"),
+    "textgen": ("generate", "--max-new-tokens", "10"),
+    "sentiment": ("eval",),
+    "latent": ("classify", "--labels", "20"),
+}
+
+
+def x_case(exported: str, *extra: str) -> list[str]:
+    lab = EXPORTS[exported][0]
+    verb, *rest = extra or OPEN_EXPORT[lab]
+    return run_verb(lab, verb, exported, *rest)
+
+
+def safetensors_bytes(header: dict, body: bytes = b"") -> bytes:
+    """A safetensors file from its JSON header (for crafted ones: lying offsets, a huge claimed length)."""
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def pickle_as(rel: str) -> Setup:
+    """A crafted pickle that runs code, saved under a safetensors name."""
+
+    def make(ctx: Ctx) -> Any:
+        return {"step": 1, "model": _RunsCode(ctx.marker), "ema": None}
+
+    return torch_save(rel, make)
+
+
+def surface_cases() -> list[Case]:  # noqa: PLR0915 - one flat list reads best
+    """Export and exported folders, ``--log tensorboard``, sentiment's candidate / dropout / epochs / preset report
+    and sweep axes, textgen's ``attention --word`` and ``score --report``, latent's ``search``."""
+    c: list[Case] = []
+    add = c.append
+    bad, dmg, env, mis, lost, safe = CLASSES
+    sq, sqx = ("diffusion2d/sq",), ("diffusion2d/sq-x",)
+
+    # -- export: where it writes
+    ex = ("diffusion2d", "export")
+
+    def exp(*extra: str, run: str = "diffusion2d/sq") -> list[str]:
+        return run_verb(*ex, run, *extra)
+
+    add(Case("diffusion2d/export-no-out", bad, exp(), uses=sq, words=("--out",)))
+    add(Case("diffusion2d/export-out-empty", bad, exp("--out", ""), uses=sq, words=("--out",)))
+    add(
+        Case("diffusion2d/export-out-is-the-run", bad, exp("--out", "{R}/diffusion2d/sq"), uses=sq, words=("overlaps",))
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-inside-the-run",
+            bad,
+            exp("--out", "{R}/diffusion2d/sq/shared"),
+            uses=sq,
+            words=("overlaps",),
+            check=exists("{R}/diffusion2d/sq/shared", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-inside-the-run-relative",
+            bad,
+            exp("--out", "runs/diffusion2d/sq/../sq/checkpoints/x"),
+            uses=sq,
+            words=("overlaps",),
+        )
+    )
+    add(Case("diffusion2d/export-out-above-the-run", bad, exp("--out", "{R}"), uses=sq, words=("overlaps",)))
+    add(
+        Case(
+            "diffusion2d/export-out-an-existing-file",
+            bad,
+            exp("--out", "{C}/inputs/notes.txt"),
+            uses=sq,
+            setup=put("{C}/inputs/notes.txt", "my notes\n"),
+            words=("notes.txt",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-a-folder-with-files",
+            lost,
+            exp("--out", "{C}/inputs"),
+            uses=sq,
+            setup=put("{C}/inputs/notes.txt", "my notes\n"),
+            words=("inputs",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-another-export",
+            lost,
+            exp("--out", "{R}/diffusion2d/sq-x"),
+            uses=(*sq, *sqx),
+            words=("sq-x",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-parent-missing",
+            bad,
+            exp("--out", "{C}/no/such/folder"),
+            uses=sq,
+            words=("no/such",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-a-symlink-into-the-run",
+            lost,
+            exp("--out", "{C}/link"),
+            uses=sq,
+            setup=lambda ctx: (ctx.C / "link").symlink_to(ctx.run("diffusion2d/sq/checkpoints")),
+            words=("overlaps", "link"),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-read-only",
+            env,
+            exp("--out", "{C}/ro/x"),
+            uses=sq,
+            setup=read_only("{C}/ro"),
+            mount=True,
+            words=("read-only",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-full-disk",
+            env,
+            exp("--out", "{C}/full/x"),
+            uses=sq,
+            setup=full_disk("{C}/full"),
+            mount=True,
+            words=("full", "space"),
+            check=exists("{C}/full/x", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-out-emoji-name",
+            bad,
+            exp("--out", f"{{C}}/{EMOJI.replace(' ', '_')}"),
+            uses=sq,
+            expect="ok",
+            check=exists(f"{{C}}/{EMOJI.replace(' ', '_')}/model.safetensors"),
+        )
+    )
+    add(Case("diffusion2d/export-run-missing", bad, exp("--out", "{C}/x", run="nope"), words=("nope",)))
+    add(
+        Case(
+            "diffusion2d/export-run-of-textgen",
+            mis,
+            run_verb(*ex, "textgen/char", "--out", "{C}/x"),
+            uses=("textgen/char",),
+            words=("textgen",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-untrained-run",
+            bad,
+            exp("--out", "{C}/x"),
+            uses=sq,
+            setup=remove("{R}/diffusion2d/sq/checkpoints"),
+            words=("checkpoint",),
+            check=exists("{C}/x", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-checkpoint-truncated",
+            dmg,
+            exp("--out", "{C}/x"),
+            uses=sq,
+            setup=steps(no_fallback("diffusion2d/sq"), cut("{R}/diffusion2d/sq/checkpoints/last.pt", 200)),
+            words=("last.pt",),
+            check=exists("{C}/x", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-config-not-json",
+            dmg,
+            exp("--out", "{C}/x"),
+            uses=sq,
+            setup=put("{R}/diffusion2d/sq/config.json", b"\xff{"),
+            words=("config.json",),
+            check=exists("{C}/x", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-summary-not-json",
+            dmg,
+            exp("--out", "{C}/x"),
+            uses=sq,
+            setup=put("{R}/diffusion2d/sq/summary.json", b"{{"),
+            expect="either",
+            words=("summary.json",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-crafted-pickle",
+            safe,
+            exp("--out", "{C}/x"),
+            uses=sq,
+            setup=steps(no_fallback("diffusion2d/sq"), evil_checkpoint("{R}/diffusion2d/sq/checkpoints/last.pt")),
+            words=("last.pt",),
+            check=exists("{C}/x", want=False),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/export-of-an-export",
+            bad,
+            run_verb(*ex, "diffusion2d/sq-x", "--out", "{C}/x"),
+            uses=sqx,
+            needs=sq,
+            expect="either",
+            check=exists("{C}/x/model.safetensors"),
+        )
+    )
+    add(
+        Case(
+            "latent/export-with-stages",
+            bad,
+            run_verb("latent", "export", "latent/lt", "--out", "{C}/x"),
+            uses=("latent/lt",),
+            expect="ok",
+            check=lambda res, ctx: (
+                None
+                if res.rc != 0 or any((ctx.C / "x" / "stages").rglob("model.safetensors"))
+                else "no stage's model.safetensors in the export"
+            ),
+        )
+    )
+    add(
+        Case(
+            "textgen/export-then-resume-it",
+            mis,
+            tg_train("--resume", name="char-x"),
+            uses=("textgen/char-x",),
+            needs=("textgen/char",),
+            expect="either",
+            keep="all",
+            words=("export", "resume", "finished", "checkpoint"),
+            check=says("finished", "nothing"),
+        )
+    )
+    add(
+        Case(
+            "textgen/export-cut-then-resume-it",
+            mis,
+            tg_train("--resume", "--set", "steps=60", name="cx"),
+            uses=("textgen/char-x",),
+            needs=("textgen/char",),
+            setup=cut_run("textgen/char-x", "textgen/cx", 60),
+            expect="either",
+            keep="precious",
+            words=("export", "resume", "checkpoint", "optimi"),
+        )
+    )
+
+    # -- an exported folder opened with --run: every lab's opener, damaged weights and config
+    for exported, (lab, src) in EXPORTS.items():
+        w = f"{{R}}/{exported}/model.safetensors"
+        for what, setup in [
+            ("weights-zero-bytes", put(w, b"")),
+            ("weights-truncated", cut(w, 0.5)),
+            ("weights-missing", remove(w)),
+            ("config-zero-bytes", put(f"{{R}}/{exported}/config.json", b"")),
+        ]:
+            add(
+                Case(
+                    f"{lab}/exported-{what}",
+                    dmg,
+                    x_case(exported),
+                    uses=(exported,),
+                    needs=(src,),
+                    setup=setup,
+                    words=("model.safetensors", "config.json", "checkpoint"),
+                )
+            )
+        add(
+            Case(
+                f"{lab}/exported-ok",
+                bad,
+                x_case(exported),
+                uses=(exported,),
+                needs=(src,),
+                expect="ok",
+                check=no_nan,
+            )
+        )
+    x = "{R}/diffusion2d/sq-x"
+    for what, setup, words in [
+        ("weights-random-bytes", put(f"{x}/model.safetensors", random_bytes()), ("model.safetensors",)),
+        ("weights-header-length-only", cut(f"{x}/model.safetensors", 8), ("model.safetensors",)),
+        (
+            "weights-header-claims-huge-length",
+            put(f"{x}/model.safetensors", (1 << 60).to_bytes(8, "little") + b"{}"),
+            ("model.safetensors",),
+        ),
+        (
+            "weights-offsets-beyond-the-file",
+            put(
+                f"{x}/model.safetensors",
+                safetensors_bytes({"w": {"dtype": "F32", "shape": [1000, 1000], "data_offsets": [0, 4000000]}}),
+            ),
+            ("model.safetensors",),
+        ),
+        ("weights-no-tensors", put(f"{x}/model.safetensors", safetensors_bytes({})), ("model.safetensors", "sq-x")),
+        (
+            "weights-of-textgen",
+            lambda ctx: replace_bytes(
+                ctx.run("diffusion2d/sq-x/model.safetensors"),
+                ctx.run("textgen/char-x/model.safetensors").read_bytes(),
+            ),
+            ("model.safetensors", "sq-x", "textgen"),
+        ),
+        (
+            "weights-a-folder",
+            steps(
+                remove(f"{x}/model.safetensors"), lambda ctx: (ctx.run("diffusion2d/sq-x/model.safetensors")).mkdir()
+            ),
+            ("model.safetensors", "sq-x", "checkpoint"),
+        ),
+        ("weights-step-metadata-garbage", lambda ctx: _restep(ctx.run("diffusion2d/sq-x/model.safetensors")), ("x",)),
+        ("config-not-json", put(f"{x}/config.json", b"\xff{"), ("config.json",)),
+        ("config-a-list", put(f"{x}/config.json", "[1, 2]"), ("config.json",)),
+        ("config-of-textgen", edit_json(f"{x}/config.json", lambda b: {**b, "lab": "textgen"}), ("textgen",)),
+        ("config-exported-wrong-type", edit_json(f"{x}/config.json", lambda b: {**b, "exported": 5}), ("x",)),
+        (
+            "config-hidden-changed",
+            edit_json(f"{x}/config.json", lambda b: {**b, "config": {**b["config"], "hidden": 32}}),
+            ("model.safetensors", "sq-x", "hidden"),
+        ),
+    ]:
+        add(
+            Case(
+                f"diffusion2d/exported-{what}",
+                dmg,
+                x_case("diffusion2d/sq-x"),
+                uses=("diffusion2d/sq-x",) + (("textgen/char-x",) if "textgen" in what else ()),
+                needs=sq + (("textgen/char",) if "textgen" in what else ()),
+                setup=setup,
+                expect="either" if what in ("weights-step-metadata-garbage", "config-exported-wrong-type") else "error",
+                check=no_nan,
+                words=words,
+            )
+        )
+    add(
+        Case(
+            "diffusion2d/exported-weights-a-crafted-pickle",
+            safe,
+            x_case("diffusion2d/sq-x"),
+            uses=sqx,
+            needs=sq,
+            setup=pickle_as(f"{x}/model.safetensors"),
+            words=("model.safetensors",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/exported-a-crafted-last.pt-beside-it",
+            safe,
+            x_case("diffusion2d/sq-x"),
+            uses=sqx,
+            needs=sq,
+            setup=evil_checkpoint(f"{x}/checkpoints/last.pt"),
+            expect="either",
+            words=("last.pt",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/exported-sample-out-is-the-weights",
+            lost,
+            x_case("diffusion2d/sq-x", "sample", "--n", "5", "--out", f"{x}/model.safetensors"),
+            uses=sqx,
+            needs=sq,
+            words=("model.safetensors",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/exported-train-over-it",
+            lost,
+            d2_train(name="sq-x"),
+            uses=sqx,
+            needs=sq,
+            words=("sq-x",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/exported-resume",
+            mis,
+            d2_train("--resume", name="sq-x"),
+            uses=sqx,
+            needs=sq,
+            words=("exported",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/exported-figures",
+            bad,
+            x_case("diffusion2d/sq-x", "figures"),
+            uses=sqx,
+            needs=sq,
+            expect="either",
+            keep="precious",
+            words=("metrics", "figure", "export"),
+        )
+    )
+    xt = "{R}/textgen/char-x"
+    add(
+        Case(
+            "textgen/exported-chars-json-missing",
+            dmg,
+            x_case("textgen/char-x"),
+            uses=("textgen/char-x",),
+            needs=("textgen/char",),
+            setup=remove(f"{xt}/chars.json"),
+            words=("chars.json",),
+        )
+    )
+    add(
+        Case(
+            "textgen/exported-attention-word-beyond",
+            bad,
+            x_case("textgen/char-x", "attention", "--prompt", "Alice was", "--word", "400"),
+            uses=("textgen/char-x",),
+            needs=("textgen/char",),
+            words=("400",),
+        )
+    )
+    xs = "{R}/sentiment/att-x"
+    add(
+        Case(
+            "sentiment/exported-vocab-missing",
+            dmg,
+            x_case("sentiment/att-x", "explain", "--no-figures", "a great film"),
+            uses=("sentiment/att-x",),
+            needs=("sentiment/att",),
+            setup=remove(f"{xs}/vocab.json"),
+            words=("vocab.json",),
+        )
+    )
+    add(
+        Case(
+            "latent/exported-stage-weights-truncated",
+            dmg,
+            x_case("latent/lt-x"),
+            uses=("latent/lt-x",),
+            needs=("latent/lt",),
+            setup=lambda ctx: [cut(str(p), 0.5)(ctx) for p in ctx.run("latent/lt-x/stages").rglob("model.safetensors")],
+            words=("model.safetensors",),
+        )
+    )
+
+    # -- --log tensorboard
+    add(
+        Case(
+            "diffusion2d/train-log-tensorboard",
+            bad,
+            d2_train("--log", "tensorboard"),
+            expect="ok",
+            check=lambda res, ctx: (
+                None
+                if res.rc != 0 or any(ctx.run("diffusion2d/new/tensorboard").glob("*tfevents*"))
+                else "no event file in <run>/tensorboard"
+            ),
+        )
+    )
+    add(Case("diffusion2d/train-log-unknown", bad, d2_train("--log", "wandb"), words=("wandb",)))
+    add(Case("diffusion2d/train-set-log-mistyped", bad, d2_train("--set", "log=tensorbord"), words=("tensorbord",)))
+    add(Case("diffusion2d/train-set-log-empty", bad, d2_train("--set", "log="), words=("log",)))
+    add(
+        Case(
+            "diffusion2d/train-log-tensorboard-folder-is-a-file",
+            env,
+            d2_train("--log", "tensorboard"),
+            setup=put("{R}/diffusion2d/new/tensorboard", "not a folder\n"),
+            expect="error",
+            keep=("runs/diffusion2d/new/tensorboard",),
+            words=("tensorboard",),
+        )
+    )
+    add(
+        Case(
+            "diffusion2d/train-log-tensorboard-full-disk",
+            env,
+            [*d2_train("--log", "tensorboard"), "--run-dir", "{C}/full"],
+            setup=full_disk("{C}/full"),
+            mount=True,
+            words=("full", "space"),
+        )
+    )
+    add(
+        Case(
+            "sentiment/train-log-tensorboard",
+            bad,
+            [*st_train(), "--log", "tensorboard"],
+            expect="ok",
+            check=exists("{R}/sentiment/new/tensorboard"),
+        )
+    )
+    add(
+        Case(
+            "textgen/train-log-tensorboard",
+            bad,
+            tg_train("--log", "tensorboard", "--set", "steps=4"),
+            expect="ok",
+            check=exists("{R}/textgen/new/tensorboard"),
+        )
+    )
+
+    # -- sentiment: candidate, dropout, epochs, preset report
+    for key, value, word in [
+        ("candidate", "gelu", "gelu"),
+        ("candidate", "", "candidate"),
+        ("candidate", "TANH", "TANH"),
+        ("dropout", "-0.1", "dropout"),
+        ("dropout", "1", "dropout"),
+        ("dropout", "nan", "dropout"),
+        ("dropout", "inf", "dropout"),
+        ("dropout", "abc", "abc"),
+        ("epochs", "-1", "epochs"),
+        ("epochs", "1.5", "epochs"),
+        ("epochs", "abc", "abc"),
+        ("epochs", "", "epochs"),
+        ("epochs", "100000000000000000000", "epochs"),
+    ]:
+        add(
+            Case(
+                f"sentiment/train-set-{key}={value or 'empty'}",
+                bad,
+                [*st_train(model="mlp" if key == "dropout" else "gru"), "--set", f"{key}={value}"],
+                words=(word,),
+            )
+        )
+    add(Case("sentiment/train-candidate-flag-unknown", bad, [*st_train(), "--candidate", "swish"], words=("swish",)))
+    add(
+        Case(
+            "sentiment/train-candidate-none",
+            bad,
+            [*st_train(), "--candidate", "none"],
+            expect="ok",
+            check=no_nan,
+        )
+    )
+    add(
+        Case(
+            "sentiment/train-candidate-with-rnn",
+            mis,
+            [*st_train(model="rnn"), "--candidate", "relu"],
+            expect="either",
+            words=("candidate",),
+        )
+    )
+    add(
+        Case(
+            "sentiment/train-epochs-1",
+            bad,
+            [*st_train(), "--set", "epochs=1"],
+            expect="ok",
+            check=no_nan,
+        )
+    )
+    add(Case("sentiment/train-preset-unknown", bad, [*st_train(), "--preset", "reprot"], words=("reprot",)))
+    add(
+        Case(
+            "sentiment/train-preset-report-show-config",
+            bad,
+            ["sentiment", "train", "--preset", "report", "--show-config"],
+            expect="ok",
+            check=says("candidate"),
+        )
+    )
+    sw = ["sentiment", "sweep", "--run-dir", "{R}", *Q, "--csv", "{F}/inputs/reviews.csv", "--steps", "2"]
+    sw += ["--set", "n_train=60", "--set", "embeddings=learned", "--set", "embed_dim=8", "--set", "window=2"]
+    swm = [*sw, "--models", "mlp"]
+    for base, argv, word in [
+        (sw, ("--candidates", "gelu"), "gelu"),
+        (sw, ("--candidates", ""), "--candidates"),
+        (sw, ("--candidates", ",,"), "--candidates"),
+        (swm, ("--widths", "8x0"), "8x0"),
+        (swm, ("--widths", "8x-2"), "8x-2"),
+        (swm, ("--widths", "x"), "--widths"),
+        (swm, ("--widths", ""), "--widths"),
+        (swm, ("--widths", "8,,8"), "--widths"),
+        (swm, ("--widths", "abc"), "abc"),
+        (swm, ("--widths", "100000000000"), "memory"),
+        (swm, ("--dropouts", "1.5"), "1.5"),
+        (swm, ("--dropouts", "1"), "--dropouts"),
+        (swm, ("--dropouts", "-0.1"), "-0.1"),
+        (swm, ("--dropouts", "nan"), "nan"),
+        (swm, ("--dropouts", ""), "--dropouts"),
+        (swm, ("--dropouts", "a"), "a"),
+        (sw, ("--lrs", "0"), "--lrs"),
+        (sw, ("--lrs", "-0.1"), "-0.1"),
+        (sw, ("--lrs", "nan"), "nan"),
+        (sw, ("--lrs", "inf"), "inf"),
+        (sw, ("--lrs", "abc"), "abc"),
+        (sw, ("--lrs", ""), "--lrs"),
+        (sw, ("--preset", "reprot"), "reprot"),
+    ]:
+        who = "sweep-mlp" if base is swm else "sweep-grid"
+        add(Case(f"sentiment/{who}{'-'.join(('',) + argv)}", bad, [*base, *argv], words=(word,)))
+    add(
+        Case(
+            "sentiment/sweep-candidates-without-gru",
+            mis,
+            [*sw, "--models", "rnn", "--candidates", "relu", "--hidden", "8"],
+            expect="either",
+            words=("--candidates", "gru"),
+        )
+    )
+    add(
+        Case(
+            "sentiment/sweep-dropouts-without-mlp",
+            mis,
+            [*sw, "--models", "gru", "--dropouts", "0.3", "--hidden", "8"],
+            expect="either",
+            words=("--dropouts", "mlp", "attention"),
+        )
+    )
+
+    # -- textgen: attention --word, score --report
+    tgc = ("textgen/char",)
+    for argv, word in [
+        (("--word", "-1"), ">= 1"),
+        (("--word", "abc"), "abc"),
+        (("--word", "99999999999999999999"), "99999999999999999999"),
+        (("--word", ""), "--word"),
+        (("--prompt", "Alice was", "--word", "200"), "200"),
+    ]:
+        add(
+            Case(
+                f"textgen/attention-args{'-'.join(('',) + argv)}", bad, tg("attention", *argv), uses=tgc, words=(word,)
+            )
+        )
+    add(
+        Case(
+            "textgen/attention-prompt-more-words-than-word",
+            bad,
+            tg("attention", "--prompt", "Alice was beginning to get very tired", "--word", "2"),
+            uses=tgc,
+            expect="either",
+            words=("--word", "--prompt"),
+        )
+    )
+    add(
+        Case(
+            "textgen/attention-word-beyond-a-short-prompt",
+            bad,
+            tg("attention", "--prompt", "Alice", "--word", "3"),
+            uses=tgc,
+            expect="either",
+            check=no_nan,
+            words=("word", "prompt"),
+        )
+    )
+    add(
+        Case(
+            "textgen/score-report",
+            bad,
+            tg("score", "--report"),
+            uses=tgc,
+            expect="either",
+            check=no_nan,
+            words=("report", "word"),
+        )
+    )
+    add(
+        Case(
+            "textgen/score-report-with-text",
+            bad,
+            tg("score", "--report", "--text", "Alice"),
+            uses=tgc,
+            expect="either",
+            check=no_nan,
+            words=("--report", "--text"),
+        )
+    )
+    add(
+        Case(
+            "textgen/score-report-read-only-run",
+            env,
+            tg("score", "--report"),
+            uses=tgc,
+            setup=read_only("{R}/textgen/char"),
+            mount=True,
+            words=("read-only", "--report", "word"),
+        )
+    )
+    add(
+        Case(
+            "textgen/score-report-summary-not-json",
+            dmg,
+            tg("score", "--report"),
+            uses=tgc,
+            setup=put("{R}/textgen/char/summary.json", b"{{"),
+            expect="either",
+            keep="precious",
+            words=("summary.json",),
+        )
+    )
+    add(
+        Case(
+            "textgen/score-report-exported",
+            bad,
+            x_case("textgen/char-x", "score", "--report"),
+            uses=("textgen/char-x",),
+            needs=tgc,
+            expect="either",
+            keep="precious",
+            check=no_nan,
+            words=("report", "word"),
+        )
+    )
+
+    # -- latent: search
+    ltr = ("latent/lt",)
+    for argv, word in [
+        (("--labels", "0"), ">= 1"),
+        (("--labels", "-3"), ">= 1"),
+        (("--labels", "abc"), "abc"),
+        (("--labels", "100000"), "100000"),
+        (("--set", "search_folds=1"), "search_folds"),
+        (("--set", "search_folds=nan"), "search_folds"),
+        (("--labels", "20", "--set", "search_folds=50"), "search_folds"),
+        (("--set", "search_widths=0"), "search_widths"),
+        (("--set", "search_widths=8,-1"), "search_widths"),
+        (("--set", "search_widths="), "search_widths"),
+        (("--set", "search_depths=-1"), "search_depths"),
+        (("--set", "search_depths=1000000"), "search_depths"),
+        (("--set", "search_activations=swish"), "swish"),
+        (("--set", "search_activations="), "search_activations"),
+        (("--set", "search_widths=1000000000"), "search_widths"),
+        (("--set", "serach_folds=3"), "serach_folds"),
+    ]:
+        add(Case(f"latent/search{'-'.join(('',) + argv)}", bad, lt("search", *argv), uses=ltr, words=(word,)))
+    add(Case("latent/search-labels-3", bad, lt("search", "--labels", "3"), uses=ltr, expect="either", check=no_nan))
+    add(Case("latent/search-ok", bad, lt("search", "--labels", "20"), uses=ltr, expect="ok", check=no_nan))
+    add(
+        Case(
+            "latent/search-run-of-sentiment",
+            mis,
+            run_verb("latent", "search", "sentiment/att"),
+            uses=("sentiment/att",),
+            words=("sentiment",),
+        )
+    )
+    add(
+        Case(
+            "latent/search-ae-checkpoint-cut",
+            dmg,
+            lt("search", "--labels", "20"),
+            uses=ltr,
+            setup=lambda ctx: [
+                steps(*(cut(str(p), 100) for p in sorted(ctx.run("latent/lt/stages").rglob("*.pt"))))(ctx)
+            ],
+            words=("last.pt", "prev.pt", "best.pt"),
+        )
+    )
+    add(
+        Case(
+            "latent/search-exported",
+            bad,
+            x_case("latent/lt-x", "search", "--labels", "20"),
+            uses=("latent/lt-x",),
+            needs=ltr,
+            expect="either",
+            keep="precious",
+            check=no_nan,
+        )
+    )
     return c
+
+
+def _restep(path: Path) -> None:
+    """Rewrite a safetensors file with garbage metadata (step 'many', unknown keys)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    path.unlink()
+    save_file(tensors, str(path), {"step": "many", "lab": "🙂", "ema": "perhaps"})
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -2606,6 +3412,10 @@ def fixture_commands(f: Path) -> dict[str, tuple[list[str], tuple[int, ...]]]:
         "sentiment/gru": (fill(st_train(name="gru", model="gru")), (0,)),
         "imagediff/img": (fill(im_train(name="img")), (0,)),
         "theory/th": (fill(th_train(name="th")), (0, 1)),  # a tiny theory run may fail a check (exit 1)
+        **{  # exported folders of the runs above (genlab <lab> export)
+            name: (fill(run_verb(lab, "export", src, "--out", f"{{R}}/{name}")), (0,))
+            for name, (lab, src) in EXPORTS.items()
+        },
     }
 
 

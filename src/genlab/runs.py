@@ -169,6 +169,11 @@ class Run:
                 f"nothing to resume: {str(run.path)!r} holds no run; check --name and --run-dir, or drop "
                 f"--resume to start a new run"
             )
+        if resume and run.last_checkpoint == run.weights_file:
+            raise RunError(
+                f"{str(run.path)!r} is an exported folder (weights only, no optimiser state) and cannot be resumed; "
+                f"resume the run it was exported from, or train with --name NEW"
+            )
         if resume and run.finished:
             step = json.loads(run.progress_path.read_text()).get("step")
             raise NothingToDo(

@@ -111,10 +111,21 @@ def _items(text: str | None) -> list[str]:
     return [v.strip() for v in (text or "").split(",") if v.strip()]
 
 
+def _axis(text: str | None, what: str) -> list[str]:
+    """A sweep axis given on the command line: an option given but listing nothing is an error, not the default."""
+    items = _items(text)
+    if text is not None and not items:
+        raise ConfigError(f"--{what} {text!r} lists nothing; give comma-separated values, or leave --{what} out")
+    twice = [v for i, v in enumerate(items) if v in items[:i]]
+    if twice:
+        raise ConfigError(f"--{what} {text!r} lists {twice[0]!r} twice; give each value once")
+    return items
+
+
 def _numbers(text: str | None, what: str, lo: float, hi: float) -> list[float]:
     """The sweep's ``--dropouts`` / ``--lrs``: comma-separated numbers in ``[lo, hi]``."""
     try:
-        values = [float(v) for v in _items(text)]
+        values = [float(v) for v in _axis(text, what)]
     except ValueError:
         raise ConfigError(
             f"bad --{what} {text!r}; write comma-separated numbers, e.g. --{what} {lo:g},{hi / 2:g}"
@@ -127,10 +138,10 @@ def _numbers(text: str | None, what: str, lo: float, hi: float) -> list[float]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     models, acts, cands, widths = (
-        _items(args.models),
-        _items(args.activations),
-        _items(args.candidates),
-        _items(args.widths),
+        _axis(args.models, "models"),
+        _axis(args.activations, "activations"),
+        _axis(args.candidates, "candidates"),
+        _axis(args.widths, "widths"),
     )
     for m in models:
         choose("model", m, MODELS)
@@ -145,6 +156,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"bad --widths entry {w!r}; write each MLP shape as widths joined by x, e.g. --widths 64,128x64"
             ) from None
     dropouts, lrs = _numbers(args.dropouts, "dropouts", 0.0, 0.95), _numbers(args.lrs, "lrs", 1e-8, 10.0)
+    token = {"mlp", "attention"}
+    for axis, given, fits in (("candidates", cands, {"gru"}), ("widths", widths, token), ("dropouts", dropouts, token)):
+        if given and not fits & set(models):
+            raise ConfigError(
+                f"--{axis} {getattr(args, axis)!r} varies only {' and '.join(sorted(fits))}, and --models "
+                f"{','.join(models)} has none; add one to --models or drop --{axis}"
+            )
     try:
         hiddens = (
             [int(h) for h in args.hidden.split(",")]

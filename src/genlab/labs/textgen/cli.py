@@ -154,6 +154,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    reach = len(args.prompt.split()) + 39  # word N + 1 must start within the 40 tokens attention generates
+    if args.word > reach:
+        raise ConfigError(f"--word {args.word} is out of reach of this --prompt; give --word {reach} or less")
     opened = _open(args)
     _draw(
         opened,
