@@ -167,8 +167,8 @@ def test_a_damaged_run_is_one_line_never_a_traceback_and_nothing_written_changes
         for extra in ("checkpoints/prev.pt", "checkpoints/best.pt"):  # no intact fallback: the damage must show
             (case / extra).unlink(missing_ok=True)
         damage(case / rel)
-        before = _snapshot(case, case / rel)
         for verb in verbs:
+            before = _snapshot(case, case / rel)  # a verb that succeeded before this one may have drawn figures
             code = main([lab.name, verb, "--run", str(case), "--quiet", "--device", "cpu"])
             err = capsys.readouterr().err
             tried += 1
