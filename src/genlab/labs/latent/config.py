@@ -56,7 +56,7 @@ PRESETS: dict[str, LatentConfig] = {
         clf_steps=100,
         spread_points=10000,
         curve_points=10,
-        curve_test=1000,
+        curve_test=500,
         demo_search=False,
         gan_steps=1200,
         cgan_steps=1800,
@@ -88,7 +88,7 @@ PRESETS: dict[str, LatentConfig] = {
 
 QUICK_NOTE = (
     "quick demo: autoencoder 400 steps on the first 20k training images, few-label classifiers 100 "
-    "steps (accuracy per epoch on 1000 test images), label spreading over 10k codes, GAN 1200 / cGAN 1800 "
+    "steps (accuracy per epoch on 500 test images), label spreading over 10k codes, GAN 1200 / cGAN 1800 "
     "steps, judge 250 steps, no architecture search (genlab latent search --run DIR); the full settings are one "
     "flag away (genlab latent ae --preset full)"
 )
