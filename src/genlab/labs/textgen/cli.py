@@ -154,9 +154,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    reach = len(args.prompt.split()) + 39  # word N + 1 must start within the 40 tokens attention generates
-    if args.word > reach:
-        raise ConfigError(f"--word {args.word} is out of reach of this --prompt; give --word {reach} or less")
+    words = len(args.prompt.split())  # word N + 1 must start within the 40 tokens attention generates
+    if words > args.word:
+        raise ConfigError(f"--prompt has {words} words, more than --word {args.word}; give --word {words} or more")
+    if args.word > words + 39:
+        reach = words + 39
+        raise ConfigError(f"--word {args.word} is out of reach of a {words}-word --prompt; give --word {reach} or less")
     opened = _open(args)
     _draw(
         opened,
