@@ -27,6 +27,7 @@ TINY = [
     "steps=40",
     "batch_size=8",
     "eval_every=20",
+    "amp=off",  # float32 as the tiny demo: bf16 is slower at this width, and the greedy words below depend on it
     "eval_iters=2",
     "warmup=5",
     "lr=3e-3",
