@@ -206,7 +206,7 @@ def test_cli_generate_score_and_invert(trained, capsys):
     [
         (["generate", "--prompt", ""], "empty prompt"),
         (["invert", "--target", "a walnut " * 10], "block_size"),
-        (["attention", "--prompt", " ".join(f"w{i}" for i in range(12))], "already has"),
+        (["attention", "--prompt", " ".join(f"w{i}" for i in range(12))], "more than --word 11"),
         (["score"], "--text"),
     ],
 )

@@ -172,7 +172,7 @@ def test_cli_attention_default_word_and_top2(tiny_run, capsys):
     out = capsys.readouterr().out
     assert "predicting word 12" in out and out.count("top-2 words") == 2
     assert main(["textgen", "attention", "--run", str(run.path), "--prompt", ATTENTION_PROMPT + " a b"]) == 2
-    assert "already has 12 words; give at most 11" in capsys.readouterr().err
+    assert "--prompt has 12 words, more than --word 11; give --word 12 or more" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------- score
