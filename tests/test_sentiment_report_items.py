@@ -16,10 +16,10 @@ from genlab.cli import main
 from genlab.data import reviews as rv
 from genlab.labs.sentiment.config import PRESETS, SentimentConfig, cell_config, cell_name, sweep_cells
 from genlab.labs.sentiment.core import load_model, run_data
-from genlab.labs.sentiment.variants import build_model, pick_test_reviews, with_epochs
+from genlab.labs.sentiment.variants import pick_test_reviews, with_epochs
 from genlab.nn.bptt_scan import GRUScan
 from genlab.nn.recurrent import ACTIVATIONS, GRUCell, Recurrent
-from genlab.nn.sentiment_models import predict_proba, predict_texts
+from genlab.nn.sentiment_models import build_classifier, predict_proba, predict_texts
 from genlab.runs import Run
 
 TINY = ["--set", "n_train=60", "--set", "embeddings=learned", "--set", "embed_dim=8"]
@@ -75,14 +75,14 @@ def test_recurrent_scan_matches_the_step_by_step_graph_for_every_candidate(candi
 def test_build_model_applies_candidate_and_dropout_with_the_same_checkpoint_keys():
     vocab = rv.Vocab("learned", ["good", "bad", "movie"])
     base = SentimentConfig(embeddings="learned", embed_dim=6, hidden=5)
-    tanh, relu = build_model(base, vocab), build_model(base.update({"candidate": "relu"}), vocab)
+    tanh, relu = build_classifier(base, vocab), build_classifier(base.update({"candidate": "relu"}), vocab)
     assert [c.candidate for c in relu.rnn.cells] == ["relu"]
     relu.load_state_dict(tanh.state_dict())
     ids, mask = torch.tensor([[2, 3, 4, 2]]), torch.ones(1, 4, dtype=torch.bool)
     assert not torch.allclose(tanh(ids, mask), relu(ids, mask))  # the key changes the model
 
     mlp = base.update({"model": "mlp", "widths": (16, 8)})
-    plain, dropped = build_model(mlp, vocab), build_model(mlp.update({"dropout": 0.5}), vocab)
+    plain, dropped = build_classifier(mlp, vocab), build_classifier(mlp.update({"dropout": 0.5}), vocab)
     assert sum(isinstance(m, torch.nn.Dropout) for m in dropped.modules()) == 2
     assert plain.state_dict().keys() == dropped.state_dict().keys()
     dropped.load_state_dict(plain.state_dict())

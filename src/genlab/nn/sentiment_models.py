@@ -58,13 +58,15 @@ class WordEmbedding(nn.Module):
         return self.table[ids] if self.frozen else self.emb(ids)
 
 
-def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """Linear layers between ``sizes`` with ``act`` between them (not after the last)."""
+def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers between ``sizes`` with ``act`` between them (not after the last), and ``nn.Dropout(dropout)``
+    after each ``act`` when ``dropout > 0``. The activation and its dropout share one slot of the ``nn.Sequential``
+    (neither has weights), so a checkpoint's keys are the same with and without dropout."""
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(act())
+            layers.append(nn.Sequential(act(), nn.Dropout(dropout)) if dropout > 0 else act())
     return nn.Sequential(*layers)
 
 
@@ -80,10 +82,13 @@ class RecurrentClassifier(nn.Module):
         activation: str = "tanh",
         tbptt: int = 0,
         reset_after: bool = False,
+        candidate: str = "tanh",
     ):
         super().__init__()
         self.embed = embed
-        self.rnn = Recurrent(embed.dim, hidden, layers, cell, activation, reset_after=reset_after, tbptt=tbptt)
+        self.rnn = Recurrent(
+            embed.dim, hidden, layers, cell, activation, reset_after=reset_after, tbptt=tbptt, candidate=candidate
+        )
         self.head = mlp([hidden, hidden, 2])
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -103,10 +108,16 @@ class RecurrentClassifier(nn.Module):
 class TokenMLP(nn.Module):
     """Per-word sub-scores ``MLP(x_i) -> (neg, pos)``; the review score is their mean over real words."""
 
-    def __init__(self, embed: WordEmbedding, widths: tuple[int, ...] = (64, 32), in_dim: int | None = None):
+    def __init__(
+        self,
+        embed: WordEmbedding,
+        widths: tuple[int, ...] = (64, 32),
+        in_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.embed = embed
-        self.mlp = mlp([in_dim or embed.dim, *widths, 2])
+        self.mlp = mlp([in_dim or embed.dim, *widths, 2], dropout=dropout)
 
     def features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.embed(ids)
@@ -123,8 +134,15 @@ class TokenMLP(nn.Module):
 class AttentionMLP(TokenMLP):
     """Restricted self-attention (window ``k`` each side, width ``hidden``) and then the token-wise MLP."""
 
-    def __init__(self, embed: WordEmbedding, hidden: int = 64, k: int = 5, widths: tuple[int, ...] = (64, 32)):
-        super().__init__(embed, widths, in_dim=hidden)
+    def __init__(
+        self,
+        embed: WordEmbedding,
+        hidden: int = 64,
+        k: int = 5,
+        widths: tuple[int, ...] = (64, 32),
+        dropout: float = 0.0,
+    ):
+        super().__init__(embed, widths, in_dim=hidden, dropout=dropout)
         self.attn = RestrictedSelfAttention(embed.dim, hidden, k)
         self.last_weights: torch.Tensor | None = None
 
@@ -137,16 +155,21 @@ class AttentionMLP(TokenMLP):
 def build_classifier(cfg: Any, vocab: rv.Vocab) -> nn.Module:
     """The classifier ``cfg.model`` (rnn | gru | mlp | attention) over frozen GloVe (``cfg.embeddings ==
     'glove'``) or learned ``cfg.embed_dim``-d embeddings. ``cfg``: any object with the sentiment settings
-    ``hidden, layers, activation, tbptt, reset_after`` (recurrent) and ``widths, window`` (mlp, attention)."""
+    ``hidden, layers, activation, tbptt, reset_after`` and optionally ``candidate`` (recurrent; the GRU's candidate
+    activation) and ``widths, window`` and optionally ``dropout`` (mlp, attention)."""
     if cfg.embeddings == "glove":
         embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab))
     else:
         embed = WordEmbedding(vocab.size, cfg.embed_dim)
     if cfg.model in ("rnn", "gru"):
-        return RecurrentClassifier(embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after)
+        candidate = getattr(cfg, "candidate", "tanh")
+        return RecurrentClassifier(
+            embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after, candidate
+        )
+    dropout = getattr(cfg, "dropout", 0.0)
     if cfg.model == "mlp":
-        return TokenMLP(embed, tuple(cfg.widths))
-    return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths))
+        return TokenMLP(embed, tuple(cfg.widths), dropout=dropout)
+    return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths), dropout=dropout)
 
 
 def loss_and_accuracy(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:

@@ -16,10 +16,11 @@ from genlab.errors import ConfigError, RunError
 from genlab.io import atomic_write_json
 from genlab.labs import draw, registered
 from genlab.labs.sentiment.config import EXAMPLES, LAB, SentimentConfig, cell_name, describe_model
-from genlab.labs.sentiment.variants import build_model, pick_test_reviews
+from genlab.labs.sentiment.variants import pick_test_reviews
 from genlab.nn.sentiment_models import (
     MODELS,
     baseline_scores,
+    build_classifier,
     explain_review,
     loss_and_accuracy,
     predict_texts,
@@ -46,7 +47,7 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module,
         vocab = rv.Vocab("learned", rv._read_words_file(vf))
     else:
         vocab = rv.Vocab("glove")
-    model = build_model(cfg, vocab)
+    model = build_classifier(cfg, vocab)
     load_weights(run, model, device=device)
     model.eval()
     return model, cfg, vocab
@@ -106,7 +107,7 @@ def train(
     if cfg.embeddings == "learned":
         atomic_write_json(run.path / "vocab.json", data.vocab.words())
     seed_everything(cfg.seed)
-    model = build_model(cfg, data.vocab).to(dev)
+    model = build_classifier(cfg, data.vocab).to(dev)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
     n_eval = [0]
 

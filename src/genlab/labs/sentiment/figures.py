@@ -13,7 +13,7 @@ from genlab.data.reviews import long_sequences
 from genlab.labs import Drawn, figure, table
 from genlab.labs.sentiment.config import SentimentConfig, describe_model, train_command
 from genlab.labs.sentiment.core import Opened, Sweep, load_model
-from genlab.labs.sentiment.variants import build_model
+from genlab.nn.sentiment_models import build_classifier
 from genlab.runs import seed_everything
 
 METRICS = ("train_acc", "train_f1", "train_auc", "test_acc", "test_f1", "test_auc")
@@ -52,7 +52,7 @@ def _init_curve(model: str, act: str, data, ids, y, hidden: int, seed: int) -> l
     key = "activation" if model == "rnn" else "candidate"
     cfg = SentimentConfig(model=model, hidden=hidden, embeddings=data.vocab.kind, **{key: act})
     seed_everything(seed)
-    return build_model(cfg, data.vocab).eval().gradient_norms_along_time(ids, y)
+    return build_classifier(cfg, data.vocab).eval().gradient_norms_along_time(ids, y)
 
 
 def _model_run(o) -> bool:

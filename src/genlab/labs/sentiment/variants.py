@@ -1,13 +1,9 @@
 """The lab's model variants and the settings that depend on the data: the GRU's candidate activation, dropout in
 the token-wise MLP, epochs as steps, and the test reviews ``explain`` shows when it is given none.
 
-:func:`build_model` is :func:`~genlab.nn.sentiment_models.build_classifier` with the two variants applied:
-
-* ``candidate`` (GRU): ``h~ = act(W_h [x, r * h] + b_h)`` with ``act`` = tanh (the lab's), sigmoid, relu or
-  none (:class:`~genlab.nn.recurrent.GRUCell`'s ``candidate``);
-* ``dropout`` (mlp, attention): ``nn.Dropout(p)`` after each hidden layer's ReLU of the token-wise MLP. The
-  ReLU and its dropout share the ReLU's slot in the ``nn.Sequential`` (neither has weights), so a checkpoint's
-  keys are the same with and without dropout.
+The variants themselves are settings of :func:`~genlab.nn.sentiment_models.build_classifier`: ``candidate``
+(GRU: ``h~ = act(W_h [x, r * h] + b_h)`` with ``act`` = tanh, the lab's, sigmoid, relu or none) and ``dropout``
+(mlp, attention: ``nn.Dropout(p)`` after each hidden layer's ReLU, the checkpoint's keys unchanged).
 """
 
 from __future__ import annotations
@@ -20,24 +16,9 @@ from torch import nn
 
 from genlab.data import reviews as rv
 from genlab.labs.sentiment.config import SentimentConfig
-from genlab.nn.recurrent import GRUCell, activation_fn
-from genlab.nn.sentiment_models import TokenMLP, build_classifier, predict_proba
+from genlab.nn.sentiment_models import predict_proba
 
 LABELS = ("negative", "positive")
-
-
-def build_model(cfg: SentimentConfig, vocab: rv.Vocab) -> nn.Module:
-    """The classifier of ``cfg`` with its GRU candidate activation and MLP dropout."""
-    model = build_classifier(cfg, vocab)
-    if cfg.model == "gru":
-        for cell in model.rnn.cells:
-            if isinstance(cell, GRUCell):
-                cell.candidate, cell.cand_act = cfg.candidate, activation_fn(cfg.candidate)
-    if isinstance(model, TokenMLP) and cfg.dropout > 0:
-        for i, layer in enumerate(model.mlp):
-            if isinstance(layer, nn.ReLU):
-                model.mlp[i] = nn.Sequential(layer, nn.Dropout(cfg.dropout))
-    return model
 
 
 def with_epochs(cfg: SentimentConfig, data: rv.Prepared) -> SentimentConfig:
