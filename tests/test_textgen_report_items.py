@@ -192,6 +192,12 @@ def test_the_reports_sentences_are_scored_in_the_demo(tiny_run, capsys):
     assert main(["textgen", "score", "--run", str(run.path), "--report"]) == 0
     out = capsys.readouterr().out
     assert f"{ATTENTION_PROMPT!r}: sum log p = {float(rows[0]['logprob']):.4f}" in out
+    # --report scores its own sentences: a --text or --prompt given with it would be ignored, so both are refused
+    score_report = ["textgen", "score", "--run", str(run.path), "--report"]
+    assert main([*score_report, "--text", "Alice"]) == 2
+    assert "argument --text: not allowed with argument --report" in capsys.readouterr().err
+    assert main([*score_report, "--prompt", "Alice"]) == 2
+    assert "--prompt conditions --text only" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------- decoding

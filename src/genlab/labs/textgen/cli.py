@@ -37,10 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = v.add_parser("score", help="log-probability of a text (sum of per-token values), or a file's perplexity")
     add_run_arg(q)
-    q.add_argument("--text", default=None, help="the text to score")
-    q.add_argument("--prompt", default="", help="condition on this prompt (not scored)")
-    q.add_argument("--file", default=None, metavar="PATH", help="perplexity of a whole text file")
-    q.add_argument(
+    what = q.add_mutually_exclusive_group()  # one of the three: giving two would silently ignore one
+    what.add_argument("--text", default=None, help="the text to score")
+    q.add_argument("--prompt", default="", help="condition on this prompt (not scored; with --text only)")
+    what.add_argument("--file", default=None, metavar="PATH", help="perplexity of a whole text file")
+    what.add_argument(
         "--report",
         action="store_true",
         help="score the report's own sentences (its attention prompt and inversion target) into table score_report",
@@ -119,6 +120,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.prompt and (args.file or args.report):
+        raise ConfigError("--prompt conditions --text only; drop --prompt, or score --text with it")
     opened = _open(args)
     if args.file:
         res = perplexity_of_file(opened.model, opened.tok, args.file)
