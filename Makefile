@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(PIP) install --disable-pip-version-check -q -c constraints.txt torch==2.13.0
-	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e ".[dev,crosscheck,notebook]"
+	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e ".[dev,crosscheck,notebook,ray]"
 	touch $(STAMP)
 
 demo: setup  ## fetch the data the labs need, run every lab's quick config, write report/index.html

@@ -29,6 +29,7 @@ from genlab.labs import draw_all
 from genlab.labs.imagediff import compose, core
 from genlab.labs.imagediff.config import COMPOSE_PRESETS, PRESETS, ImageDiffConfig
 from genlab.runs import Run, choose_device, cpu_threads
+from genlab.sweep import add_backend_arg
 from genlab.verbs import add_lab_parser, add_run_arg, add_train_args, at_least, config_from_args, number, open_run_arg
 
 LAB = core.LAB
@@ -147,7 +148,13 @@ def cmd_compose(args: argparse.Namespace) -> int:
     base = config_from_args(ImageDiffConfig, args, COMPOSE_PRESETS)
     core.conditioner(compose.variant_config(base, True), 10)  # a missing dataset or text encoder fails first
     c = compose.compose(
-        base, root=args.run_dir, name=args.name or "compose", jobs=args.jobs, device=args.device, quiet=args.quiet
+        base,
+        root=args.run_dir,
+        name=args.name or "compose",
+        jobs=args.jobs,
+        device=args.device,
+        quiet=args.quiet,
+        backend=args.backend,
     )
     s = c.run.read_summary()
     for name in compose.VARIANTS:
@@ -201,6 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_train_args(q, COMPOSE_PRESETS, ImageDiffConfig)
     q.add_argument("--jobs", type=at_least(1), default=1, help="variants trained at once (2 on a 2-core machine)")
+    add_backend_arg(q)
     q.set_defaults(func=cmd_compose)
     q = vs.add_parser("figures", help="every figure and table again from a trained run")
     add_run_arg(q)

@@ -89,12 +89,13 @@ def compose(
     jobs: int = 1,
     device: str = "auto",
     quiet: bool = False,
+    backend: str = "local",
 ) -> Composition:
     """Train (or reuse) both variants of ``base`` on 2x2 canvases, then draw the comparison into the run."""
     cells = [(v, variant_config(base, cross).to_dict()) for v, cross in VARIANTS.items()]
     grid = {"variants": list(VARIANTS), "base": base.to_dict()}
     done = partial(_train_cell, device=device, quiet=True)
-    out, reused = run_sweep(core.LAB, grid, cells, done, root=root, name=name, jobs=jobs, quiet=quiet)
+    out, reused = run_sweep(core.LAB, grid, cells, done, root=root, name=name, jobs=jobs, quiet=quiet, backend=backend)
     dev = choose_device(device)
     with cpu_threads(base.threads if dev.type == "cpu" else 0):
         c = open_composition(out, dev)

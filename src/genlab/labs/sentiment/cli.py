@@ -23,6 +23,7 @@ from genlab.labs.sentiment.variants import verdict, with_epochs
 from genlab.nn.recurrent import ACTIVATIONS
 from genlab.nn.sentiment_models import MODELS, baseline_scores, prepared_scores
 from genlab.runs import Run, cpu_threads, markdown_table
+from genlab.sweep import add_backend_arg
 from genlab.verbs import (
     add_common_args,
     add_lab_parser,
@@ -190,6 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         name=args.name,
         jobs=args.jobs,
         quiet=args.quiet,
+        backend=args.backend,
     )
     return 0
 
@@ -291,7 +293,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lrs", default=None, help="learning rates, e.g. 1e-3,1e-4 (default: the config's lr)")
     s.add_argument("--steps", type=at_least(1), default=None, help="steps per cell (default: the config's)")
     s.add_argument("--csv", default=None, help="a Kaggle-format CSV instead of rt")
-    s.add_argument("--jobs", type=at_least(1), default=1, help="parallel processes (default: 1)")
+    s.add_argument(
+        "--jobs", type=at_least(1), default=1, help="parallel processes (default: 1; ray: the local instance's CPUs)"
+    )
+    add_backend_arg(s)
     s.set_defaults(func=cmd_sweep, name="sweep")
 
     x = verbs.add_parser("explain", help="per-word sub-scores of mlp / attention runs for reviews")

@@ -37,14 +37,15 @@ def sweep(
     name: str = "sweep",
     jobs: int = 1,
     quiet: bool = False,
+    backend: str = "local",
 ) -> Sweep:
-    """Train every cell (in ``jobs`` processes), skip finished ones, write the table and plot. ``base.epochs``
-    > 0 sets the cells' steps from the training set's size."""
+    """Train every cell (in ``jobs`` processes, or as Ray tasks: ``backend``), skip finished ones, write the
+    table and plot. ``base.epochs`` > 0 sets the cells' steps from the training set's size."""
     base = with_epochs(base, prepare_data(base))  # fails early (missing data, bad CSV) before starting processes
     grid = {"models": sorted({c["model"] for c in cells}), "cells": cells, **base.to_dict()}
     tasks = [(cell_name(c, base.steps), cell_config(c, base)) for c in cells]
     done = partial(complete, quiet=True, figures=False)
-    out, reused = run_sweep(LAB, grid, tasks, done, root=root, name=name, jobs=jobs, quiet=quiet)
+    out, reused = run_sweep(LAB, grid, tasks, done, root=root, name=name, jobs=jobs, quiet=quiet, backend=backend)
     s = open_run(out)
     best = max(s.rows, key=lambda r: r["test_acc"])
     out.update_summary({"cells": len(s.rows), "reused": sum(reused.values()), "best_cell": best})
