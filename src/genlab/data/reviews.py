@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import dataclasses
 import functools
 import io
 import random
@@ -281,6 +282,9 @@ class Prepared:
     test_ids: torch.Tensor
     test_len: torch.Tensor
     test_y: torch.Tensor
+    val_ids: torch.Tensor | None = None  # carved from the training reviews (``val_fraction``); None: no split
+    val_len: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
 
 _PREPARED: dict[tuple, Prepared] = {}
@@ -293,13 +297,17 @@ def prepare(
     min_count: int = 2,
     max_len: int = MAX_LEN,
     vocab_words: Sequence[str] | None = None,
+    val_fraction: float = 0.0,
 ) -> Prepared:
     """Load, clean and encode the reviews (cached per process: a demo trains four models on them).
 
     ``embeddings='glove'`` uses the GloVe vocabulary; ``'learned'`` the training words seen ``min_count`` times,
     or ``vocab_words`` (a trained run's vocabulary) when given. Reviews with no words are dropped.
+    ``val_fraction > 0``: that share of the training reviews (stratified, seed 0: the same for every model
+    seed) is held out as a validation split for model selection and early stopping, and not trained on.
     """
     key = (csv_path, n_train, embeddings, min_count, max_len, None if vocab_words is None else tuple(vocab_words))
+    key += (val_fraction,)
     if key in _PREPARED:
         return _PREPARED[key]
     split = load_reviews(csv_path, n_train)
@@ -322,8 +330,29 @@ def prepare(
         te_len[keep_te],
         torch.as_tensor(split.test_labels)[keep_te],
     )
+    if val_fraction > 0:
+        p = carve_validation(p, val_fraction)
     _PREPARED[key] = p
     return p
+
+
+def carve_validation(p: Prepared, fraction: float, seed: int = 0) -> Prepared:
+    """``p`` with a stratified ``fraction`` of its training reviews moved to ``val_*`` (fixed by ``seed``)."""
+    if not 0 < fraction < 1:
+        raise DataError(f"val_fraction {fraction} must be between 0 and 1")
+    tr, va = stratified_split(p.train_y.numpy(), fraction, seed)
+    if not len(tr) or not len(va):
+        raise DataError(f"val_fraction {fraction} leaves no training or no validation reviews")
+    tr, va = torch.as_tensor(tr), torch.as_tensor(va)
+    return dataclasses.replace(
+        p,
+        train_ids=p.train_ids[tr],
+        train_len=p.train_len[tr],
+        train_y=p.train_y[tr],
+        val_ids=p.train_ids[va],
+        val_len=p.train_len[va],
+        val_y=p.train_y[va],
+    )
 
 
 def _shuffled_batch(ids: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, seed: int, k: int, size: int):

@@ -39,14 +39,32 @@ MODELS = ("rnn", "gru", "mlp", "attention")
 
 
 class WordEmbedding(nn.Module):
-    """Token id -> vector. With ``table``: frozen (non-persistent buffer); else a learned ``nn.Embedding``."""
+    """Token id -> vector. With ``table``: frozen (non-persistent buffer); else a learned ``nn.Embedding``.
 
-    def __init__(self, vocab_size: int, dim: int, table: torch.Tensor | None = None):
+    ``tuned`` (with ``table``): the ids whose GloVe vectors are fine-tuned, as a learned correction ``delta``
+    added to the frozen row (zero at the start). Only words seen in training ever get a gradient, so tuning
+    their rows is tuning the whole table, at a fraction of its size in the checkpoint and the optimiser.
+    ``dropout``: ``nn.Dropout`` on the word vectors while training (no weights, so no checkpoint key)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        table: torch.Tensor | None = None,
+        dropout: float = 0.0,
+        tuned: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.frozen = table is not None
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if table is not None:
             self.register_buffer("table", table, persistent=False)
             self.dim = table.shape[1]
+            if tuned is not None:
+                self.register_buffer("tuned", torch.as_tensor(tuned, dtype=torch.long))
+                self.delta = nn.Embedding(len(self.tuned) + 1, self.dim, padding_idx=0)
+                nn.init.zeros_(self.delta.weight)
+                self.register_buffer("slot", self._slots(self.tuned), persistent=False)
         else:
             self.emb = nn.Embedding(vocab_size, dim, padding_idx=0)
             nn.init.normal_(self.emb.weight, std=0.3)
@@ -54,8 +72,29 @@ class WordEmbedding(nn.Module):
                 self.emb.weight[0].zero_()
             self.dim = dim
 
+    def _slots(self, tuned: torch.Tensor) -> torch.Tensor:
+        """Token id -> row of ``delta`` (0: not tuned, a zero row)."""
+        slot = torch.zeros(len(self.table), dtype=torch.long, device=tuned.device)
+        slot[tuned] = torch.arange(1, len(tuned) + 1, device=tuned.device)
+        return slot
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a fine-tuned checkpoint holds its own tuned ids: size the correction to them before loading
+        key = prefix + "tuned"
+        if hasattr(self, "delta") and key in state_dict:
+            self.tuned = state_dict[key].clone().to(self.table.device)
+            self.delta = nn.Embedding(len(self.tuned) + 1, self.dim, padding_idx=0).to(self.table.device)
+            self.slot = self._slots(self.tuned)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table[ids] if self.frozen else self.emb(ids)
+        if not self.frozen:
+            x = self.emb(ids)
+        elif hasattr(self, "delta"):
+            x = self.table[ids] + self.delta(self.slot[ids])
+        else:
+            x = self.table[ids]
+        return self.drop(x)
 
 
 def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
@@ -70,8 +109,25 @@ def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU, dropout: float = 0.0) 
     return nn.Sequential(*layers)
 
 
+POOLS = ("last", "mean", "max")
+
+
+def reverse_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each sequence of ``x`` (B, T, ...) with its real positions (``mask``) in reverse order, padding left
+    where it was: reading the result left to right reads each review from its last word to its first."""
+    n = mask.sum(1, keepdim=True)
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    idx = torch.where(t < n, n - 1 - t, t)
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
 class RecurrentClassifier(nn.Module):
-    """Elman RNN or GRU over the words; the last real word's state -> MLP head -> 2 logits."""
+    """Elman RNN or GRU over the words, a summary of its states -> MLP head -> 2 logits.
+
+    ``bidirectional``: a second stack of the same cells reads each review backwards and its states are
+    concatenated to the forward ones. ``pool``: the summary is the state after the last real word (``last``;
+    backwards: after the first word), or the ``mean`` or ``max`` over the real words of the states.
+    ``dropout``: ``nn.Dropout`` on the summary and inside the head while training."""
 
     def __init__(
         self,
@@ -83,25 +139,48 @@ class RecurrentClassifier(nn.Module):
         tbptt: int = 0,
         reset_after: bool = False,
         candidate: str = "tanh",
+        bidirectional: bool = False,
+        pool: str = "last",
+        dropout: float = 0.0,
     ):
         super().__init__()
-        self.embed = embed
-        self.rnn = Recurrent(
-            embed.dim, hidden, layers, cell, activation, reset_after=reset_after, tbptt=tbptt, candidate=candidate
-        )
-        self.head = mlp([hidden, hidden, 2])
+        if pool not in POOLS:
+            raise ConfigError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}")
+        self.embed, self.pool, self.bidirectional = embed, pool, bidirectional
+        args = (embed.dim, hidden, layers, cell, activation)
+        self.rnn = Recurrent(*args, reset_after=reset_after, tbptt=tbptt, candidate=candidate)
+        if bidirectional:
+            self.rnn_back = Recurrent(*args, reset_after=reset_after, tbptt=tbptt, candidate=candidate)
+        width = hidden * (2 if bidirectional else 1)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = mlp([width, hidden, 2], dropout=dropout)
+
+    def summary(self, x: torch.Tensor, mask: torch.Tensor, states: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """``(B, width)`` from the word vectors ``x``, the forward ``states`` (B, T, H) and ``last`` (B, H)."""
+        if self.bidirectional:
+            back, back_last = self.rnn_back(reverse_padded(x, mask), mask)
+            states, last = torch.cat([states, back], -1), torch.cat([last, back_last], -1)
+        if self.pool == "last":
+            return last
+        m = mask.unsqueeze(-1)
+        if self.pool == "mean":
+            return (states * m).sum(1) / m.sum(1).clamp(min=1)
+        return states.masked_fill(~m, float("-inf")).max(1).values
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _, last = self.rnn(self.embed(ids), mask)
-        return self.head(last)
+        x = self.embed(ids)
+        states, last = self.rnn(x, mask)
+        return self.head(self.drop(self.summary(x, mask, states, last)))
 
     def gradient_norms_along_time(self, ids: torch.Tensor, y: torch.Tensor) -> list[float]:
-        """Mean over the batch of ``|| d loss / d h_t ||`` at every step ``t`` of the top recurrent layer, for
-        the cross-entropy of labels ``y`` read after the last word of unpadded ``ids`` (B, T): how far back
-        in time the gradient reaches."""
+        """Mean over the batch of ``|| d loss / d h_t ||`` at every step ``t`` of the top forward recurrent
+        layer, for the cross-entropy of labels ``y`` read from unpadded ``ids`` (B, T): how far back in time
+        the gradient reaches."""
         mask = torch.ones_like(ids, dtype=torch.bool)
-        states, last = self.rnn.states_along_time(self.embed(ids), mask)
-        loss = nn.functional.cross_entropy(self.head(last), y)
+        x = self.embed(ids)
+        states, last = self.rnn.states_along_time(x, mask)
+        feats = self.summary(x, mask, torch.stack(states, 1), last)
+        loss = nn.functional.cross_entropy(self.head(feats), y)
         return [g.norm(dim=-1).mean().item() for g in torch.autograd.grad(loss, states)]
 
 
@@ -152,24 +231,49 @@ class AttentionMLP(TokenMLP):
         return out
 
 
-def build_classifier(cfg: Any, vocab: rv.Vocab) -> nn.Module:
+def build_classifier(cfg: Any, vocab: rv.Vocab, tuned: torch.Tensor | None = None) -> nn.Module:
     """The classifier ``cfg.model`` (rnn | gru | mlp | attention) over frozen GloVe (``cfg.embeddings ==
     'glove'``) or learned ``cfg.embed_dim``-d embeddings. ``cfg``: any object with the sentiment settings
-    ``hidden, layers, activation, tbptt, reset_after`` and optionally ``candidate`` (recurrent; the GRU's candidate
-    activation) and ``widths, window`` and optionally ``dropout`` (mlp, attention)."""
+    ``hidden, layers, activation, tbptt, reset_after`` and optionally ``candidate, bidirectional, pool``
+    (recurrent), ``widths, window`` (mlp, attention), ``dropout``, ``embed_dropout`` and ``embed_lr_scale``
+    (> 0 with GloVe: the vectors of ``tuned``, the training words' ids, are fine-tuned; None when loading a
+    run: the checkpoint says which)."""
+    embed_drop = getattr(cfg, "embed_dropout", 0.0)
     if cfg.embeddings == "glove":
-        embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab))
+        finetune = getattr(cfg, "embed_lr_scale", 0.0) > 0
+        tuned = (torch.zeros(0, dtype=torch.long) if tuned is None else tuned) if finetune else None
+        embed = WordEmbedding(vocab.size, 50, rv.embedding_matrix(vocab), embed_drop, tuned)
     else:
-        embed = WordEmbedding(vocab.size, cfg.embed_dim)
-    if cfg.model in ("rnn", "gru"):
-        candidate = getattr(cfg, "candidate", "tanh")
-        return RecurrentClassifier(
-            embed, cfg.model, cfg.hidden, cfg.layers, cfg.activation, cfg.tbptt, cfg.reset_after, candidate
-        )
+        embed = WordEmbedding(vocab.size, cfg.embed_dim, dropout=embed_drop)
     dropout = getattr(cfg, "dropout", 0.0)
+    if cfg.model in ("rnn", "gru"):
+        return RecurrentClassifier(
+            embed,
+            cfg.model,
+            cfg.hidden,
+            cfg.layers,
+            cfg.activation,
+            cfg.tbptt,
+            cfg.reset_after,
+            getattr(cfg, "candidate", "tanh"),
+            getattr(cfg, "bidirectional", False),
+            getattr(cfg, "pool", "last"),
+            dropout,
+        )
     if cfg.model == "mlp":
         return TokenMLP(embed, tuple(cfg.widths), dropout=dropout)
     return AttentionMLP(embed, cfg.hidden, cfg.window, tuple(cfg.widths), dropout=dropout)
+
+
+def param_groups(model: nn.Module, lr: float, embed_lr_scale: float = 0.0) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: every trainable weight at ``lr``, except the GloVe fine-tuning
+    correction (``embed.delta``), which gets its own group at ``lr * embed_lr_scale``."""
+    delta = [p for n, p in model.named_parameters() if n.startswith("embed.delta.")]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("embed.delta.")]
+    groups = [{"params": rest, "lr": lr}]
+    if delta:
+        groups.append({"params": delta, "lr": lr * embed_lr_scale})
+    return groups
 
 
 def loss_and_accuracy(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
@@ -253,6 +357,74 @@ def tfidf_baseline(split: rv.ReviewSplit) -> dict[str, float]:
         (split.train_labels, clf.predict_proba(x)[:, 1]),
         (split.test_labels, clf.predict_proba(vec.transform(split.test_texts))[:, 1]),
     )
+
+
+@torch.no_grad()
+def sentence_vectors(texts: list[str], batch: int = 128) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence vectors (N, 384) of ``texts`` (each truncated to 128 tokens), kept on disk
+    under the cache (``sentiment_minilm/<hash>.npy``) so the reference row costs one encoding per text set."""
+    import hashlib
+
+    from genlab.data.fetch import cache_root
+    from genlab.data.text_encoder import _minilm
+    from genlab.nn.bert import mean_pool
+
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
+    path = cache_root() / "sentiment_minilm" / f"{digest}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    tok, model = _minilm()
+    encs = tok.encode_batch(list(texts))
+    order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))  # batches of like lengths: little padding
+    vecs = np.zeros((len(texts), 384), dtype=np.float32)
+    for i in range(0, len(order), batch):
+        idx = order[i : i + batch]
+        n = max(min(len(encs[j].ids), 128) for j in idx)
+        ids = torch.zeros(len(idx), n, dtype=torch.long)
+        mask = torch.zeros(len(idx), n, dtype=torch.bool)
+        for row, j in enumerate(idx):
+            k = min(len(encs[j].ids), 128)
+            ids[row, :k] = torch.tensor(encs[j].ids[:k])
+            mask[row, :k] = True
+        vecs[idx] = mean_pool(model(ids, mask), mask).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vecs)
+    tmp.replace(path)
+    return vecs
+
+
+MINILM_CS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def minilm_baseline(split: rv.ReviewSplit, val_fraction: float = 0.1) -> dict[str, float]:
+    """A pretrained-encoder reference row: MiniLM sentence vectors + logistic regression. ``C`` is chosen on
+    a stratified ``val_fraction`` of the training reviews (seed 0), then the model is refitted on all of them
+    and scored on train and test (``test_*``: never used to choose)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_tr, x_te = sentence_vectors(list(split.train_texts)), sentence_vectors(list(split.test_texts))
+    y = np.asarray(split.train_labels)
+    fit_idx, val_idx = rv.stratified_split(y, val_fraction, 0)
+    val = {
+        c: LogisticRegression(C=c, max_iter=3000).fit(x_tr[fit_idx], y[fit_idx]).score(x_tr[val_idx], y[val_idx])
+        for c in MINILM_CS
+    }
+    c = max(val, key=val.get)  # first of the best on a tie: the strongest regularisation
+    clf = LogisticRegression(C=c, max_iter=3000).fit(x_tr, y)
+    out = train_test_scores((y, clf.predict_proba(x_tr)[:, 1]), (split.test_labels, clf.predict_proba(x_te)[:, 1]))
+    return {**out, "val_acc": float(val[c]), "C": float(c)}
+
+
+@functools.lru_cache(maxsize=2)
+def minilm_reference(csv_path: str = "") -> dict[str, float] | None:
+    """:func:`minilm_baseline` on the rt split, once per process; None for a CSV (long reviews: encoding them
+    all would be slow) or when MiniLM is not fetched (``genlab data fetch minilm``)."""
+    from genlab.data.fetch import is_fetched
+
+    if csv_path or not is_fetched("minilm"):
+        return None
+    return minilm_baseline(rv.load_reviews())
 
 
 @torch.no_grad()

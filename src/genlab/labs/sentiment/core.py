@@ -23,8 +23,12 @@ from genlab.nn.sentiment_models import (
     build_classifier,
     explain_review,
     loss_and_accuracy,
+    minilm_reference,
+    param_groups,
+    predict_proba,
     predict_texts,
     prepared_scores,
+    scores,
 )
 from genlab.runs import Run, choose_device, cpu_threads, seed_everything
 from genlab.train import fit, load_weights, make_optimizer
@@ -34,7 +38,9 @@ from genlab.train import fit, load_weights, make_optimizer
 
 def prepare_data(cfg: SentimentConfig, vocab_words: list[str] | None = None) -> rv.Prepared:
     """The reviews of ``cfg`` encoded for its vocabulary (``vocab_words``: a trained run's learned one)."""
-    return rv.prepare(cfg.csv, cfg.n_train, cfg.embeddings, cfg.min_count, cfg.max_len, vocab_words)
+    if cfg.early_stop and not cfg.val_fraction:
+        raise ConfigError("early_stop picks the best validation accuracy: give it a split with --set val_fraction=0.1")
+    return rv.prepare(cfg.csv, cfg.n_train, cfg.embeddings, cfg.min_count, cfg.max_len, vocab_words, cfg.val_fraction)
 
 
 def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module, SentimentConfig, rv.Vocab]:
@@ -48,7 +54,8 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> tuple[nn.Module,
     else:
         vocab = rv.Vocab("glove")
     model = build_classifier(cfg, vocab)
-    load_weights(run, model, device=device)
+    best = cfg.early_stop and run.best_checkpoint.exists()
+    load_weights(run, model, which="best" if best else "last", device=device)
     model.eval()
     return model, cfg, vocab
 
@@ -75,7 +82,13 @@ def evaluate(
         data = run_data(cfg, vocab)
     with cpu_threads(cfg.threads):
         metrics = prepared_scores(model, data, device)
+        if data.val_ids is not None:
+            p = predict_proba(model, data.val_ids, data.val_len, device)
+            metrics["val_acc"] = scores(data.val_y.numpy(), p)["acc"]
     base = {k: round(v, 4) for k, v in baseline_scores(cfg.csv, cfg.n_train).items()}
+    ref = minilm_reference(cfg.csv)
+    if ref is not None:
+        extra = {**extra, "minilm": {k: round(v, 4) if isinstance(v, float) else v for k, v in ref.items()}}
     return run.update_summary(
         {
             "model": cfg.model,
@@ -107,15 +120,24 @@ def train(
     if cfg.embeddings == "learned":
         atomic_write_json(run.path / "vocab.json", data.vocab.words())
     seed_everything(cfg.seed)
-    model = build_classifier(cfg, data.vocab).to(dev)
-    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
+    tuned = torch.unique(data.train_ids[data.train_ids != rv.PAD]) if cfg.embed_lr_scale > 0 else None
+    model = build_classifier(cfg, data.vocab, tuned).to(dev)
+    if cfg.embed_lr_scale > 0:
+        opt = torch.optim.Adam(param_groups(model, cfg.lr, cfg.embed_lr_scale))
+    else:
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], "adam", cfg.lr)
     n_eval = [0]
 
     def eval_fn(model: nn.Module) -> dict[str, Any]:
-        """One test batch (the next one of a fixed shuffled order), as the lab scores every 50 steps."""
+        """One test batch (the next one of a fixed shuffled order), as the lab scores every 50 steps, for the
+        curves only; and the whole validation split (when there is one), which alone selects the weights."""
         n_eval[0] += 1
         batch = [t.to(dev) for t in rv.test_batch(data, n_eval[0] - 1, cfg.batch_size)]
-        return {f"test_{k}": v for k, v in loss_and_accuracy(model, batch).items()}
+        out = {f"test_{k}": v for k, v in loss_and_accuracy(model, batch).items()}
+        if data.val_ids is not None:
+            acc = scores(data.val_y.numpy(), predict_proba(model, data.val_ids, data.val_len, dev))["acc"]
+            out.update(val_acc=acc, val_err=1.0 - acc)
+        return out
 
     result = fit(
         run,
@@ -126,16 +148,21 @@ def train(
         cfg=cfg,
         device=dev,
         eval_fn=eval_fn,
+        best_key="val_err" if cfg.early_stop else None,
         resume=resume,
         quiet=quiet,
         desc=f"sentiment {cfg.model}",
     )
     trained = cfg.steps - (result.resumed_from or 0)
+    kept = {}
+    if cfg.early_stop and run.best_checkpoint.exists():  # early stopping: the best validation accuracy's weights
+        kept = {"best_step": int(load_weights(run, model, which="best", device=dev)["step"])}
     s = evaluate(
         run,
         model,
         data,
         dev,
+        **kept,
         train_seconds=round(result.seconds, 1),
         train_reviews_per_s=round(trained * cfg.batch_size / max(result.seconds, 1e-9), 1),
     )
