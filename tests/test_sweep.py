@@ -131,3 +131,22 @@ def test_backend_ray_fails_at_once_when_nothing_answers_at_ray_address(tmp_path,
     with pytest.raises(ConfigError, match=rf"^nothing answers at RAY_ADDRESS=127.0.0.1:{port} \(.*'ray start --head'"):
         run_sweep("toy", {}, [("a", {})], _complete, root=tmp_path, backend="ray")
     assert calls == [] and not (tmp_path / "toy").exists()
+
+
+@pytest.mark.parametrize("cluster", [True, False])
+def test_backend_ray_says_in_one_line_when_ray_does_not_start(tmp_path, monkeypatch, cluster):
+    def init(**kw):
+        raise ConnectionError("Failed to connect to Ray cluster\nat some address\n(traceback lines)")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=init))
+    with socket.socket() as s:  # something answers at RAY_ADDRESS, but it is no Ray that lets us in
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        monkeypatch.setenv("RAY_ADDRESS", address if cluster else "")
+        with pytest.raises(ConfigError) as e:
+            run_sweep("toy", {}, [("a", {})], _complete, root=tmp_path, backend="ray")
+    where = f"the Ray cluster at RAY_ADDRESS={address}" if cluster else "a local Ray instance"
+    assert str(e.value).startswith(f"could not start or reach {where}: Failed to connect to Ray cluster; ")
+    assert ("RAY_AUTH_MODE=token" in str(e.value)) == cluster and "\n" not in str(e.value)
+    assert not (tmp_path / "toy").exists()

@@ -120,7 +120,12 @@ def _ray_session(ray, jobs: int):
     except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError, ...
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray instance"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ConfigError(f"could not start or reach {where}: {first}") from None
+        hint = (
+            "; a cluster started with token authentication also needs RAY_AUTH_MODE=token here"
+            if address
+            else "; Ray gives its processes 30 s to start: on a busy machine try again, or use --backend local"
+        )
+        raise ConfigError(f"could not start or reach {where}: {first}{hint}") from None
     try:
         yield
     finally:
