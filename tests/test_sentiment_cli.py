@@ -152,6 +152,24 @@ def test_bad_options_one_line(tmp_path, tiny_csv, capsys, extra, needle):
     assert needle in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--model", "rnn", "--candidate", "relu"], "candidate shapes the gru model only, and this run's model is rnn"),
+        (["--model", "mlp", "--set", "candidate=none"], "candidate shapes the gru model only"),
+        (
+            ["--model", "gru", "--activation", "relu"],
+            "activation shapes the rnn model only, and this run's model is gru",
+        ),
+    ],
+)
+def test_a_recurrent_activation_for_the_other_model_is_refused(tmp_path, tiny_csv, capsys, extra, needle):
+    assert _train(tmp_path, tiny_csv, "other", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "sentiment" / "other").exists()
+
+
 def test_bad_csv_and_empty_review(tmp_path, runs, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhello,1\n")

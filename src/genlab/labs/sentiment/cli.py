@@ -69,11 +69,27 @@ def _short_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+# the two recurrent activations, easily swapped: given by hand (a flag or --set) for the other model, one would do
+# nothing
+_ONLY_FOR = {"candidate": ("gru",), "activation": ("rnn",)}
+
+
+def _check_keys_fit_model(cfg: SentimentConfig, overrides: list[str]) -> None:
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    for key, models in _ONLY_FOR.items():
+        if key in given and cfg.model not in models:
+            raise ConfigError(
+                f"{key} shapes the {models[0]} model only, and this run's model is {cfg.model}; drop {key}, or give "
+                f"--model {models[0]}" + (" (the Elman RNN's is --activation)" if key == "candidate" else "")
+            )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.csv is not None:
         check_path(args.csv, "CSV file")
     args.overrides = _short_overrides(args) + list(args.overrides)
     cfg = config_from_args(SentimentConfig, args, PRESETS)
+    _check_keys_fit_model(cfg, args.overrides)
     cfg = with_epochs(cfg, prepare_data(cfg))  # a bad CSV fails before a run folder is made
     run = Run.create(LAB, cfg, name=args.name, root=args.run_dir, resume=args.resume)
     train(cfg, run, device=args.device, quiet=args.quiet, resume=args.resume)
