@@ -89,6 +89,11 @@ class TrainConfig(Config):
     threads: int = param(
         0, "torch CPU threads while training and drawing (0 = torch's default; tiny networks run faster on 1)", min=0
     )
+    compile: bool = param(
+        False,
+        "torch.compile the model's forward while training (pays on a GPU after a compile of a minute or so; "
+        "checkpoints are the same)",
+    )
 
 
 StepFn = Callable[[nn.Module, Any], Mapping[str, Any]]
@@ -150,8 +155,8 @@ def bf16_matmul_pays(device_type: str = "cpu") -> bool:
     """Whether bfloat16 matmuls beat float32 ones here: a CUDA device that supports bf16; a CPU whose flags name
     bf16 units (avx512_bf16 or amx_bf16 in /proc/cpuinfo) and where a timed bf16 product is then also faster
     than the float32 one (without such units torch emulates bf16, slower than float32). Measured once."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cuda":  # native bf16 only (Ampere and later): older GPUs emulate it, slower than float32
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device_type != "cpu":
         return False
     try:
@@ -183,16 +188,61 @@ def resolve_amp(device: torch.device, amp: str) -> str:
 
 
 def autocast(device: torch.device, amp: str):
-    """The autocast context for ``amp`` in off|bf16|fp16|auto (fp16 only on CUDA; auto: :func:`resolve_amp`)."""
+    """The autocast context for ``amp`` in off|bf16|fp16|auto (fp16 only on CUDA; auto: :func:`resolve_amp`).
+    fp16 needs a gradient scaler, which :func:`fit` adds; bf16 has float32's range and trains without one."""
     amp = resolve_amp(device, amp)
     if amp == "off":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     if amp == "fp16" and device.type != "cuda":
-        from genlab.errors import ConfigError
-
-        raise ConfigError("amp 'fp16' needs a CUDA device; use --set amp=bf16 on the CPU")
+        raise ConfigError(f"amp 'fp16' needs a CUDA device, not {device.type}; use --set amp=bf16 (or off) there")
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` with every tensor (in nested tuples, namedtuples, lists and dicts) on ``device``; other values
+    are passed whole. On CUDA a host tensor is copied through pinned (page-locked) memory with
+    ``non_blocking=True``, so the copy overlaps the work already queued on the GPU. On the CPU the batch is
+    returned as it is."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return batch
+    cuda = device.type == "cuda"
+
+    def move(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            if cuda and x.device.type == "cpu":
+                return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
+            return x.to(device)
+        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
+            return type(x)(*(move(v) for v in x))
+        if isinstance(x, (list, tuple)):
+            return type(x)(move(v) for v in x)
+        if isinstance(x, Mapping):
+            return {k: move(v) for k, v in x.items()}
+        return x
+
+    return move(batch)
+
+
+def use_fused_step(opt: torch.optim.Optimizer, device_type: str = "cuda") -> bool:
+    """Switch an Adam/AdamW whose parameters all sit on ``device_type`` to its fused step (one kernel over all
+    parameters), also after a resume from a checkpoint taken without it. :func:`make_optimizer` picks fused by
+    where the parameters are when it runs, which is often the CPU, before :func:`fit` moves the model to the
+    GPU; fit calls this on CUDA. Says whether it switched; other optimisers and fused ones are left alone."""
+    if not isinstance(opt, torch.optim.Adam | torch.optim.AdamW):
+        return False
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if not params or not all(p.device.type == device_type and p.is_floating_point() for p in params):
+        return False
+    groups = [g for g in opt.param_groups if not g.get("fused") and not g.get("differentiable")]
+    for group in groups:
+        group["fused"], group["foreach"] = True, False
+        for p in group["params"]:  # the fused kernel keeps the step count as a float32 tensor beside the weights
+            state = opt.state.get(p)
+            if state and isinstance(state.get("step"), torch.Tensor):
+                state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+    return bool(groups)
 
 
 def init_distributed(device: torch.device) -> bool:
@@ -381,12 +431,18 @@ def fit(
     Step numbers start at 1; step k has finished when a checkpoint says ``step == k``.
     Under torchrun each rank trains on its slice of every batch (see the module's docstring); ``eval_fn``
     runs on every rank and the means of its numbers are logged (it may score a share of the data per rank).
+    A batch may come on the CPU: :func:`to_device` moves it (pinned, non-blocking on CUDA). On CUDA an Adam(W)
+    takes its fused step (:func:`use_fused_step`); with ``cfg.compile`` ``step_fn`` gets ``torch.compile(model)``,
+    a handle sharing the model's weights (its own submodules, called directly, run uncompiled), while
+    evaluation and checkpoints use ``model`` itself.
     """
     opts: dict[str, torch.optim.Optimizer] = (
         dict(optimizers) if isinstance(optimizers, Mapping) else {"main": optimizers}
     )
     if not manual and len(opts) != 1:
         raise ValueError("automatic mode takes exactly one optimiser; use manual=True to step several")
+    amp = resolve_amp(device, cfg.amp)
+    autocast(device, amp)  # a bad amp for this device fails here, before the run starts
     model.to(device)
     had_checkpoint = run.last_checkpoint.exists()  # read before the ranks meet: none of them has written yet
     distributed, world = init_distributed(device), world_size()
@@ -397,7 +453,7 @@ def fit(
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay)
         )
-    scaler = torch.amp.GradScaler("cuda", enabled=(cfg.amp == "fp16" and device.type == "cuda"))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")  # fp16 needs one; bf16 and float32 do not
 
     start, best, resumed_from = 0, math.inf, None
     seed_everything(cfg.seed)
@@ -423,6 +479,11 @@ def fit(
             run.truncate_metrics(start)
     elif run.metrics_path.exists() and is_main_process():
         run.metrics_path.unlink()  # a fresh run starts a fresh log
+    if device.type == "cuda":
+        for opt in opts.values():
+            use_fused_step(opt)
+    # a compiled handle for the training forward; checkpoints save ``model`` itself, so keys stay unprefixed
+    trained = torch.compile(model) if getattr(cfg, "compile", False) else model
     tensorboard = None
     if getattr(cfg, "log", "jsonl") == "tensorboard" and is_main_process():
         from genlab.tensorboard_log import TensorBoardLog
@@ -516,13 +577,14 @@ def fit(
                 draws = _rank_draws(cfg.seed, step, device) if distributed else contextlib.nullcontext()
                 if distributed:
                     batch = split_batch(batch, rank(), world)
+                batch = to_device(batch, device)
                 with draws:
                     if manual:
-                        with autocast(device, cfg.amp):
-                            losses = step_fn(model, batch, optimize)
+                        with autocast(device, amp):
+                            losses = step_fn(trained, batch, optimize)
                     else:
-                        with autocast(device, cfg.amp):
-                            losses = step_fn(model, batch)
+                        with autocast(device, amp):
+                            losses = step_fn(trained, batch)
                         optimize(next(iter(opts)), losses["loss"])
                 if norms:
                     losses = {
