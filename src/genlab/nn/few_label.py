@@ -26,10 +26,28 @@ from torch import nn
 from genlab.nn.label_spreading import LabelSpreading, nearest
 
 
+def standardiser(train: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The map ``z -> (z - mean) / std`` with the mean and std (per dimension) of the codes ``train``."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    return lambda z: (z - mean) / std
+
+
 def standardise(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``train`` and each of ``others`` minus the training mean, over the training std (per dimension)."""
-    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
-    return tuple((z - mean) / std for z in (train, *others))
+    scale = standardiser(train)
+    return tuple(scale(z) for z in (train, *others))
+
+
+def frozen_codes(
+    encoder: nn.Module, train_x: torch.Tensor, *others: torch.Tensor
+) -> tuple[tuple[torch.Tensor, ...], Callable[[torch.Tensor], torch.Tensor]]:
+    """The codes of ``train_x`` and of each of ``others`` through the frozen ``encoder`` (on the CPU), standardised
+    on the training codes' scale, and that scale (:func:`standardiser`, for more codes of the same encoder)."""
+    from genlab.nn.autoencoder import encode_all
+
+    raw = encode_all(encoder, train_x).cpu()
+    scale = standardiser(raw)
+    return (scale(raw), *(scale(encode_all(encoder, x).cpu()) for x in others)), scale
 
 
 def classify_step(m: nn.Module, batch: Any) -> dict[str, Any]:
@@ -197,3 +215,83 @@ def fold_masks(y: torch.Tensor, folds: int, seed: int = 0) -> tuple[torch.Tensor
             train[f, tr], val[f, va] = 1.0, 1.0
     train[folds] = 1.0
     return train, val
+
+
+# ------------------------------------------------------------------ augmenting the labelled images
+
+
+def _smooth_field(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``field`` (``(N, C, H, W)``) blurred by a Gaussian of ``sigma`` pixels along both axes (zero padding)."""
+    r = max(1, int(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=field.dtype)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    c = field.shape[1]
+    field = F.conv2d(field, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), padding=(0, r), groups=c)
+    return F.conv2d(field, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), padding=(r, 0), groups=c)
+
+
+def augment_images(
+    x: torch.Tensor,
+    copies: int,
+    *,
+    seed: int = 0,
+    rotate: float = 12.0,
+    shift: float = 2.0,
+    scale: float = 0.1,
+    elastic: float = 1.5,
+    elastic_sigma: float = 4.0,
+) -> torch.Tensor:
+    """``copies`` randomly distorted versions of each image of ``x`` (``(N, C, H, W)``), copy-major:
+    ``(copies * N, C, H, W)`` where row ``c * N + i`` is a copy of image ``i`` (its label is ``y.repeat(copies)``).
+
+    Each copy is rotated by up to ``rotate`` degrees, scaled by up to ``1 +- scale``, shifted by up to ``shift``
+    pixels per axis (all uniform), and moved by an elastic displacement field (uniform noise blurred by a Gaussian
+    of ``elastic_sigma`` pixels, scaled to ``elastic`` pixels at most; 0 = none); pixels are resampled bilinearly
+    with zeros outside the image. Only the given images are used: no other data. Drawn from ``seed`` alone."""
+    from genlab.errors import ConfigError
+
+    if copies < 0:
+        raise ConfigError(f"bad value {copies} for augment: the copies per labelled image must be >= 0")
+    n, _, h, w = x.shape
+    if copies == 0 or n == 0:
+        return x[:0]
+    gen = torch.Generator().manual_seed(seed)
+    m = copies * n
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen) * 2 - 1
+
+    angle = uniform(m) * rotate * torch.pi / 180
+    zoom = 1 + uniform(m) * scale
+    move = uniform(m, 2) * shift * 2 / torch.tensor([w, h])  # pixels -> [-1, 1] coordinates
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [m, 1, h, w], align_corners=False)
+    if elastic > 0:
+        field = _smooth_field(uniform(m, 2, h, w), elastic_sigma)
+        field = field / field.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-8) * elastic
+        grid = grid + field.permute(0, 2, 3, 1) * 2 / torch.tensor([w, h])
+    src = x.cpu().float().repeat(copies, 1, 1, 1)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(x.dtype)
+
+
+@torch.no_grad()
+def augmented_codes(
+    encoder: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    copies: int,
+    scale: Callable[[torch.Tensor], torch.Tensor] = lambda z: z,
+    *,
+    seed: int = 0,
+    **distort: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled images ``(x, y)`` and ``copies`` distorted copies of each (:func:`augment_images`) through the
+    frozen ``encoder`` and then ``scale`` (e.g. :func:`standardiser` of the training codes): ``(codes, labels)`` of
+    ``(copies + 1) * N`` rows on the CPU, the originals first, each copy with its image's label. Only the labelled
+    images are used."""
+    from genlab.nn.autoencoder import encode_all
+
+    xs = torch.cat([x.cpu(), augment_images(x.cpu(), copies, seed=seed, **distort)])
+    return scale(encode_all(encoder, xs).cpu()), y.cpu().repeat(copies + 1)

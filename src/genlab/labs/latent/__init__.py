@@ -53,6 +53,7 @@ LABELS = {
     "few_label_labels": "few-label: labelled images",
     "few_label_draws": "few-label: label draws",
     "few_label_codes_mlp_first": "few-label, first labels: MLP on frozen codes (test accuracy)",
+    "few_label_augmented_first": "few-label, first labels: MLP on frozen codes + augmented copies (test accuracy)",
     "few_label_best_codes_first": "few-label, first labels: best classifier on codes (test accuracy)",
     "few_label_spreading_first": "few-label, first labels: label spreading (test accuracy)",
     "few_label_scratch_first": "few-label, first labels: encoder + MLP from scratch (test accuracy)",

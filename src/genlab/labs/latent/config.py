@@ -24,6 +24,9 @@ class LatentConfig(TrainConfig):
     labels: int = param(50, "labelled training images for the few-label classifier", min=1)
     draws: int = param(5, "label draws for the few-label table (mean and spread)", min=1)
     clf_steps: int = param(300, "steps of each few-label classifier (full batch of labelled images)", min=1)
+    augment: int = param(
+        60, "few-label: distorted copies of each labelled image for the augmented MLP row (0 = no such row)", min=0
+    )
     spread_points: int = param(20000, "training codes in the label-spreading graph (0 = all)", min=0)
     spread_k: int = param(10, "neighbours per point in the label-spreading graph", min=1)
     curve_points: int = param(25, "test-accuracy points along the first-N draw's classifiers (0 = none)", min=0)
@@ -70,6 +73,7 @@ PRESETS: dict[str, LatentConfig] = {
         steps=30,
         clf_steps=10,
         draws=2,
+        augment=5,
         search_widths=(8, 32),
         search_depths=(0, 1),
         search_activations=("relu", "tanh"),
@@ -108,3 +112,12 @@ AE_VS_COURSE = (
 def quick_note(cfg: LatentConfig) -> str:
     """The quick demo's settings in brackets, for the captions of a quick run's outputs (else nothing)."""
     return f" ({QUICK_NOTE})" if cfg == PRESETS["quick"] else ""
+
+
+def augment_note(copies: int) -> str:
+    """What the augmented few-label row learns from (for the few-label caption)."""
+    return (
+        f" The augmented MLP learns from each labelled image and {copies} randomly distorted copies of it (rotation "
+        "up to 12 degrees, scale up to 10%, shift up to 2 pixels, a smooth elastic displacement up to 1.5 pixels) "
+        "through the same frozen encoder: still only the labelled images, no unlabelled ones."
+    )

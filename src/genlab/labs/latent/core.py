@@ -23,7 +23,7 @@ from genlab.io import atomic_write_json
 from genlab.labs import draw_all
 from genlab.labs.latent.config import PRESETS, QUICK_NOTE, LatentConfig
 from genlab.nn.autoencoder import CodeClassifier, ConvAutoencoder, EncoderClassifier, encode_all, reconstruction_errors
-from genlab.nn.few_label import CodeProbes, accuracy, classify_step, draw_rows, standardise
+from genlab.nn.few_label import CodeProbes, accuracy, augmented_codes, classify_step, draw_rows, frozen_codes
 from genlab.nn.gan import JudgeCNN, LatentGAN, gan_batches, gan_step, judge_latent_gans
 from genlab.runs import Run, choose_device, cpu_threads, reuse_or_create, seed_everything
 from genlab.train import TrainConfig, fit, load_weights, make_optimizer, warmup_cosine
@@ -132,6 +132,7 @@ def load_autoencoder(run: Run, device: torch.device) -> ConvAutoencoder:
 # ------------------------------------------------------------------------------------------- few labels
 
 SPREAD = "codes + label spreading (k-NN graph)"
+AUGMENTED = "codes + MLP, augmented labelled images"
 
 
 def _fit_classifier(
@@ -183,7 +184,7 @@ def few_label_experiment(
 
     data = load_data(cfg)
     label_indices(data.train_y, cfg.labels, "first", 0)  # checks N before any work
-    ztr, zte = standardise(encode_all(ae.encoder, data.train_x).cpu(), encode_all(ae.encoder, data.test_x).cpu())
+    (ztr, zte), scale = frozen_codes(ae.encoder, data.train_x, data.test_x)  # standardised on the training codes
     draws = label_draws(data.train_y, cfg.labels, schemes, cfg.draws, cfg.seed, data.num_classes)
     # one graph for every draw: a random subset of the training codes plus every labelled image of every draw
     probes = CodeProbes(ztr, zte, draws.values(), points=cfg.spread_points, k=cfg.spread_k, seed=cfg.seed)
@@ -200,6 +201,11 @@ def few_label_experiment(
         test = (zte[few], test_y[few]) if curve else None
         mlp = _fit_classifier(run, f"{scheme}-{d}-codes", head, ztr[idx], yl, cfg, loop, device, test)
         acc = {"codes + MLP": accuracy(mlp, zte, test_y)}
+        if cfg.augment:  # distorted copies of the labelled images through the frozen encoder (no other images)
+            za, ya = augmented_codes(ae.encoder, data.train_x[idx], yl, cfg.augment, scale, seed=cfg.seed * 1000 + d)
+            loop_a = loop_config(cfg, cfg.clf_steps, 1e-3, len(ya), seed_offset=d)
+            aug = _fit_classifier(run, f"{scheme}-{d}-augmented", head, za, ya, cfg, loop_a, device)
+            acc[AUGMENTED] = accuracy(aug, zte, test_y)
         acc.update({f"codes + {m}": a for m, a in probes.accuracies(idx, yl, test_y, k).items()})
         test = (data.test_x[few], test_y[few]) if curve else None
         end_to_end = _fit_classifier(
