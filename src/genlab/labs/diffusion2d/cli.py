@@ -15,7 +15,7 @@ from genlab.io import atomic_write_text
 from genlab.labs import draw
 from genlab.labs.diffusion2d import core, figures
 from genlab.labs.diffusion2d.config import BONUS_POINT, LAB, PRESETS, REF_POINTS, Diffusion2DConfig
-from genlab.runs import cpu_threads
+from genlab.runs import cpu_threads, is_main_process
 from genlab.verbs import (
     add_lab_parser,
     add_run_arg,
@@ -75,6 +75,8 @@ def describe_quality(q: dict) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(Diffusion2DConfig, args, PRESETS)
     run = core.train(cfg, root=args.run_dir, name=args.name, resume=args.resume, device=args.device, quiet=args.quiet)
+    if not is_main_process():  # under torchrun rank 0 alone writes summary.json: another rank could read it early
+        return 0
     s = run.read_summary()
     print(f"run: {run.path}")
     print(f"trained {cfg.steps} steps in {s.get('train_seconds')} s; {describe_quality(s)}")
