@@ -8,7 +8,9 @@ One script for a person with a CUDA GPU; it exits at once, with one line saying 
 1. The data the labs read (``genlab data fetch alice gpt2 mnist rt glove minilm``; cached sets are skipped).
 2. Each lab's quick training through the CLI, as a subprocess into a temporary folder: ``diffusion2d train
    --preset square``, ``textgen train --preset mini``, ``latent ae --preset quick``, ``sentiment train --preset
-   quick``, ``imagediff train --preset quick``, ``theory run --preset quick`` (``--tiny``: settings of seconds).
+   quick``, ``imagediff train --preset quick``, ``theory run --preset quick`` (``--tiny``: settings of seconds;
+   ``theory run`` exits 1 when one of its checks fails, which tiny settings are too short for: that counts as run,
+   with the checks passed recorded). ``--labs a,b`` runs some labs, ``--skip-labs`` / ``--skip-gpt`` one part.
 3. The GPT ``lab`` preset (6 x 384, GPT-2 vocabulary of 50257: 30 M parameters) trained ``--gpt-steps`` steps with
    ``amp=bf16``, once eager and once with ``compile=true``; tokens/s between the first and the last logged step
    (the first logged step pays the warm-up and the compile) and MFU: model FLOPs per token (6 N + the attention
@@ -93,8 +95,9 @@ def run_cmd(cmd: list[str], timeout: float, env: dict[str, str]) -> dict:
         return {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "command": shown, "error": "timed out"}
     out = {"ok": done.returncode == 0, "seconds": round(time.perf_counter() - t0, 1), "command": shown}
     if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        out["error"] = lines[-1][:300] if lines else f"exit status {done.returncode}"
+        lines = [ln for ln in (done.stderr.strip() or done.stdout.strip()).splitlines() if ln.strip()]
+        out["error"] = f"exit status {done.returncode}" + (f": {lines[-1][:300]}" if lines else "")
+        out["exit_status"] = done.returncode
     return out
 
 
@@ -133,6 +136,7 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="settings of seconds per lab and the nano GPT")
     ap.add_argument("--labs", default=",".join(QUICK), help="comma-separated labs to run (default: all six)")
     ap.add_argument("--skip-labs", action="store_true", help="only the GPT speed check")
+    ap.add_argument("--skip-gpt", action="store_true", help="only the labs' quick trainings")
     ap.add_argument("--gpt-steps", type=int, default=0, help="GPT timing steps (default: 300, --tiny: 12)")
     ap.add_argument("--gpt-batch", type=int, default=0, help="GPT sequences per step (default: the preset's)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed to each training command")
@@ -172,10 +176,20 @@ def main() -> None:
 
                 sets.append(f"csv={write_tiny_reviews(root / 'tiny-reviews.csv')}")
             res = run_cmd(cli(verb, sets, args.device, root, f"gpu-check-{lab}", threads), args.timeout, env)
+            summary = root / lab / f"gpu-check-{lab}" / "summary.json"
+            if lab == "theory" and summary.exists():  # theory run exits 1 when one of its checks fails
+                s = json.loads(summary.read_text())
+                res["checks_passed"] = f"{s.get('checks_passed')}/{s.get('checks_total')}"
+                if args.tiny and res.get("exit_status") == 1 and s.get("checks_total"):
+                    res.update(ok=True, note="ran through; tiny settings are too short for the checks to pass")
+                    res.pop("error")
             out["labs"][lab] = res
             say(f"{lab} {'ok' if res['ok'] else 'FAILED: ' + res['error']} in {res['seconds']} s")
 
         preset = "nano" if args.tiny else "lab"
+        if args.skip_gpt:
+            out["gpt"] = None
+            return finish(out, t_all)
         gpt_sets = {"tokenizer": "gpt2", "corpus": "alice", "eval_every": 0, "eval_iters": 1, "warmup": 0}
         if args.gpt_batch:
             gpt_sets["batch_size"] = args.gpt_batch
@@ -200,9 +214,14 @@ def main() -> None:
             gpt["runs"][mode] = res
             say(f"GPT {preset} {mode}: {'ok' if res['ok'] else 'FAILED'} {res.get('tokens_per_s')} tokens/s")
         out["gpt"] = gpt
-    checks = [out["data"], *out["labs"].values(), *gpt["runs"].values()]
+    finish(out, t_all)
+
+
+def finish(out: dict, t0: float) -> None:
+    """Print the JSON object and exit 0 when every check passed, else 1."""
+    checks = [out["data"], *out["labs"].values(), *(out["gpt"]["runs"].values() if out["gpt"] else [])]
     out["ok"] = all(c["ok"] for c in checks)
-    out["seconds"] = round(time.perf_counter() - t_all, 1)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out), flush=True)
     sys.exit(0 if out["ok"] else 1)
 
