@@ -11,6 +11,10 @@ every dimension on the training codes' scale. Three probes need no training loop
 A trained head (an MLP on the codes, or an encoder trained from scratch) goes through :func:`genlab.train.fit`
 with :func:`classify_step` and is scored with :func:`accuracy`. :func:`draw_rows` turns the accuracies of
 every label draw into one row per method: mean, spread and every draw.
+
+:func:`augment_images` / :func:`augmented_codes` give a head more labelled codes without any unlabelled image:
+randomly rotated, scaled, shifted and elastically distorted copies of the labelled images, each with its image's
+label, through the same frozen encoder.
 """
 
 from __future__ import annotations
