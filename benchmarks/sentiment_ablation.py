@@ -8,6 +8,21 @@ JSON line per run (cell, seed, val_acc, test_acc, best_step, seconds) goes to ``
 cell already there is not trained again. ``--table`` prints the Markdown table (mean +- std over seeds).
 
 Run: python benchmarks/sentiment_ablation.py --cells base,bi,bi_max --seeds 0 [--jobs 2] [--out DIR]
+
+Measured on rt (2 busy CPU cores; ``--cells base,max,bi_max,bi_max_drop,bi_max_drop_ft --seeds 0``, then
+``--cells base,bi_max_drop_ft --seeds 1,2``), validation / test accuracy of the early-stopped weights:
+
+| cell | change | seeds | val acc | test acc |
+|---|---|---|---|---|
+| base | GRU, last state (the lab's) | 3 | 0.7350 +- 0.0011 | 0.7584 +- 0.0106 |
+| max | + max pool (one direction) | 1 | 0.7236 | 0.7584 |
+| bi_max | + bidirectional, max pool | 1 | 0.7373 | 0.7600 |
+| bi_max_drop | + bidirectional, max pool, dropout 0.3 / word dropout 0.2 | 1 | 0.7383 | 0.7603 |
+| bi_max_drop_ft | + the same, GloVe tuned at lr x 0.1 (the ``best`` preset) | 3 | 0.7549 +- 0.0051 | 0.7783 +- 0.0011 |
+
+TF-IDF + logistic regression on the same split: 0.7908. Fine-tuning the word vectors is the change that paid
+(+0.017 validation); reading both ways, max pooling and dropout each moved validation by under 0.003. The
+``best`` preset's best step was the last one (600) in two of its three seeds: longer training may pay more.
 """
 
 from __future__ import annotations
@@ -107,6 +122,11 @@ def run_cell(name: str, seed: int, out: Path) -> dict | None:
     if done.returncode:
         print(f"{name} seed {seed} failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
+    return record(name, seed, out, cmd)
+
+
+def record(name: str, seed: int, out: Path, cmd: list[str]) -> dict:
+    """The results line of a trained cell, appended to ``<out>/results.jsonl``."""
     s = json.loads((out / "runs" / "sentiment" / f"{name}-s{seed}" / "summary.json").read_text())
     row = {"cell": name, "seed": seed, "description": s["description"], "val_acc": s.get("val_acc")}
     row.update(test_acc=s["test_acc"], best_step=s.get("best_step"), seconds=s.get("train_seconds"))

@@ -43,6 +43,9 @@ class SentimentConfig(TrainConfig):
     val_fraction: float = param(
         0.0, "hold out this share of the training reviews (stratified, fixed) as a validation split", min=0.0, max=0.5
     )
+    minilm_row: bool = param(
+        False, "rt: add the pretrained reference row, MiniLM sentence vectors + logistic regression (encodes once)"
+    )
     early_stop: bool = param(
         False, "keep the weights of the best validation accuracy (scored every eval_every steps; needs val_fraction)"
     )
@@ -72,9 +75,11 @@ PRESETS = {
     "quick": SentimentConfig(steps=600),
     # the reports' own setup: Adam lr 1e-4, batch 32, 10 epochs, one test batch every 50 steps
     "report": SentimentConfig(lr=1e-4, batch_size=32, epochs=10, eval_every=50),
-    # the changes that paid on rt (benchmarks/sentiment_ablation.py), selected on a validation split of the
-    # training reviews: a bidirectional GRU, max-pooled over words, with dropout and GloVe tuned at lr x 0.1,
-    # the weights of the best validation accuracy kept; batches of 128 (as cheap per step as 32 on a CPU)
+    # the best combination measured on rt (benchmarks/sentiment_ablation.py), selected on a validation split
+    # of the training reviews: a bidirectional GRU, max-pooled over words, with dropout and GloVe tuned at
+    # lr x 0.1, the weights of the best validation accuracy kept; batches of 128 (as cheap per step as 32 on a
+    # CPU). Measured: val 0.755 +- 0.005, test 0.778 +- 0.001 over seeds 0-2, against 0.735 / 0.758 +- 0.011
+    # for the lab's GRU under the same selection, and TF-IDF + LR 0.791: short of 0.80
     "best": SentimentConfig(
         model="gru",
         bidirectional=True,
@@ -88,6 +93,7 @@ PRESETS = {
         lr=2e-3,
         steps=600,
         eval_every=40,
+        minilm_row=True,
     ),
 }
 

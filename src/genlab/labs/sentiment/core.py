@@ -86,7 +86,7 @@ def evaluate(
             p = predict_proba(model, data.val_ids, data.val_len, device)
             metrics["val_acc"] = scores(data.val_y.numpy(), p)["acc"]
     base = {k: round(v, 4) for k, v in baseline_scores(cfg.csv, cfg.n_train).items()}
-    ref = minilm_reference(cfg.csv)
+    ref = minilm_reference(cfg.csv) if cfg.minilm_row else None
     if ref is not None:
         extra = {**extra, "minilm": {k: round(v, 4) if isinstance(v, float) else v for k, v in ref.items()}}
     return run.update_summary(
