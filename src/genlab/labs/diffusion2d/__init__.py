@@ -6,7 +6,9 @@ same-noise determinism, the ELBO beside the exact ODE log-density, and the noise
 (4, 5.5)); ``grid``, conditional on the 3 x 3 cell (9 classes, classifier-free guidance: data by class, one
 trajectory per class, class-coloured samples, ELBO with the right and a wrong class); and ``spiral``, the lab
 session's discrete DDPM (linear betas, T = 1000, sinusoidal time embedding: the forward process at several t, the
-reverse process p_theta(x_0) against q(x_0), x_{t-1} beside x0_hat).
+reverse process p_theta(x_0) against q(x_0), x_{t-1} beside x0_hat). A fourth preset, ``checkerboard`` (not in
+the demo), adds Fourier features of the point and of t and samples with Euler-Maruyama, for the sharp cell
+edges.
 
 Verbs: ``train | sample | figures | elbo | invert``.
 """

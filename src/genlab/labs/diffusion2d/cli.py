@@ -164,7 +164,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, description: str | None = None) -> None:
     """``genlab diffusion2d <verb>``; ``description`` is the lab's story (its ``--help`` text)."""
     vs = add_lab_parser(sub, LAB, "2D diffusion: VE-SDE samplers, conditional model, ELBO, DDPM spiral", description)
-    q = vs.add_parser("train", help="train a denoiser (presets: square, grid, spiral) and score its samples")
+    q = vs.add_parser(
+        "train", help="train a denoiser (presets: square, grid, spiral, checkerboard) and score its samples"
+    )
     add_train_args(q, list(PRESETS), Diffusion2DConfig)
     q.set_defaults(func=cmd_train)
 

@@ -89,6 +89,18 @@ PRESETS: dict[str, Diffusion2DConfig] = {
         batch_size=512,
         x_features=32,
     ),
+    # The checkerboard's sharp cell edges (bench_diffusion2d_quality.py, seed 0; the defaults give distance
+    # ratio 1.95 with 87% of samples on the dark cells): 32 random Fourier features of the point -> 1.83 / 95.5%,
+    # plus Fourier time features -> 1.69 / 97.0%, twice the steps -> 1.52 / 97.5%, and the Euler-Maruyama SDE
+    # sampler instead of the Euler ODE (its noise corrects the blurred edges) -> 0.88 / 97.6% (seed 1: 0.89 / 97.5%),
+    # training in about twice the square's time (~19 s on one idle core).
+    "checkerboard": Diffusion2DConfig(
+        dataset="checkerboard",
+        x_features=32,
+        time_embedding="fourier",
+        steps=6000,
+        sampler="euler-maruyama",
+    ),
 }
 DEMO_RUNS = ("square", "grid", "spiral")
 # the contract test's demo: every preset shrunk to seconds
