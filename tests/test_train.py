@@ -278,8 +278,9 @@ def test_manual_mode_on_two_processes_matches_one_process(tmp_path):
 @pytest.mark.slow
 def test_gpt_nano_on_two_processes_matches_one_process(tmp_path):
     """The textgen lab's nano GPT (on the built-in text), trained through the CLI on 2 gloo ranks and on 1
-    process with the same global batch of 32: the same weights after 20 steps (relative 1e-5) and metrics."""
-    sets = ["corpus=sample", "steps=20", "eval_every=10", "eval_iters=2", "threads=1"]
+    process with the same global batch of 32: the same weights after 20 steps (relative 1e-5) and metrics. In float32:
+    under bf16 autocast (textgen's amp=auto on a CPU with bf16 units) the half-batch matmuls round differently."""
+    sets = ["corpus=sample", "steps=20", "eval_every=10", "eval_iters=2", "threads=1", "amp=off"]
     argv = ["textgen", "train", "--preset", "nano", "--device", "cpu", "--quiet", "--run-dir", str(tmp_path)]
     argv += [x for kv in sets for x in ("--set", kv)]
     _torchrun("-m", "genlab", *argv, "--name", "two")
