@@ -52,8 +52,8 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
-    # quick: measured by .ci/run; full (estimated from ms per step on one core): the four models, 6 MLP and
-    # 4 GRU sweep cells, 3200 steps each
-    expected_seconds={"quick": 30, "full": 1100},
+    # quick: measured by .ci/run; full: measured by genlab report --full on a busy 2-core CPU (the four models, 6 MLP
+    # and 4 GRU sweep cells, 3200 steps each)
+    expected_seconds={"quick": 30, "full": 190},
     labels=LABELS,
 )
