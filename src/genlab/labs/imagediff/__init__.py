@@ -77,7 +77,7 @@ SPEC = LabSpec(
     key_metrics=key_metrics,
     story=__doc__,
     # quick: measured by .ci/run (180 s of training + figures); full, measured on a busy 2-core machine: the 28x28
-    # run 48 min with its figures (genlab report --full on 441909f), the composition's 6400 steps per variant (two
+    # run 48 min with its figures (genlab report --full on b0d27f3), the composition's 6400 steps per variant (two
     # processes) 109 min with its figures (the session before)
     expected_seconds={"quick": 275, "full": 9440},
     labels=LABELS,
