@@ -102,6 +102,6 @@ SPEC = LabSpec(
     demo=demo,
     key_metrics=key_metrics,
     story=__doc__,
-    expected_seconds={"quick": 35, "full": 270},  # quick: measured by .ci/run; full: genlab report --full, busy CPU
+    expected_seconds={"quick": 48, "full": 270},  # quick: make demo, idle CPU; full: genlab report --full, busy CPU
     labels=LABELS,
 )
