@@ -199,6 +199,20 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def map_tensors(batch: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
+    """``batch`` with ``fn`` applied to every tensor in it (in nested tuples, namedtuples, lists and dicts), the
+    structure kept and other values passed whole."""
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(map_tensors(v, fn) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(map_tensors(v, fn) for v in batch)
+    if isinstance(batch, Mapping):
+        return {k: map_tensors(v, fn) for k, v in batch.items()}
+    return batch
+
+
 def to_device(batch: Any, device: torch.device | str) -> Any:
     """``batch`` with every tensor (in nested tuples, namedtuples, lists and dicts) on ``device``; other values
     are passed whole. On CUDA a host tensor is copied through pinned (page-locked) memory with
@@ -209,20 +223,12 @@ def to_device(batch: Any, device: torch.device | str) -> Any:
         return batch
     cuda = device.type == "cuda"
 
-    def move(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            if cuda and x.device.type == "cpu":
-                return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
-            return x.to(device)
-        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
-            return type(x)(*(move(v) for v in x))
-        if isinstance(x, (list, tuple)):
-            return type(x)(move(v) for v in x)
-        if isinstance(x, Mapping):
-            return {k: move(v) for k, v in x.items()}
-        return x
+    def move(x: torch.Tensor) -> torch.Tensor:
+        if cuda and x.device.type == "cpu":
+            return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
+        return x.to(device)
 
-    return move(batch)
+    return map_tensors(batch, move)
 
 
 def use_fused_step(opt: torch.optim.Optimizer, device_type: str = "cuda") -> bool:
@@ -289,18 +295,7 @@ def split_batch(batch: Any, rank: int, world: int) -> Any:
         )
     lo, hi = rank * rows // world, (rank + 1) * rows // world
 
-    def cut(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            return x[lo:hi] if x.dim() > 0 and x.shape[0] == rows else x
-        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
-            return type(x)(*(cut(v) for v in x))
-        if isinstance(x, (list, tuple)):
-            return type(x)(cut(v) for v in x)
-        if isinstance(x, Mapping):
-            return {k: cut(v) for k, v in x.items()}
-        return x
-
-    return cut(batch)
+    return map_tensors(batch, lambda x: x[lo:hi] if x.dim() > 0 and x.shape[0] == rows else x)
 
 
 @contextlib.contextmanager
