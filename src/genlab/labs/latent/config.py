@@ -25,7 +25,11 @@ class LatentConfig(TrainConfig):
     draws: int = param(5, "label draws for the few-label table (mean and spread)", min=1)
     clf_steps: int = param(300, "steps of each few-label classifier (full batch of labelled images)", min=1)
     augment: int = param(
-        60, "few-label: distorted copies of each labelled image for the augmented MLP row (0 = no such row)", min=0
+        600, "few-label: distorted copies of each labelled image for the augmented MLP row (0 = no such row)", min=0
+    )
+    augment_steps: int = param(8000, "steps of the augmented few-label classifier", min=1)
+    augment_batch: int = param(
+        2048, "random rows (labelled images and copies) per step of the augmented classifier (0 = all)", min=0
     )
     spread_points: int = param(20000, "training codes in the label-spreading graph (0 = all)", min=0)
     spread_k: int = param(10, "neighbours per point in the label-spreading graph", min=1)
@@ -57,6 +61,9 @@ PRESETS: dict[str, LatentConfig] = {
         steps=400,
         train_limit=20000,
         clf_steps=100,
+        augment=60,
+        augment_steps=100,
+        augment_batch=0,
         spread_points=10000,
         curve_points=10,
         curve_test=500,
@@ -74,6 +81,8 @@ PRESETS: dict[str, LatentConfig] = {
         clf_steps=10,
         draws=2,
         augment=5,
+        augment_steps=10,
+        augment_batch=64,  # random rows, as in the full preset
         search_widths=(8, 32),
         search_depths=(0, 1),
         search_activations=("relu", "tanh"),
@@ -114,10 +123,11 @@ def quick_note(cfg: LatentConfig) -> str:
     return f" ({QUICK_NOTE})" if cfg == PRESETS["quick"] else ""
 
 
-def augment_note(copies: int) -> str:
+def augment_note(copies: int, steps: int) -> str:
     """What the augmented few-label row learns from (for the few-label caption)."""
     return (
         f" The augmented MLP learns from each labelled image and {copies} randomly distorted copies of it (rotation "
         "up to 12 degrees, scale up to 10%, shift up to 2 pixels, a smooth elastic displacement up to 1.5 pixels) "
-        "through the same frozen encoder: still only the labelled images, no unlabelled ones."
+        f"through the same frozen encoder, for {steps} full-batch steps: still only the labelled images, no "
+        "unlabelled ones."
     )

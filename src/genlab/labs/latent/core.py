@@ -146,15 +146,15 @@ def _fit_classifier(
     device: torch.device,
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> nn.Module:
-    """The model ``make()`` (built after seeding) trained full batch with cross-entropy on the labelled ``(x, y)``
-    in the stage ``classify/<name>``; with ``test``, its accuracy on those images is logged as ``test_acc`` every
-    ``loop.eval_every`` steps (one step is one epoch over the labelled images) and at the end."""
+    """``make()`` (built after seeding) trained on the labelled ``(x, y)``, full batch or ``loop.batch_size`` random
+    rows a step, in stage ``classify/<name>``; with ``test``, ``test_acc`` on those every ``loop.eval_every`` steps."""
     seed_everything(loop.seed)
     sub, model = run.child(f"classify/{name}", cfg, loop=loop), make()
     opt = make_optimizer(model.parameters(), "adamw", loop.lr, weight_decay=1e-4)
     x, y = x.to(device), y.to(device)
     score = None if test is None else lambda m: {"test_acc": accuracy(m, *test)}
-    fit(sub, model, opt, classify_step, lambda step: (x, y), cfg=loop, device=device, quiet=True, eval_fn=score)
+    batches = random_batches(x, y, batch_size=loop.batch_size) if loop.batch_size < len(x) else lambda step: (x, y)
+    fit(sub, model, opt, classify_step, batches, cfg=loop, device=device, quiet=True, eval_fn=score)
     return model.eval()
 
 
@@ -203,7 +203,7 @@ def few_label_experiment(
         acc = {"codes + MLP": accuracy(mlp, zte, test_y)}
         if cfg.augment:  # distorted copies of the labelled images through the frozen encoder (no other images)
             za, ya = augmented_codes(ae.encoder, data.train_x[idx], yl, cfg.augment, scale, seed=cfg.seed * 1000 + d)
-            loop_a = loop_config(cfg, cfg.clf_steps, 1e-3, len(ya), seed_offset=d)
+            loop_a = loop_config(cfg, cfg.augment_steps, 1e-3, cfg.augment_batch or len(ya), seed_offset=d)
             aug = _fit_classifier(run, f"{scheme}-{d}-augmented", head, za, ya, cfg, loop_a, device)
             acc[AUGMENTED] = accuracy(aug, zte, test_y)
         acc.update({f"codes + {m}": a for m, a in probes.accuracies(idx, yl, test_y, k).items()})
