@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo report-full test test-all lint bench clean
+.PHONY: setup demo report-full test test-all lint bench bench-goals clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,14 @@ lint: setup  ## ruff's checks and ruff format (line length 120): both must pass
 
 bench: setup  ## every benchmark, one JSON object per line
 	@for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+GOALS := runs/bench-goals
+bench-goals: setup  ## the accuracy goals that take long (14 min on 2 cores): sentiment's best preset, latent few-label
+	$(BIN)/genlab data fetch mnist rt glove minilm
+	$(BIN)/python benchmarks/sentiment_ablation.py --cells best --seeds 0,1,2 --jobs 2 --out $(GOALS)/sentiment
+	test -f $(GOALS)/latent/ae-full/summary.json || \
+		$(BIN)/genlab latent ae --preset full --name ae-full --run-dir $(GOALS) --quiet
+	$(BIN)/python benchmarks/latent_augment_sweep.py $(GOALS)/latent/ae-full --methods mlp,aug600_mlp8000_b2048
 
 clean:
 	rm -rf $(VENV) runs report .pytest_cache .ruff_cache
