@@ -350,10 +350,19 @@ def test_twenty_random_kill_9s_then_resume_give_bit_identical_weights(tmp_path):
     cmd = [sys.executable, str(HERE / "toy_training.py"), str(tmp_path)]
     subprocess.run(cmd + ["full", "--steps", steps], check=True)
     rng, kills = random.Random(0), 0
+    progress = tmp_path / "toy" / "cut" / "progress.json"  # rewritten beside every checkpoint (every 10 steps)
     for _ in range(20):
         started = (tmp_path / "toy" / "cut" / "config.json").exists()
+        born = time.time_ns()
         proc = subprocess.Popen(cmd + ["cut", "--steps", steps] + (["--resume"] if started else []))
-        time.sleep(rng.uniform(1.4, 2.4))  # after the imports, mid-training
+        # wait until this process has checkpointed (its imports can take seconds on a busy machine), then kill it
+        # at a random moment of its training: mid-step or mid-checkpoint, however slow the start was
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if progress.exists() and progress.stat().st_mtime_ns >= born:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
         proc.kill()
         kills += proc.wait() == -9
     if not Run(tmp_path / "toy" / "cut").finished:
