@@ -133,6 +133,16 @@ def test_backend_ray_fails_at_once_when_nothing_answers_at_ray_address(tmp_path,
     assert calls == [] and not (tmp_path / "toy").exists()
 
 
+@pytest.mark.parametrize("address", ["not an address", "10.0.0.1", "ray://", ":6379", "host:port"])
+def test_backend_ray_refuses_a_ray_address_of_no_known_form_before_ray_is_called(tmp_path, monkeypatch, address):
+    calls = []
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=calls.append))
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    with pytest.raises(ConfigError, match=r"is not host:port, ray://host:port or auto; .*'ray start --head'") as e:
+        run_sweep("toy", {}, [("a", {})], _complete, root=tmp_path, backend="ray")
+    assert repr(address) in str(e.value) and calls == [] and not (tmp_path / "toy").exists()
+
+
 @pytest.mark.parametrize("cluster", [True, False])
 def test_backend_ray_says_in_one_line_when_ray_does_not_start(tmp_path, monkeypatch, cluster):
     def init(**kw):

@@ -3200,6 +3200,28 @@ def surface_cases() -> list[Case]:  # noqa: PLR0915 - one flat list reads best
     ]:
         who = "sweep-mlp" if base is swm else "sweep-grid"
         add(Case(f"sentiment/{who}{'-'.join(('',) + argv)}", bad, [*base, *argv], words=(word,)))
+    # -- the Ray backend: a bad name, and nothing answering at RAY_ADDRESS (a one-line error before any cell runs)
+    swr = [*sw, "--models", "gru", "--hidden", "8"]
+    add(Case("sentiment/sweep-backend-typo", bad, [*swr, "--backend", "rays"], words=("rays",)))
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1", "nosuchhost.invalid:6379", "not an address"):
+        add(
+            Case(
+                f"sentiment/sweep-ray-address-{address.replace(' ', '-').replace('/', '').replace(':', '-')}",
+                bad,
+                [*swr, "--backend", "ray"],
+                env={"RAY_ADDRESS": address},
+                words=("RAY_ADDRESS",),
+            )
+        )
+    add(
+        Case(
+            "imagediff/compose-ray-address-closed-port",
+            bad,
+            ["imagediff", "compose", "--preset", "tiny", "--run-dir", "{R}", *Q, "--backend", "ray"],
+            env={"RAY_ADDRESS": "127.0.0.1:1"},
+            words=("RAY_ADDRESS",),
+        )
+    )
     add(
         Case(
             "sentiment/sweep-candidates-without-gru",

@@ -138,8 +138,13 @@ def _check_reachable(address: str) -> None:
     import socket
 
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return
+    if not sep or not port.isdigit() or not host:
+        if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
+            return  # Ray's own forms
+        raise ConfigError(
+            f"RAY_ADDRESS={address!r} is not host:port, ray://host:port or auto; set it to the address that "
+            "'ray start --head' prints, or unset it for a local Ray instance"
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as e:
