@@ -123,11 +123,13 @@ def quick_note(cfg: LatentConfig) -> str:
     return f" ({QUICK_NOTE})" if cfg == PRESETS["quick"] else ""
 
 
-def augment_note(copies: int, steps: int) -> str:
-    """What the augmented few-label row learns from (for the few-label caption)."""
+def augment_note(cfg: LatentConfig) -> str:
+    """What the augmented few-label row learns from, and for how long (for the few-label caption)."""
+    rows = (cfg.augment + 1) * cfg.labels
+    how = f"batches of {cfg.augment_batch} random rows" if 0 < cfg.augment_batch < rows else "full batches"
     return (
-        f" The augmented MLP learns from each labelled image and {copies} randomly distorted copies of it (rotation "
-        "up to 12 degrees, scale up to 10%, shift up to 2 pixels, a smooth elastic displacement up to 1.5 pixels) "
-        f"through the same frozen encoder, for {steps} full-batch steps: still only the labelled images, no "
-        "unlabelled ones."
+        f" The augmented MLP learns from each labelled image and {cfg.augment} randomly distorted copies of it "
+        "(rotation up to 12 degrees, scale up to 10%, shift up to 2 pixels, a smooth elastic displacement up to 1.5 "
+        f"pixels) through the same frozen encoder, for {cfg.augment_steps} steps of {how}: still only the labelled "
+        "images, no unlabelled ones."
     )

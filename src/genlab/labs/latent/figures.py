@@ -88,7 +88,7 @@ def fig_few_label(o: Opened) -> Drawn:
         "regression and 1-NN see only the labelled codes; label spreading also uses the unlabelled codes "
         f"({res['graph_nodes']} training codes in a {res['spread_k']}-NN graph; no labels beyond the {n}). The "
         "from-scratch model is the same encoder + MLP trained end to end on the labelled images only."
-        f"{augment_note(o.cfg.augment, o.cfg.augment_steps) if augmented else ''}{quick_note(o.cfg)}"
+        f"{augment_note(o.cfg) if augmented else ''}{quick_note(o.cfg)}"
     )
     fig, ax = plots.figure(size=(9, 4.4))
     plots.grouped_bars(ax, rows, "labels", "method", "mean_test_acc", "std", tick=lambda g: f"{g} labels")
