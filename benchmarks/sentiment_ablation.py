@@ -114,44 +114,14 @@ CELLS = {
         "+ bidirectional, max pool, dropout 0.3 / word dropout 0.2",
         {"model": "gru", "bidirectional": True, "pool": "max", "dropout": 0.3, "embed_dropout": 0.2},
     ),
-    "bi_max_drop_ft": (
-        "+ bidirectional, max pool, dropout, GloVe tuned at lr x 0.1",
-        {
-            "model": "gru",
-            "bidirectional": True,
-            "pool": "max",
-            "dropout": 0.3,
-            "embed_dropout": 0.2,
-            "embed_lr_scale": 0.1,
-        },
-    ),
-    "bi_max_drop_ft1": (
-        "+ bidirectional, max pool, dropout, GloVe tuned at lr x 1",
-        {
-            "model": "gru",
-            "bidirectional": True,
-            "pool": "max",
-            "dropout": 0.3,
-            "embed_dropout": 0.2,
-            "embed_lr_scale": 1.0,
-        },
-    ),
+    "bi_max_drop_ft": ("+ bidirectional, max pool, dropout, GloVe tuned at lr x 0.1", BEST),
+    "bi_max_drop_ft1": ("+ bidirectional, max pool, dropout, GloVe tuned at lr x 1", {**BEST, "embed_lr_scale": 1.0}),
     "bi_max_ft": (
         "+ bidirectional, max pool, GloVe tuned at lr x 0.1",
         {"model": "gru", "bidirectional": True, "pool": "max", "embed_lr_scale": 0.1},
     ),
     "rnn": ("Elman RNN, last state (the lab's)", {"model": "rnn"}),
-    "rnn_best": (
-        "Elman RNN + bidirectional, max pool, dropout, GloVe tuned at lr x 0.1",
-        {
-            "model": "rnn",
-            "bidirectional": True,
-            "pool": "max",
-            "dropout": 0.3,
-            "embed_dropout": 0.2,
-            "embed_lr_scale": 0.1,
-        },
-    ),
+    "rnn_best": ("Elman RNN + bidirectional, max pool, dropout, GloVe tuned at lr x 0.1", {**BEST, "model": "rnn"}),
     "mlp": ("token-wise MLP (the lab's)", {"model": "mlp"}),
     "mlp_ft": (
         "token-wise MLP, dropout 0.3, GloVe tuned at lr x 0.1",
@@ -162,19 +132,19 @@ CELLS = {
     "ft_1600": ("bi_max_drop_ft, 1600 steps", {**BEST, "steps": 1600}),
     "mlp_best": (
         "token-wise MLP, dropout 0.3, word dropout 0.2, GloVe tuned at lr x 0.1",
-        {"model": "mlp", "dropout": 0.3, "embed_dropout": 0.2, "embed_lr_scale": 0.1},
+        {**MLP, "embed_lr_scale": 0.1},
     ),
     "mlp_ft1": (
         "token-wise MLP, dropout 0.3, word dropout 0.2, GloVe tuned at lr x 1",
-        {"model": "mlp", "dropout": 0.3, "embed_dropout": 0.2, "embed_lr_scale": 1.0},
+        MLP,
     ),
     "attn_best": (
         "attention (k=5) + MLP, dropout 0.3, word dropout 0.2, GloVe tuned at lr x 0.1",
-        {"model": "attention", "dropout": 0.3, "embed_dropout": 0.2, "embed_lr_scale": 0.1},
+        {**ATTN, "embed_lr_scale": 0.1},
     ),
     "attn_ft1": (
         "attention (k=5) + MLP, dropout 0.3, word dropout 0.2, GloVe tuned at lr x 1",
-        {"model": "attention", "dropout": 0.3, "embed_dropout": 0.2, "embed_lr_scale": 1.0},
+        ATTN,
     ),
     "ft03_1600": (
         "bi_max_drop_ft, GloVe tuned at lr x 0.3, 1600 steps",
